@@ -1,0 +1,137 @@
+"""Compare optimizers on one problem: same initial weights and data per seed, results written as runs finish."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .methods import get_method, resolve_hyperparameters
+from .plots import plot_curves
+from .results import load_run, machine_info, save_run, write_summary
+from .train import RunResult, held_out_set, train_run
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device (checked to exist)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch sees no CUDA device "
+                         f"(torch {torch.__version__}); use --device cpu or auto")
+    return dev
+
+
+def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), iterations: int | None = None,
+            time_budget: float | None = None, batch_size: int | None = None,
+            hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
+            resume: bool = True, evaluations: int = 30, command: str | None = None,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
+
+    With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained.
+    """
+    if not optimizers:
+        raise ValueError("give at least one optimizer")
+    methods = [get_method(o) for o in optimizers]
+    for m in methods:
+        if m.needs_inverse and not problem.has_inverse:
+            raise ValueError(f"optimizer '{m.name}' needs an inverse update, which problem '{problem.name}' does "
+                             f"not define")
+    hyperparameters = hyperparameters or {}
+    for key in hyperparameters:
+        get_method(key)
+    resolved = {m.name: resolve_hyperparameters(m, problem, hyperparameters.get(m.name)) for m in methods}
+    batch_size = batch_size or problem.default_batch_size
+    out_dir = Path(out) if out is not None else None
+    header = {
+        "problem": problem.name,
+        "config": dataclasses.asdict(problem.config),
+        "device": str(problem.device),
+        "dtype": str(problem.dtype).replace("torch.", ""),
+        "torch": torch.__version__,
+        "machine": machine_info(problem.device),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "batch_size": batch_size,
+        "iterations": iterations,
+        "time_budget_s": time_budget,
+        "seeds": list(seeds),
+        "optimizers": [m.name for m in methods],
+        "hyperparameters": resolved,
+        "x_error_name": problem.x_error_name,
+        "fairness": "per seed: same initial weights (init_checksum) and the same batch stream for every optimizer; "
+                    "one fixed held-out set for all runs; evaluation time excluded from wall_time_s",
+    }
+    held_out = held_out_set(problem)
+    runs: list[RunResult] = []
+    for seed in seeds:
+        for m in methods:
+            spec = {"problem": problem.name, "config": header["config"], "optimizer": m.name, "seed": seed,
+                    "iterations": iterations, "time_budget_s": time_budget, "batch_size": batch_size,
+                    "hyperparameters": resolved[m.name], "device": header["device"], "dtype": header["dtype"],
+                    "evaluations": evaluations}
+            cached = load_run(out_dir, m.name, seed, spec) if (out_dir is not None and resume) else None
+            if cached is not None:
+                if progress:
+                    progress(f"  {m.name:<9} seed {seed}  already finished in {out_dir}, skipped")
+                runs.append(cached)
+                continue
+            result = train_run(problem, m.name, seed, iterations=iterations, time_budget=time_budget,
+                               batch_size=batch_size, hyperparameters=resolved[m.name], evaluations=evaluations,
+                               held_out=held_out, progress=progress)
+            runs.append(result)
+            if out_dir is not None:
+                save_run(out_dir, spec, result)
+    if out_dir is not None:
+        summary = write_summary(out_dir, header, runs)
+        plot_curves(out_dir / "curves.csv", out_dir / "curves.png",
+                    title=f"{problem.name} ({header['device']})", x_error_name=problem.x_error_name)
+    else:
+        summary = dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs])
+    return summary
+
+
+def _stats(values: list[float]) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} +- {statistics.stdev(values):.2g}"
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A plain-text table: per optimizer the mean (+- std over seeds) of the final held-out metrics."""
+    err_name = summary.get("x_error_name", "x_error")
+    lines = [f"problem {summary['problem']}  device {summary['device']}  batch {summary['batch_size']}  "
+             f"seeds {summary['seeds']}  torch {summary['torch']}"]
+    head = f"{'optimizer':<10} {'iterations':>10} {'time [s]':>9}  {'held-out loss':<22} {err_name:<22} status"
+    lines += [head, "-" * len(head)]
+    per_opt: dict[str, list[dict]] = {}
+    for r in summary["runs"]:
+        per_opt.setdefault(r["optimizer"], []).append(r)
+    means: dict[str, float] = {}
+    for opt, rs in per_opt.items():
+        errs = [r["final"]["x_error"] for r in rs]
+        finite = [e for e in errs if e is not None and math.isfinite(e)]
+        if finite:
+            means[opt] = statistics.mean(finite)
+        status = ", ".join(sorted({r["status"].split(":")[0] for r in rs}))
+        lines.append(f"{opt:<10} {_stats([r['iterations'] for r in rs]):>10} "
+                     f"{_stats([r['wall_time_s'] for r in rs]):>9}  {_stats([r['final']['loss'] for r in rs]):<22} "
+                     f"{_stats(errs):<22} {status}")
+    if "adam" in means and len(means) > 1:
+        ratios = [f"{o}: {means['adam'] / v:.3g}x" for o, v in means.items() if o != "adam" and v > 0]
+        lines.append(f"{err_name} of adam / {err_name} of optimizer (> 1: better than adam): " + ", ".join(ratios))
+    return "\n".join(lines)
+
+
+def default_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

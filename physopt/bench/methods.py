@@ -1,0 +1,124 @@
+"""Training methods the bench can compare: classic torch optimizers through the physics, and SIP.
+
+A method turns (network, problem, hyperparameters) into a ``step(batch) -> loss`` callable. Classic methods
+backpropagate the problem's loss through its physics (the adjoint); SIP feeds the problem's inverse update.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from .._names import lookup
+from ..sip import SIP, PhysicsUpdateError
+
+
+class Diverged(FloatingPointError):
+    """A training run produced NaN/inf; it was stopped before the weights were touched."""
+
+
+class StepFn(Protocol):
+    def __call__(self, batch: Any) -> float: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A named way to train: ``build(net, problem, hyperparameters) -> step`` and its fallback hyperparameters."""
+    name: str
+    description: str
+    build: Callable[[nn.Module, Any, dict[str, Any]], StepFn]
+    defaults: dict[str, Any]
+    needs_inverse: bool = False
+
+
+def validate_hyperparameters(method: str, hparams: dict[str, Any]) -> None:
+    """Reject non-positive or non-finite learning rates with a message naming the method."""
+    lr = hparams.get("lr")
+    if lr is None:
+        return
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise ValueError(f"{method}: learning rate must be a number, got {lr!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{method}: learning rate must be a finite number > 0, got lr={lr}")
+
+
+def _check_finite_grads(net: nn.Module, where: str) -> None:
+    for p in net.parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            raise Diverged(f"{where}: the gradient contains NaN/inf; the weights were not changed")
+
+
+def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn]:
+    """Classic training: loss = mean_i L_i(P(NN(inputs_i))), backpropagated through the physics."""
+
+    def build(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
+        opt = optimizer_cls(net.parameters(), **hparams)
+        counter = [0]
+
+        def step(batch) -> float:
+            counter[0] += 1
+            opt.zero_grad(set_to_none=True)
+            x = problem.predict(net, batch)
+            loss = problem.loss(problem.forward(x, batch), batch).mean()
+            if not torch.isfinite(loss):
+                raise Diverged(f"step {counter[0]}: the loss is {loss.item()}; the weights were not changed")
+            loss.backward()
+            _check_finite_grads(net, f"step {counter[0]}")
+            opt.step()
+            return loss.item()
+
+        return step
+
+    return build
+
+
+def _build_sip(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
+    hp = dict(hparams)
+    base = lookup("SIP base optimizer", hp.pop("base", "adam"), _BASES)
+    opt = SIP(net.parameters(), inverse=problem.inverse_update, base=base, **hp)
+
+    def step(batch) -> float:
+        opt.zero_grad(set_to_none=True)
+        x = problem.predict(net, batch)
+        try:
+            opt.step(x, batch)
+        except PhysicsUpdateError as err:
+            raise Diverged(str(err)) from err
+        with torch.no_grad():
+            return problem.loss(problem.forward(x.detach(), batch), batch).mean().item()
+
+    return step
+
+
+_BASES: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta, "rmsprop": torch.optim.RMSprop,
+}
+
+METHODS: dict[str, Method] = {
+    "adam": Method("adam", "Adam through the physics (adjoint gradients)", _adjoint(torch.optim.Adam), {"lr": 1e-3}),
+    "sgd": Method("sgd", "SGD through the physics", _adjoint(torch.optim.SGD), {"lr": 1e-2}),
+    "adagrad": Method("adagrad", "Adagrad through the physics", _adjoint(torch.optim.Adagrad), {"lr": 1e-2}),
+    "adadelta": Method("adadelta", "Adadelta through the physics", _adjoint(torch.optim.Adadelta), {"lr": 1.0}),
+    "rmsprop": Method("rmsprop", "RMSprop through the physics", _adjoint(torch.optim.RMSprop), {"lr": 1e-2}),
+    "sip": Method("sip", "SIP: Adam on the problem's physics-inversion update", _build_sip, {"lr": 1e-3},
+                  needs_inverse=True),
+}
+
+
+def get_method(name: str) -> Method:
+    return lookup("optimizer", name, METHODS)
+
+
+def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The hyperparameters a run uses: method fallbacks < the problem's paper values < user overrides."""
+    hp = dict(method.defaults)
+    hp.update(problem.hyperparameters.get(method.name, {}))
+    hp.update(overrides or {})
+    validate_hyperparameters(method.name, hp)
+    return hp

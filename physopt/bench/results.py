@@ -1,0 +1,97 @@
+"""Results on disk: one JSON file per finished run (so interrupted comparisons resume), summary.json, curves.csv.
+
+Every file is written to a temporary name and renamed into place, so an interrupted write never leaves a
+truncated file behind.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from .train import RunResult
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """Where a result was measured: device name, CPU, threads, versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"device": str(device), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def run_path(out: Path, optimizer: str, seed: int) -> Path:
+    return out / "runs" / f"{optimizer}_seed{seed}.json"
+
+
+def save_run(out: Path, spec: dict[str, Any], result: RunResult) -> None:
+    atomic_write(run_path(out, result.optimizer, result.seed),
+                 json.dumps({"spec": spec, "result": result.to_json()}, indent=1))
+
+
+def load_run(out: Path, optimizer: str, seed: int, spec: dict[str, Any]) -> RunResult | None:
+    """A finished run with exactly this spec, or None (missing, unreadable or made with other settings)."""
+    path = run_path(out, optimizer, seed)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("spec") != json.loads(json.dumps(spec)):
+        return None
+    return RunResult.from_json(data["result"])
+
+
+def write_summary(out: Path, header: dict[str, Any], runs: Iterable[RunResult]) -> dict[str, Any]:
+    runs = list(runs)
+    summary = dict(header)
+    summary["runs"] = [{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs]
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["optimizer", "seed", "iteration", "time_s", "loss", "x_error", "train_loss"])
+    for r in runs:
+        for c in r.curve:
+            w.writerow([r.optimizer, r.seed, c.iteration, f"{c.time_s:.6g}", _fmt(c.loss), _fmt(c.x_error),
+                        _fmt(c.train_loss)])
+    atomic_write(out / "curves.csv", buf.getvalue())
+    return summary
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else f"{v:.8g}"
+
+
+def read_curves(path: Path) -> list[dict[str, Any]]:
+    """Rows of a curves.csv with numbers parsed (None for empty cells)."""
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            parsed: dict[str, Any] = {"optimizer": row["optimizer"], "seed": int(row["seed"]),
+                                      "iteration": int(row["iteration"])}
+            for k in ("time_s", "loss", "x_error", "train_loss"):
+                parsed[k] = float(row[k]) if row[k] != "" else None
+            rows.append(parsed)
+    return rows

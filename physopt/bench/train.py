@@ -1,0 +1,157 @@
+"""One training run: a method trains the problem's default network from seeded weights on a seeded data stream.
+
+Fairness: for a given seed every method starts from the same initial weights (``torch.manual_seed(seed)`` before
+``problem.default_network()``) and sees the same batches (a CPU generator seeded with ``seed``); every method is
+evaluated on the same held-out set (a generator seeded with :data:`HELD_OUT_SEED`). Evaluation time is not counted
+in ``wall_time_s``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .methods import Diverged, get_method, resolve_hyperparameters
+
+HELD_OUT_SEED = 2_147_483_647
+
+
+@dataclasses.dataclass
+class CurvePoint:
+    iteration: int
+    time_s: float
+    loss: float | None
+    x_error: float | None
+    train_loss: float | None
+
+
+@dataclasses.dataclass
+class RunResult:
+    optimizer: str
+    seed: int
+    iterations: int
+    wall_time_s: float
+    final: dict[str, float | None]
+    hyperparameters: dict[str, Any]
+    status: str
+    init_checksum: str
+    curve: list[CurvePoint]
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["curve"] = [dataclasses.asdict(c) for c in self.curve]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "RunResult":
+        d = dict(d)
+        d["curve"] = [CurvePoint(**c) for c in d["curve"]]
+        return cls(**d)
+
+
+def weights_checksum(net: nn.Module) -> str:
+    """A short hash of all parameters and buffers: equal checksums mean equal initial weights."""
+    h = hashlib.sha256()
+    for t in net.state_dict().values():
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def held_out_set(problem: Any, size: int | None = None):
+    """The fixed held-out batch every run is evaluated on."""
+    n = size if size is not None else getattr(problem.config, "test_size", 256)
+    return problem.sample(n, torch.Generator().manual_seed(HELD_OUT_SEED))
+
+
+@torch.no_grad()
+def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, float | None]:
+    """Mean held-out loss and x-space error of ``net`` (eval mode), in chunks of ``chunk`` examples."""
+    was_training = net.training
+    net.eval()
+    total_loss, total_err, n = 0.0, 0.0, batch.batch_size
+    has_err = True
+    for i in range(0, n, chunk):
+        part = type(batch)(*(None if t is None else t[i:i + chunk] for t in batch))
+        x = problem.predict(net, part)
+        total_loss += problem.loss(problem.forward(x, part), part).sum().item()
+        err = problem.x_error(x, part)
+        if err is None:
+            has_err = False
+        else:
+            total_err += err.sum().item()
+    net.train(was_training)
+    return {"loss": total_loss / n, "x_error": total_err / n if has_err else None}
+
+
+def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None = None,
+              time_budget: float | None = None, batch_size: int | None = None,
+              hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
+              progress: Callable[[str], None] | None = None) -> RunResult:
+    """Train ``problem.default_network()`` with ``optimizer`` and return its curve and final held-out metrics.
+
+    Stops after ``iterations`` steps or ``time_budget`` training seconds, whichever comes first. A run whose loss,
+    gradient or physics update turns NaN/inf stops with ``status = "diverged: ..."``; its weights stay finite.
+    """
+    if iterations is None and time_budget is None:
+        raise ValueError("give iterations or time_budget (or both)")
+    if iterations is not None and iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
+    method = get_method(optimizer)
+    if method.needs_inverse and not problem.has_inverse:
+        raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' "
+                         f"does not define")
+    hp = resolve_hyperparameters(method, problem, hyperparameters)
+    batch_size = batch_size or problem.default_batch_size
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    held_out = held_out if held_out is not None else held_out_set(problem)
+
+    torch.manual_seed(seed)
+    net = problem.default_network()
+    checksum = weights_checksum(net)
+    step = method.build(net, problem, hp)
+    data = torch.Generator().manual_seed(seed)
+
+    curve: list[CurvePoint] = []
+    status = "ok"
+    it, elapsed, train_loss = 0, 0.0, None
+    every_it = max(1, iterations // evaluations) if iterations else None
+    every_s = time_budget / evaluations if time_budget else None
+    next_time = 0.0
+
+    def record() -> None:
+        m = evaluate(problem, net, held_out)
+        curve.append(CurvePoint(it, elapsed, m["loss"], m["x_error"], train_loss))
+        if progress:
+            err = "" if m["x_error"] is None else f"  {problem.x_error_name} {m['x_error']:.4g}"
+            budget = f"/{iterations}" if iterations else ""
+            progress(f"  {optimizer:<9} seed {seed}  it {it:>6}{budget}  {elapsed:7.1f}s  "
+                     f"loss {m['loss']:.4g}{err}")
+
+    record()
+    while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
+        batch = problem.sample(batch_size, data)
+        start = time.perf_counter()
+        try:
+            train_loss = step(batch)
+        except Diverged as err:
+            status = f"diverged: {err}"
+            break
+        if problem.device.type == "cuda":
+            torch.cuda.synchronize(problem.device)
+        elapsed += time.perf_counter() - start
+        it += 1
+        due = (every_it and it % every_it == 0) or (every_s and elapsed >= next_time + every_s)
+        if due:
+            next_time = elapsed
+            record()
+    if not curve or curve[-1].iteration != it:
+        record()
+    final = {"loss": curve[-1].loss, "x_error": curve[-1].x_error}
+    return RunResult(optimizer, seed, it, elapsed, final, hp, status, checksum, curve)

@@ -1,0 +1,135 @@
+"""The ``physopt`` command: list problems and optimizers, compare optimizers on a problem."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any, Sequence
+
+import torch
+
+from ._names import UnknownNameError
+
+
+def _parse_pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise ValueError(f"{what} must look like KEY=VALUE, got '{part}'")
+            k, v = part.split("=", 1)
+            pairs[k.strip()] = v.strip()
+    return pairs
+
+
+def _number(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in _parse_pairs(items, "--hparam").items():
+        if "." not in key:
+            raise ValueError(f"--hparam keys look like OPTIMIZER.NAME (e.g. adam.lr=3e-4), got '{key}'")
+        opt, name = key.split(".", 1)
+        out.setdefault(opt.strip().lower(), {})[name] = _number(value)
+    return out
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got '{text}'") from None
+    if not seeds:
+        raise ValueError("--seeds is empty")
+    return seeds
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from problems import PROBLEMS, Problem
+    from .bench.methods import METHODS
+    print("problems:")
+    for name in sorted(PROBLEMS):
+        cls = PROBLEMS[name]
+        inv = "SIP update" if cls.inverse_update is not Problem.inverse_update else "no inverse"
+        print(f"  {name:<14} {cls.description}  [{inv}; batch {cls.default_batch_size}]")
+    print("optimizers:")
+    for name, m in METHODS.items():
+        print(f"  {name:<14} {m.description}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from problems import get_problem
+    from .bench.compare import compare, default_progress, format_table, resolve_device
+
+    if args.iterations is None and args.time_budget is None:
+        raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
+    if args.iterations is not None and args.iterations < 1:
+        raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = resolve_device(args.device)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    config = {k: _number(v) for k, v in _parse_pairs(args.param, "--param").items()}
+    problem = get_problem(args.problem, device=device, dtype=dtype, **config)
+    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()] if args.optimizers \
+        else list(problem.default_optimizers)
+    command = "physopt " + " ".join(shlex.quote(a) for a in args.argv)
+    progress = None if args.quiet else default_progress
+    if progress:
+        progress(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {args.seeds}")
+    summary = compare(problem, optimizers, seeds=_seeds(args.seeds), iterations=args.iterations,
+                      time_budget=args.time_budget, batch_size=args.batch_size, hyperparameters=_hparams(args.hparam),
+                      out=args.out, resume=not args.fresh, evaluations=args.evaluations, command=command,
+                      progress=progress)
+    print(format_table(summary))
+    if args.out:
+        print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="physopt", description="Optimizers for networks trained through physics.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list problems and optimizers").set_defaults(func=cmd_list)
+    c = sub.add_parser("compare", help="train optimizers on a problem from the same weights and data")
+    c.add_argument("problem", help="problem name (see `physopt list`)")
+    c.add_argument("--optimizers", default=None, help="comma-separated, e.g. adam,sip (default: the problem's set)")
+    c.add_argument("--iterations", type=int, default=None, help="training iterations per run")
+    c.add_argument("--time-budget", type=float, default=None, help="training seconds per run")
+    c.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch size for the problem")
+    c.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    c.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    c.add_argument("--param", action="append", default=[], help="problem config KEY=VALUE, e.g. xi=32 (repeatable)")
+    c.add_argument("--hparam", action="append", default=[], help="optimizer setting, e.g. adam.lr=3e-4 (repeatable)")
+    c.add_argument("--evaluations", type=int, default=30, help="held-out evaluations per run (curve points)")
+    c.add_argument("--out", default=None, help="directory for summary.json, curves.csv, curves.png")
+    c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
+    c.add_argument("--quiet", action="store_true", help="no progress lines")
+    c.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except (ValueError, UnknownNameError, FloatingPointError) as err:
+        print(f"physopt: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

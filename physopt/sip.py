@@ -1,0 +1,175 @@
+r"""SIP: scale-invariant physics training (Holl, Koltun & Thuerey, "Scale-invariant Learning by Physics
+Inversion", NeurIPS 2022, Sec. 3.2).
+
+The adjoint of the physics is replaced by the update of an inverse solver. For a prediction x_0 = NN(y* | theta):
+
+1. dx = U(y* | x_0), the first update of a (higher-order, scale-invariant) inverse solver started at x_0;
+2. x~ = x_0 + dx, treated as a constant;
+3. proxy loss  L~ = 1/2 ||x_0 - stopgrad(x~)||^2,  so that  dL~/dx_0 = -dx  (Eq. 6-7);
+4. any torch optimizer (Adam by default) turns dL~/dtheta = -dx . dNN/dtheta into a weight update.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+__all__ = ["SIP", "sip_loss", "check_physics_update", "PhysicsUpdateError"]
+
+InverseUpdate = Callable[..., Tensor]
+_REDUCTIONS = ("mean", "sum")
+
+
+class PhysicsUpdateError(FloatingPointError):
+    """The physics update (or the gradient it produced) contains NaN or inf; the weights were left unchanged."""
+
+
+def sip_loss(x: Tensor, dx: Tensor, reduction: str = "mean") -> Tensor:
+    r"""SIP proxy loss  1/2 ||x - stopgrad(x + dx)||^2  (SIP paper, Eq. 6 with dP^{-1}/dy = 0).
+
+    Its gradient w.r.t. x is exactly -dx, so backpropagating it through the network feeds the physics update to
+    any optimizer in place of the adjoint vector dL/dx.
+
+    Args:
+        x: network prediction x_0, shape (B, ...), attached to the network's graph.
+        dx: physics update U(y* | x_0), same shape as x (any graph it carries is detached).
+        reduction: over the batch, ``"mean"`` or ``"sum"``; cells of one example are always summed.
+    Returns:
+        A scalar tensor.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if dx.shape != x.shape:
+        raise ValueError(f"the physics update dx has shape {tuple(dx.shape)} but the prediction x has shape "
+                         f"{tuple(x.shape)}; the inverse update must return one entry per entry of x")
+    target = (x + dx).detach()
+    per_example = 0.5 * (x - target).pow(2).reshape(x.shape[0], -1).sum(-1)
+    return per_example.mean() if reduction == "mean" else per_example.sum()
+
+
+def check_physics_update(dx: Tensor, x: Tensor, step: int | None = None) -> None:
+    """Raise a clear error if dx is not a finite tensor of x's shape, device and dtype."""
+    where = f" at step {step}" if step is not None else ""
+    if not isinstance(dx, Tensor):
+        raise TypeError(f"the inverse update must return a Tensor, got {type(dx).__name__}{where}")
+    if dx.shape != x.shape:
+        raise ValueError(f"the physics update dx has shape {tuple(dx.shape)}{where} but the prediction x has shape "
+                         f"{tuple(x.shape)}; the inverse update must return one entry per entry of x")
+    if dx.device != x.device:
+        raise ValueError(f"the physics update is on {dx.device} but the prediction on {x.device}{where}")
+    bad = ~torch.isfinite(dx)
+    if bad.any():
+        n_bad = int(bad.sum())
+        examples = sorted(set(torch.nonzero(bad.reshape(bad.shape[0], -1).any(-1)).flatten().tolist()))[:8]
+        raise PhysicsUpdateError(
+            f"the physics update dx contains {n_bad} NaN/inf value(s){where} (examples {examples}); the weights "
+            f"were not changed. Check the prediction for extreme values, add damping to the inverse solver, or "
+            f"lower the learning rate")
+
+
+class SIP(Optimizer):
+    r"""Train a network on physics-inversion updates with any torch optimizer (SIP paper, Sec. 3.2).
+
+    One call of :meth:`step` does, for a prediction x_0 = NN(y* | theta) that is still attached to the network:
+
+        dx      = inverse(x_0.detach(), *args)             (no gradient; the scale-invariant physics update)
+        L~      = 1/2 ||x_0 - stopgrad(x_0 + dx)||^2         (:func:`sip_loss`)
+        theta  <- base_step(theta, dL~/dtheta)               (Adam by default)
+
+    so that dL~/dx_0 = -dx replaces the adjoint dL/dx_0 of backpropagation through the physics.
+
+    Args:
+        params: the network's parameters (or parameter groups), as for any torch optimizer.
+        inverse: ``inverse(x, *args, **kwargs) -> dx``, the physics update, e.g. ``problem.inverse_update`` or a
+            generic :class:`physopt.NewtonUpdate` / :class:`physopt.GaussNewtonUpdate` around the user's physics.
+        base: the torch optimizer class that turns the proxy gradient into weight updates (default Adam).
+        reduction: ``"mean"`` or ``"sum"`` of the proxy loss over the batch.
+        **base_kwargs: passed to ``base`` (``lr``, ``betas``, ``momentum``, ...).
+
+    ``param_groups`` and ``state`` are the base optimizer's own, so learning-rate schedulers work on a SIP
+    instance directly, and ``state_dict()`` / ``load_state_dict()`` round-trip both.
+
+    Example::
+
+        opt = physopt.SIP(net.parameters(), inverse=problem.inverse_update, lr=1e-3)
+        for batch in batches:
+            opt.zero_grad()
+            proxy = opt.step(net(batch.inputs), batch)
+    """
+
+    def __init__(self, params, inverse: InverseUpdate, base: type[Optimizer] = torch.optim.Adam,
+                 reduction: str = "mean", **base_kwargs: Any):
+        if not callable(inverse):
+            raise TypeError(f"inverse must be a callable inverse(x, *args) -> dx, got {type(inverse).__name__}")
+        if not (isinstance(base, type) and issubclass(base, Optimizer)):
+            raise TypeError(f"base must be a torch.optim.Optimizer class such as torch.optim.Adam, got {base!r}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        lr = base_kwargs.get("lr")
+        if lr is not None and (not isinstance(lr, (int, float, Tensor)) or not float(lr) > 0
+                               or not math.isfinite(float(lr))):
+            raise ValueError(f"Invalid learning rate: lr={lr}; it must be a finite number > 0")
+        self.base = base(params, **base_kwargs)
+        self.inverse = inverse
+        self.reduction = reduction
+        self.steps = 0
+        # Register as a torch Optimizer over the same parameters, then share the base optimizer's groups and state.
+        super().__init__([p for g in self.base.param_groups for p in g["params"]], {})
+        self.param_groups = self.base.param_groups
+        self.state = self.base.state
+        self.defaults = self.base.defaults
+
+    def step(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
+        """Compute dx = inverse(x, *args, **kwargs), backpropagate the proxy loss, take one base-optimizer step.
+
+        Args:
+            x: the network's prediction, attached to its graph (call ``zero_grad()`` before).
+            *args, **kwargs: passed on to ``inverse`` (e.g. the batch, or the target y*).
+        Returns:
+            The proxy loss (detached).
+        Raises:
+            PhysicsUpdateError: dx or the resulting gradient is not finite; the weights are left unchanged.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"SIP.step expects the network prediction x as a Tensor, got {type(x).__name__}")
+        if not x.requires_grad:
+            raise ValueError("the prediction x does not require grad: pass the network output itself, not a "
+                             "detached copy, so the proxy loss can reach the weights")
+        step = self.steps + 1
+        if not torch.isfinite(x).all():
+            raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}; the weights were "
+                                     f"not changed. Lower the learning rate or check the inputs")
+        with torch.no_grad():
+            dx = self.inverse(x.detach(), *args, **kwargs)
+        check_physics_update(dx, x, step)
+        proxy = sip_loss(x, dx.to(x.dtype), self.reduction)
+        proxy.backward()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and not torch.isfinite(p.grad).all():
+                    raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights "
+                                             f"were not changed")
+        self.base.step()
+        self.steps = step
+        return proxy.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base": self.base.state_dict(), "reduction": self.reduction, "steps": self.steps,
+                "base_class": f"{type(self.base).__module__}.{type(self.base).__qualname__}"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        expected = f"{type(self.base).__module__}.{type(self.base).__qualname__}"
+        if state_dict.get("base_class", expected) != expected:
+            raise ValueError(f"this state dict was saved with base optimizer {state_dict['base_class']}, but this SIP "
+                             f"wraps {expected}; construct SIP with the same base")
+        self.base.load_state_dict(state_dict["base"])
+        self.reduction = state_dict["reduction"]
+        self.steps = int(state_dict["steps"])
+        self.param_groups = self.base.param_groups
+        self.state = self.base.state
+
+    def __repr__(self) -> str:
+        return f"SIP(base={self.base!r}, reduction={self.reduction!r})"

@@ -1,0 +1,176 @@
+"""The one interface every problem implements, and the batch it passes around.
+
+A problem is an inverse problem  x* = argmin_x L(x),  L(x) = loss(P(x), y*)  (SIP paper, Eq. 1), together with the
+data that poses it, a default network NN(inputs | theta) -> x and the hyperparameters the papers used per optimizer.
+Training solves  min_theta  sum_i L_i(NN(inputs_i | theta))  (SIP paper, Eq. 3).
+"""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+class Batch(NamedTuple):
+    """A mini-batch of inverse problems. A NamedTuple, so ``torch.func.vmap`` can map over it.
+
+    Attributes:
+        inputs: what the network sees, shape (B, *input_shape).
+        target: the observation y* the physics output must match, shape (B, *y_shape).
+        x_true: the ground-truth solution x*, shape (B, *x_shape), or None where none exists.
+    """
+    inputs: Tensor
+    target: Tensor
+    x_true: Tensor | None = None
+
+    def to(self, device=None, dtype=None) -> "Batch":
+        """Move every tensor to ``device`` (and floating tensors to ``dtype``)."""
+        def move(t):
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if (dtype is not None and t.is_floating_point()) else None)
+        return Batch(*(move(t) for t in self))
+
+    def vmap_dims(self, dim: int = 0) -> "Batch":
+        """``in_dims`` for ``torch.func.vmap`` over this batch: ``dim`` for tensors, None for absent fields."""
+        return Batch(*(None if t is None else dim for t in self))
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs.shape[0]
+
+
+class ProblemError(ValueError):
+    """Bad input to a problem (wrong shape, device or dtype); the message names the problem and the fix."""
+
+
+@dataclasses.dataclass
+class ProblemConfig:
+    """Base class of problem configs. Subclasses add the paper's defaults as fields."""
+
+    def replace(self, **changes: Any) -> "ProblemConfig":
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ProblemError(f"unknown config field(s) {unknown} for {type(self).__name__}; "
+                               f"known fields: {sorted(names)}")
+        typed = {}
+        for f in dataclasses.fields(self):
+            if f.name in changes:
+                value = changes[f.name]
+                current = getattr(self, f.name)
+                if isinstance(value, str) and not isinstance(current, str):
+                    value = type(current)(float(value)) if isinstance(current, (int, float)) else value
+                typed[f.name] = value
+        return dataclasses.replace(self, **typed)
+
+
+class Problem(ABC):
+    """A differentiable, batched inverse problem with its data, physics, metrics and (optionally) SIP update.
+
+    Subclasses set ``name``, ``description``, ``Config`` and ``x_shape`` and implement ``sample``, ``forward``,
+    ``default_network``. Everything else has a default built on those.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type[ProblemConfig]]
+    #: hyperparameters per optimizer name, as the paper used them: {"adam": {"lr": 1e-3}, ...}
+    hyperparameters: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the optimizers a comparison of this problem runs by default
+    default_optimizers: ClassVar[tuple[str, ...]] = ("adam", "sgd", "sip")
+    #: batch size the paper trained with
+    default_batch_size: ClassVar[int] = 32
+    #: name of the x-space metric shown in tables
+    x_error_name: ClassVar[str] = "x_error"
+
+    def __init__(self, config: ProblemConfig | None = None, *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, **overrides: Any):
+        config = config if config is not None else self.Config()
+        if overrides:
+            config = config.replace(**overrides)
+        self.config = config
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    # ---- shapes -------------------------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def x_shape(self) -> tuple[int, ...]:
+        """Shape of one example's solution x (without the batch dimension)."""
+
+    # ---- data ---------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        """Draw ``batch_size`` fresh problems. Random numbers come from ``generator`` (a CPU generator), so a seed
+        gives the same data on every device; the batch is returned on ``self.device`` in ``self.dtype``."""
+
+    # ---- physics ------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def forward(self, x: Tensor, batch: Batch) -> Tensor:
+        """The physics y = P(x), batched over the leading dimension; pure torch, differentiable, vmap-safe."""
+
+    def loss(self, y: Tensor, batch: Batch) -> Tensor:
+        """Per-example loss  L_i = 1/2 ||y_i - y*_i||^2  (summed over all non-batch dimensions)."""
+        diff = y - batch.target
+        return 0.5 * diff.pow(2).reshape(diff.shape[0], -1).sum(-1)
+
+    def x_error(self, x: Tensor, batch: Batch) -> Tensor | None:
+        """Per-example x-space error  ||x_i - x*_i||_1  (sum over cells), or None without ground truth."""
+        if batch.x_true is None:
+            return None
+        diff = (x - batch.x_true).abs()
+        return diff.reshape(diff.shape[0], -1).sum(-1)
+
+    def inverse_update(self, x: Tensor, batch: Batch) -> Tensor:
+        """The SIP physics update dx = U(y* | x) (SIP paper, Sec. 3.2): x + dx is the inverse solver's next iterate.
+        Problems without one raise NotImplementedError."""
+        raise NotImplementedError(f"problem '{self.name}' defines no SIP inverse update; use a generic one "
+                                  f"(physopt.NewtonUpdate / physopt.GaussNewtonUpdate) or a gradient optimizer")
+
+    @property
+    def has_inverse(self) -> bool:
+        return type(self).inverse_update is not Problem.inverse_update
+
+    # ---- networks -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def default_network(self) -> nn.Module:
+        """The paper's network for this problem (fresh weights from torch's global RNG), on ``self.device``."""
+
+    def predict(self, net: nn.Module, batch: Batch) -> Tensor:
+        """x = NN(inputs | theta), checked against ``x_shape``."""
+        x = net(batch.inputs)
+        self.check_prediction(x, batch)
+        return x
+
+    # ---- metrics ------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def metrics(self, x: Tensor, batch: Batch) -> dict[str, float | None]:
+        """Batch means of the loss and the x-space error of prediction x."""
+        self.check_prediction(x, batch)
+        loss = self.loss(self.forward(x, batch), batch).mean().item()
+        err = self.x_error(x, batch)
+        return {"loss": loss, "x_error": None if err is None else err.mean().item()}
+
+    # ---- validation ---------------------------------------------------------------------------------------------
+    def check_prediction(self, x: Tensor, batch: Batch) -> None:
+        """Raise :class:`ProblemError` with a fix if x does not fit this problem and batch."""
+        if not isinstance(x, Tensor):
+            raise ProblemError(f"{self.name}: the prediction must be a torch.Tensor, got {type(x).__name__}")
+        nd = len(self.x_shape)
+        if x.dim() != nd + 1 or tuple(x.shape[1:]) != tuple(self.x_shape) or x.shape[0] != batch.batch_size:
+            raise ProblemError(f"{self.name}: prediction has shape {tuple(x.shape)}, expected "
+                               f"{(batch.batch_size, *self.x_shape)} (batch size {batch.batch_size}, x_shape {self.x_shape}); "
+                               f"check the network's output layer or reshape its output")
+        if x.device != batch.target.device:
+            raise ProblemError(f"{self.name}: prediction is on {x.device} but the batch is on "
+                               f"{batch.target.device}; move the network with net.to(problem.device) or create "
+                               f"the problem with device='{x.device}'")
+        if not x.is_floating_point():
+            raise ProblemError(f"{self.name}: prediction has dtype {x.dtype}; a floating dtype is required")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config}, device={self.device}, dtype={self.dtype})"

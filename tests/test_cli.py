@@ -1,0 +1,84 @@
+"""The `physopt` command: list, compare (files, fairness, resume) and clear errors for bad input."""
+import csv
+import json
+
+import pytest
+
+from physopt.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_names_problems_and_optimizers(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    for name in ("poisson", "heat", "exp", "rotated-sine", "adam", "sgd", "sip"):
+        assert name in out
+
+
+def test_compare_writes_summary_curves_and_plot(tmp_path, capsys):
+    out_dir = tmp_path / "res"
+    code, out, err = run(capsys, "compare", "exp", "--optimizers", "adam,sgd,sip", "--iterations", "12",
+                         "--batch-size", "16", "--seeds", "0,1", "--device", "cpu", "--evaluations", "3",
+                         "--out", str(out_dir))
+    assert code == 0, err
+    assert "seed 1" in err  # progress while it runs
+    assert "sip" in out and "x_error" in out  # the table
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["problem"] == "exp" and summary["device"] == "cpu" and summary["torch"]
+    assert len(summary["runs"]) == 6
+    for r in summary["runs"]:
+        assert set(r) >= {"optimizer", "seed", "iterations", "wall_time_s", "final", "hyperparameters"}
+        assert r["iterations"] == 12 and set(r["final"]) == {"loss", "x_error"}
+        assert r["final"]["x_error"] is not None
+    # fairness: per seed, every optimizer started from the same weights
+    for seed in (0, 1):
+        assert len({r["init_checksum"] for r in summary["runs"] if r["seed"] == seed}) == 1
+    assert summary["hyperparameters"]["adam"]["lr"] == 1e-3 and summary["hyperparameters"]["sgd"]["lr"] == 1e-2
+    rows = list(csv.DictReader((out_dir / "curves.csv").open()))
+    assert {r["optimizer"] for r in rows} == {"adam", "sgd", "sip"} and "time_s" in rows[0]
+    assert (out_dir / "curves.png").stat().st_size > 1000
+
+
+def test_compare_resumes_finished_runs(tmp_path, capsys):
+    args = ["compare", "exp", "--optimizers", "adam", "--iterations", "5", "--batch-size", "8", "--device", "cpu",
+            "--evaluations", "2", "--out", str(tmp_path)]
+    assert run(capsys, *args)[0] == 0
+    first = json.loads((tmp_path / "summary.json").read_text())["runs"][0]
+    code, _, err = run(capsys, *args)
+    assert code == 0 and "skipped" in err
+    assert json.loads((tmp_path / "summary.json").read_text())["runs"][0] == first
+    # other settings: not reused
+    code, _, err = run(capsys, *args[:-2], "--hparam", "adam.lr=2e-3", "--out", str(tmp_path))
+    assert code == 0 and "skipped" not in err
+
+
+def test_time_budget_and_problem_parameters(tmp_path, capsys):
+    code, out, err = run(capsys, "compare", "rotated-sine", "--optimizers", "adam", "--time-budget", "0.5",
+                         "--param", "xi=32", "--device", "cpu", "--out", str(tmp_path), "--quiet")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["xi"] == 32 and summary["runs"][0]["iterations"] > 0
+    assert "preimage_distance" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "poison", "--iterations", "1"], "unknown problem 'poison'. Did you mean 'poisson'?"),
+    (["compare", "exp", "--optimizers", "adamw", "--iterations", "1"], "unknown optimizer 'adamw'"),
+    (["compare", "exp", "--optimizers", "adam", "--iterations", "1", "--hparam", "adam.lr=-1"],
+     "learning rate must be a finite number > 0"),
+    (["compare", "exp", "--optimizers", "sip", "--iterations", "1", "--hparam", "sip.lr=0"],
+     "learning rate must be a finite number > 0"),
+    (["compare", "exp", "--optimizers", "adam"], "--iterations"),
+    (["compare", "exp", "--iterations", "0"], "--iterations must be >= 1"),
+    (["compare", "exp", "--iterations", "1", "--param", "nope=1"], "unknown config field"),
+    (["compare", "exp", "--iterations", "1", "--seeds", "a"], "--seeds"),
+])
+def test_bad_input_gets_a_clear_error(capsys, argv, message):
+    code, _, err = run(capsys, *argv, "--device", "cpu", "--quiet")
+    assert code == 2
+    assert message in err
