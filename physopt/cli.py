@@ -97,6 +97,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .bench.report import write_report
+    print(f"wrote {write_report(args.results)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physopt", description="Optimizers for networks trained through physics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=cmd_compare)
+    r = sub.add_parser("report", help="regenerate RESULTS/README.md from the summary.json files under RESULTS")
+    r.add_argument("results", nargs="?", default="results")
+    r.set_defaults(func=cmd_report)
     return parser
 
 
