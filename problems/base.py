@@ -71,8 +71,8 @@ class ProblemConfig:
 class Problem(ABC):
     """A differentiable, batched inverse problem with its data, physics, metrics and (optionally) SIP update.
 
-    Subclasses set ``name``, ``description``, ``Config`` and ``x_shape`` and implement ``sample``, ``forward``,
-    ``default_network``. Everything else has a default built on those.
+    Subclasses set ``name``, ``description``, ``Config`` and ``x_shape`` and implement ``sample`` (or
+    ``sample_solution``), ``forward`` and ``default_network``. Everything else has a default built on those.
     """
 
     name: ClassVar[str]
@@ -103,10 +103,20 @@ class Problem(ABC):
         """Shape of one example's solution x (without the batch dimension)."""
 
     # ---- data ---------------------------------------------------------------------------------------------------
-    @abstractmethod
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
         """Draw ``batch_size`` fresh problems. Random numbers come from ``generator`` (a CPU generator), so a seed
-        gives the same data on every device; the batch is returned on ``self.device`` in ``self.dtype``."""
+        gives the same data on every device; the batch is returned on ``self.device`` in ``self.dtype``.
+
+        Default: x* = :meth:`sample_solution` (float64, CPU), y* = P(x*) (``forward`` called with batch=None), and
+        the network sees y*. Problems whose data is posed differently override this method.
+        """
+        x = self.sample_solution(batch_size, generator)
+        y = self.forward(x, None)
+        return Batch(inputs=y, target=y, x_true=x).to(self.device, self.dtype)
+
+    def sample_solution(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """Ground-truth solutions x*, float64 on the CPU, shape (batch_size, *x_shape)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement sample() or sample_solution()")
 
     # ---- physics ------------------------------------------------------------------------------------------------
     @abstractmethod

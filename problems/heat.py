@@ -5,18 +5,16 @@ import dataclasses
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Batch, Problem, ProblemConfig
+from .base import Batch
+from .fields import FieldConfig, FieldProblem
 from .grids import fft_wavenumbers_squared, spectral_diffusion
-from .networks import FieldNet, UNet
 
 
 @dataclasses.dataclass
-class HeatConfig(ProblemConfig):
+class HeatConfig(FieldConfig):
     """64x64 periodic cells, dx = 1, nu*t = 8; x* = 4..10 soft rectangles (authors' code)."""
-    resolution: int = 64
-    dx: float = 1.0
     amount: float = 8.0
     min_rectangles: int = 4
     max_rectangles: int = 10
@@ -24,9 +22,6 @@ class HeatConfig(ProblemConfig):
     noise_level: float = 1e-6
     signal_prior: float = 0.5
     action_threshold: float = 0.68
-    unet_levels: int = 4
-    unet_filters: int = 16
-    test_size: int = 64
 
 
 def soft_rectangles(batch_size: int, resolution: int, generator: torch.Generator | None, *, min_count: int = 4,
@@ -93,7 +88,7 @@ def damped_inverse_diffusion(dy: Tensor, amount: float, dx: float = 1.0, noise_l
     return out.to(dy.dtype)
 
 
-class HeatProblem(Problem):
+class HeatProblem(FieldProblem):
     r"""Infer the initial heat sources x from the diffused profile: P(x) = exp(nu t Laplace) x, periodic.
 
     Diffusion is applied exactly per Fourier mode (:func:`problems.grids.spectral_diffusion`) in float64 (as the
@@ -108,18 +103,12 @@ class HeatProblem(Problem):
     Config = HeatConfig
     hyperparameters = {"adam": {"lr": 1e-3}, "sip": {"lr": 1e-3}, "sgd": {"lr": 2e-6 * 128}}
     default_batch_size = 128
+    preserve_mean = True
 
-    @property
-    def x_shape(self) -> tuple[int, ...]:
-        n = self.config.resolution
-        return (n, n)
-
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+    def sample_solution(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         c = self.config
-        x = soft_rectangles(batch_size, c.resolution, generator, min_count=c.min_rectangles,
-                            max_count=c.max_rectangles, max_half_size=c.max_half_size)
-        y = spectral_diffusion(x, c.amount, c.dx)
-        return Batch(inputs=y, target=y, x_true=x).to(self.device, self.dtype)
+        return soft_rectangles(batch_size, c.resolution, generator, min_count=c.min_rectangles,
+                               max_count=c.max_rectangles, max_half_size=c.max_half_size)
 
     def forward(self, x: Tensor, batch: Batch) -> Tensor:
         y = spectral_diffusion(x.to(torch.float64), self.config.amount, self.config.dx)
@@ -131,8 +120,3 @@ class HeatProblem(Problem):
         dy = batch.target.to(torch.float64) - self.forward(x.to(torch.float64), batch)
         return damped_inverse_diffusion(dy, c.amount, c.dx, c.noise_level, c.signal_prior,
                                         c.action_threshold).to(x.dtype)
-
-    def default_network(self) -> nn.Module:
-        """U-net, 4 levels x 16 filters, output shifted to the input's mean."""
-        c = self.config
-        return FieldNet(UNet(1, 1, c.unet_levels, c.unet_filters), preserve_mean=True).to(self.device, self.dtype)

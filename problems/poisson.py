@@ -4,27 +4,22 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Batch, Problem, ProblemConfig
+from .base import Batch
+from .fields import FieldConfig, FieldProblem
 from .grids import laplace_dirichlet, smooth_noise, solve_poisson_dirichlet
-from .networks import FieldNet, UNet
 
 
 @dataclasses.dataclass
-class PoissonConfig(ProblemConfig):
+class PoissonConfig(FieldConfig):
     """64x64 cells, dx = 1, zero Dirichlet boundary; x* smooth noise (amplitudes ~ 1/|k|^2, modes with at most
     ``noise_low_cut`` cycles per domain removed, as PhiFlow's default ``Noise`` does), zero mean, unit std."""
-    resolution: int = 64
-    dx: float = 1.0
     noise_power: float = 2.0
     noise_low_cut: float = 2.03
-    unet_levels: int = 4
-    unet_filters: int = 16
-    test_size: int = 64
 
 
-class PoissonProblem(Problem):
+class PoissonProblem(FieldProblem):
     r"""Infer the source x of Poisson's equation from its potential: P(x) = L^{-1} x.
 
     L is the 5-point Laplacian with zero Dirichlet boundary (:func:`problems.grids.laplace_dirichlet`); P is solved
@@ -42,16 +37,10 @@ class PoissonProblem(Problem):
     hyperparameters = {"adam": {"lr": 1e-3}, "sip": {"lr": 1e-3}, "sgd": {"lr": 3e-12 * 128, "momentum": 0.9}}
     default_batch_size = 128
 
-    @property
-    def x_shape(self) -> tuple[int, ...]:
-        n = self.config.resolution
-        return (n, n)
-
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+    def sample_solution(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         c = self.config
-        x = smooth_noise(batch_size, self.x_shape, generator, power=c.noise_power, low_cut=c.noise_low_cut, dtype=torch.float64)
-        y = solve_poisson_dirichlet(x, c.dx)
-        return Batch(inputs=y, target=y, x_true=x).to(self.device, self.dtype)
+        return smooth_noise(batch_size, self.x_shape, generator, power=c.noise_power, low_cut=c.noise_low_cut,
+                            dtype=torch.float64)
 
     def forward(self, x: Tensor, batch: Batch) -> Tensor:
         return solve_poisson_dirichlet(x, self.config.dx)
@@ -59,8 +48,3 @@ class PoissonProblem(Problem):
     def inverse_update(self, x: Tensor, batch: Batch) -> Tensor:
         self.check_prediction(x, batch)
         return -laplace_dirichlet(self.forward(x, batch) - batch.target, self.config.dx)
-
-    def default_network(self) -> nn.Module:
-        """U-net, 4 levels x 16 filters (about 38k weights), as in the authors' code."""
-        c = self.config
-        return FieldNet(UNet(1, 1, c.unet_levels, c.unet_filters)).to(self.device, self.dtype)

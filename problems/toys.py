@@ -45,11 +45,9 @@ class ExpProblem(Problem):
     def x_shape(self) -> tuple[int, ...]:
         return (1,)
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+    def sample_solution(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         c = self.config
-        x = c.x_low + (c.x_high - c.x_low) * torch.rand(batch_size, 1, generator=generator, dtype=torch.float64)
-        y = torch.exp(x)
-        return Batch(inputs=y, target=y, x_true=x).to(self.device, self.dtype)
+        return c.x_low + (c.x_high - c.x_low) * torch.rand(batch_size, 1, generator=generator, dtype=torch.float64)
 
     def forward(self, x: Tensor, batch: Batch) -> Tensor:
         return torch.exp(x)

@@ -82,3 +82,9 @@ def test_bad_input_gets_a_clear_error(capsys, argv, message):
     code, _, err = run(capsys, *argv, "--device", "cpu", "--quiet")
     assert code == 2
     assert message in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_cuda_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "compare", "exp", "--iterations", "1", "--device", "cuda", "--quiet")
+    assert code == 2 and "no CUDA device" in err and "--device cpu" in err

@@ -80,6 +80,12 @@ class TestContract:
         with pytest.raises(ProblemError, match="floating"):
             p.metrics(torch.zeros(2, *p.x_shape, dtype=torch.long), batch)
 
+    def test_prediction_on_another_device_is_rejected(self, name):
+        p = make(name)
+        batch = p.sample(2, torch.Generator().manual_seed(0))
+        with pytest.raises(ProblemError, match="net.to"):
+            p.inverse_update(torch.zeros(2, *p.x_shape, device="meta"), batch)
+
     def test_config_overrides_are_checked(self, name):
         with pytest.raises(ProblemError, match="unknown config field"):
             get_problem(name, no_such_field=1)

@@ -8,8 +8,8 @@ from physopt.bench import compare
 from problems import get_problem
 
 
-def x_errors(name, config, iterations, batch_size=None, seed=0):
-    problem = get_problem(name, device="cpu", **config)
+def x_errors(name, config, iterations, batch_size=None, seed=0, device="cpu"):
+    problem = get_problem(name, device=device, **config)
     summary = compare(problem, ["adam", "sip"], seeds=[seed], iterations=iterations, batch_size=batch_size,
                       evaluations=2)
     runs = {r["optimizer"]: r for r in summary["runs"]}
@@ -24,8 +24,8 @@ def x_errors(name, config, iterations, batch_size=None, seed=0):
     ("rotated-sine", {"xi": 32.0, "phi": 45.0}, 600, None, 5.0),
     ("exp", {}, 1500, None, 1.5),
 ])
-def test_sip_beats_adam_small(name, config, iterations, batch_size, min_ratio):
-    adam, sip = x_errors(name, config, iterations, batch_size)
+def test_sip_beats_adam_small(name, config, iterations, batch_size, min_ratio, device):
+    adam, sip = x_errors(name, config, iterations, batch_size, device=device)
     assert adam / sip >= min_ratio, f"{name}: adam {adam:.4g} vs sip {sip:.4g}"
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -13,7 +11,8 @@ import torch
 
 from .methods import get_method, resolve_hyperparameters
 from .plots import plot_curves
-from .results import load_run, machine_info, save_run, write_summary
+from .results import (load_run, machine_info, mean_std, runs_by_optimizer, save_run, write_summary,
+                      x_error_ratios_to_adam)
 from .train import RunResult, held_out_set, train_run
 
 
@@ -98,15 +97,6 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     return summary
 
 
-def _stats(values: list[float]) -> str:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.4g}"
-    return f"{statistics.mean(values):.4g} +- {statistics.stdev(values):.2g}"
-
-
 def format_table(summary: dict[str, Any]) -> str:
     """A plain-text table: per optimizer the mean (+- std over seeds) of the final held-out metrics."""
     err_name = summary.get("x_error_name", "x_error")
@@ -114,22 +104,15 @@ def format_table(summary: dict[str, Any]) -> str:
              f"seeds {summary['seeds']}  torch {summary['torch']}"]
     head = f"{'optimizer':<10} {'iterations':>10} {'time [s]':>9}  {'held-out loss':<22} {err_name:<22} status"
     lines += [head, "-" * len(head)]
-    per_opt: dict[str, list[dict]] = {}
-    for r in summary["runs"]:
-        per_opt.setdefault(r["optimizer"], []).append(r)
-    means: dict[str, float] = {}
-    for opt, rs in per_opt.items():
-        errs = [r["final"]["x_error"] for r in rs]
-        finite = [e for e in errs if e is not None and math.isfinite(e)]
-        if finite:
-            means[opt] = statistics.mean(finite)
+    for opt, rs in runs_by_optimizer(summary).items():
         status = ", ".join(sorted({r["status"].split(":")[0] for r in rs}))
-        lines.append(f"{opt:<10} {_stats([r['iterations'] for r in rs]):>10} "
-                     f"{_stats([r['wall_time_s'] for r in rs]):>9}  {_stats([r['final']['loss'] for r in rs]):<22} "
-                     f"{_stats(errs):<22} {status}")
-    if "adam" in means and len(means) > 1:
-        ratios = [f"{o}: {means['adam'] / v:.3g}x" for o, v in means.items() if o != "adam" and v > 0]
-        lines.append(f"{err_name} of adam / {err_name} of optimizer (> 1: better than adam): " + ", ".join(ratios))
+        lines.append(f"{opt:<10} {mean_std(r['iterations'] for r in rs):>10} "
+                     f"{mean_std(r['wall_time_s'] for r in rs):>9}  {mean_std(r['final']['loss'] for r in rs):<22} "
+                     f"{mean_std(r['final']['x_error'] for r in rs):<22} {status}")
+    ratios = x_error_ratios_to_adam(summary)
+    if ratios:
+        lines.append(f"{err_name} of adam / {err_name} of optimizer (> 1: better than adam): "
+                     + ", ".join(f"{o}: {v:.3g}x" for o, v in ratios.items()))
     return "\n".join(lines)
 
 

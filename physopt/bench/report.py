@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write
+from .results import atomic_write, mean_std, runs_by_optimizer, x_error_ratios_to_adam
 
-
-def _cell(values: list[float | None]) -> str:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return "-"
-    if len(vals) == 1:
-        return f"{vals[0]:.4g}"
-    return f"{statistics.mean(vals):.4g} ± {statistics.stdev(vals):.2g}"
+PM = " ± "
 
 
 def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
@@ -33,23 +24,17 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
                 f"{summary['time_budget_s']} s per run"), "",
              f"| optimizer | hyperparameters | iterations | train time [s] | held-out loss | held-out {err_name} |",
              "| --- | --- | --- | --- | --- | --- |"]
-    per_opt: dict[str, list[dict]] = {}
-    for r in summary["runs"]:
-        per_opt.setdefault(r["optimizer"], []).append(r)
-    for opt, rs in per_opt.items():
+    for opt, rs in runs_by_optimizer(summary).items():
         hp = ", ".join(f"{k}={v}" for k, v in rs[0]["hyperparameters"].items())
         status = {r["status"] for r in rs} - {"ok"}
         note = f" ({'; '.join(sorted(s.split(':')[0] for s in status))})" if status else ""
-        lines.append(f"| {opt}{note} | {hp} | {_cell([r['iterations'] for r in rs])} | "
-                     f"{_cell([r['wall_time_s'] for r in rs])} | {_cell([r['final']['loss'] for r in rs])} | "
-                     f"{_cell([r['final']['x_error'] for r in rs])} |")
-    means = {o: statistics.mean(e) for o, rs in per_opt.items()
-             if (e := [r["final"]["x_error"] for r in rs if r["final"]["x_error"] is not None])}
-    if "adam" in means:
-        ratios = [f"{o} {means['adam'] / v:.3g}x" for o, v in means.items() if o != "adam" and v > 0]
-        if ratios:
-            lines += ["", f"Adam's {err_name} divided by each optimizer's (above 1: lower error than Adam): "
-                      + ", ".join(ratios) + "."]
+        cells = [mean_std((r["iterations"] for r in rs), PM), mean_std((r["wall_time_s"] for r in rs), PM),
+                 mean_std((r["final"]["loss"] for r in rs), PM), mean_std((r["final"]["x_error"] for r in rs), PM)]
+        lines.append(f"| {opt}{note} | {hp} | " + " | ".join(cells) + " |")
+    ratios = x_error_ratios_to_adam(summary)
+    if ratios:
+        lines += ["", f"Adam's {err_name} divided by each optimizer's (above 1: lower error than Adam): "
+                  + ", ".join(f"{o} {v:.3g}x" for o, v in ratios.items()) + "."]
     lines += ["", f"![{summary['problem']}]({rel_dir}/curves.png)", ""]
     return "\n".join(lines)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -95,3 +97,33 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
                 parsed[k] = float(row[k]) if row[k] != "" else None
             rows.append(parsed)
     return rows
+
+
+def mean_std(values: Iterable[float | None], sep: str = " +- ") -> str:
+    """'mean<sep>std' over the finite values ('-' if none; the value alone if one)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return f"{vals[0]:.4g}"
+    return f"{statistics.mean(vals):.4g}{sep}{statistics.stdev(vals):.2g}"
+
+
+def runs_by_optimizer(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in summary["runs"]:
+        grouped.setdefault(r["optimizer"], []).append(r)
+    return grouped
+
+
+def x_error_ratios_to_adam(summary: dict[str, Any]) -> dict[str, float]:
+    """Adam's mean final x_error divided by each other optimizer's (> 1: lower error than Adam)."""
+    means = {}
+    for opt, rs in runs_by_optimizer(summary).items():
+        errs = [r["final"]["x_error"] for r in rs if r["final"]["x_error"] is not None
+                and math.isfinite(r["final"]["x_error"])]
+        if errs:
+            means[opt] = statistics.mean(errs)
+    if "adam" not in means:
+        return {}
+    return {o: means["adam"] / v for o, v in means.items() if o != "adam" and v > 0}
