@@ -173,7 +173,8 @@ class Problem(ABC):
         nd = len(self.x_shape)
         if x.dim() != nd + 1 or tuple(x.shape[1:]) != tuple(self.x_shape) or x.shape[0] != batch.batch_size:
             raise ProblemError(f"{self.name}: prediction has shape {tuple(x.shape)}, expected "
-                               f"{(batch.batch_size, *self.x_shape)} (batch size {batch.batch_size}, x_shape {self.x_shape}); "
+                               f"{(batch.batch_size, *self.x_shape)} (batch size {batch.batch_size}, "
+                               f"x_shape {self.x_shape}); "
                                f"check the network's output layer or reshape its output")
         if x.device != batch.target.device:
             raise ProblemError(f"{self.name}: prediction is on {x.device} but the batch is on "
