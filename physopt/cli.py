@@ -54,12 +54,12 @@ def _seeds(text: str) -> list[int]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from problems import PROBLEMS, Problem
+    from problems import PROBLEMS
     from .bench.methods import METHODS
     print("problems:")
     for name in sorted(PROBLEMS):
         cls = PROBLEMS[name]
-        inv = "SIP update" if cls.inverse_update is not Problem.inverse_update else "no inverse"
+        inv = "SIP update" if cls.defines_inverse() else "no inverse"
         print(f"  {name:<14} {cls.description}  [{inv}; batch {cls.default_batch_size}]")
     print("optimizers:")
     for name, m in METHODS.items():

@@ -141,9 +141,14 @@ class Problem(ABC):
         raise NotImplementedError(f"problem '{self.name}' defines no SIP inverse update; use a generic one "
                                   f"(physopt.NewtonUpdate / physopt.GaussNewtonUpdate) or a gradient optimizer")
 
+    @classmethod
+    def defines_inverse(cls) -> bool:
+        """Whether this problem class overrides :meth:`inverse_update` (so SIP can train on it)."""
+        return cls.inverse_update is not Problem.inverse_update
+
     @property
     def has_inverse(self) -> bool:
-        return type(self).inverse_update is not Problem.inverse_update
+        return self.defines_inverse()
 
     # ---- networks -----------------------------------------------------------------------------------------------
     @abstractmethod
