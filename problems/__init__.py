@@ -7,8 +7,9 @@ from physopt._names import lookup
 
 from .base import Batch, Problem, ProblemConfig, ProblemError
 from .heat import HeatProblem
-from .poisson import PoissonProblem
-from .toys import ExpProblem, RotatedSineProblem
+from .oscillators import OscillatorsProblem
+from .poisson import PoissonHIGProblem, PoissonProblem
+from .toys import ExpProblem, HIGToyProblem, RotatedSineProblem
 
 PROBLEMS: dict[str, type[Problem]] = {}
 
@@ -23,7 +24,8 @@ def register(cls: type[Problem]) -> type[Problem]:
     return cls
 
 
-for _cls in (ExpProblem, RotatedSineProblem, PoissonProblem, HeatProblem):
+for _cls in (ExpProblem, RotatedSineProblem, PoissonProblem, HeatProblem, OscillatorsProblem, PoissonHIGProblem,
+             HIGToyProblem):
     register(_cls)
 
 
@@ -40,4 +42,5 @@ def list_problems() -> list[str]:
 
 
 __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "PROBLEMS", "register", "get_problem",
-           "list_problems", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem"]
+           "list_problems", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
+           "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem"]

@@ -145,3 +145,52 @@ class RotatedSineProblem(Problem):
     def default_network(self) -> nn.Module:
         """Dense 2-32-64-32-2 with ReLU (authors' code)."""
         return mlp([2, 32, 64, 32, 2], "relu").to(self.device, self.dtype)
+
+
+@dataclasses.dataclass
+class HIGToyConfig(ProblemConfig):
+    """x ~ U(-1, 1); targets (sin 6x, cos 9x); the second network output is scaled by gamma (HIG paper Sec. 2.1)."""
+    gamma: float = 0.01
+    hidden: int = 7
+    test_size: int = 1024
+
+
+class HIGToyProblem(Problem):
+    r"""The HIG paper's toy example (Sec. 2.1, Fig. 1): a network f(x) = (f_1, f_2) with one hidden layer of 7 tanh
+    units fits  y^(x) = (sin 6x, cos 9x)  through the "physics"  P(f) = (f_1, gamma f_2), loss
+
+        L = 1/2 (f_1 - sin 6x)^2 + 1/2 (gamma f_2 - cos 9x)^2.
+
+    gamma = 1 is well conditioned; gamma = 0.01 (default) makes the second component's gradient 100x weaker, where
+    Adam and Gauss-Newton stall and HIG keeps converging. Ground truth f* = (sin 6x, cos 9x / gamma).
+    """
+
+    name = "hig-toy"
+    description = "f(x) -> (f1, gamma f2) fits (sin 6x, cos 9x), 7 tanh units, gamma = 0.01 (HIG paper Sec. 2.1)"
+    Config = HIGToyConfig
+    default_optimizers = ("adam", "sgd", "adagrad", "adadelta", "rmsprop", "gn", "hig")
+    default_batch_size = 256
+    # HIG paper / authors' code: Adam lr 0.3, GN tau 1e-4, HIG lr 1 tau 1e-6, batch 256.
+    hyperparameters = {"adam": {"lr": 0.3}, "gn": {"lr": 1.0, "truncation": 1e-4},
+                       "hig": {"lr": 1.0, "truncation": 1e-6}}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.config.gamma > 0:
+            raise ValueError(f"hig-toy: gamma must be > 0, got {self.config.gamma}")
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (2,)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        x = 2 * torch.rand(batch_size, 1, generator=generator, dtype=torch.float64) - 1
+        target = torch.cat([torch.sin(6 * x), torch.cos(9 * x)], dim=-1)
+        truth = target * torch.tensor([1.0, 1.0 / self.config.gamma], dtype=torch.float64)
+        return Batch(inputs=x, target=target, x_true=truth).to(self.device, self.dtype)
+
+    def forward(self, x: Tensor, batch: Batch) -> Tensor:
+        return x * torch.tensor([1.0, self.config.gamma], dtype=x.dtype, device=x.device)
+
+    def default_network(self) -> nn.Module:
+        return mlp([1, self.config.hidden, 2], "tanh").to(self.device, self.dtype)

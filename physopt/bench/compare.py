@@ -11,8 +11,9 @@ import torch
 
 from .methods import get_method, resolve_hyperparameters
 from .plots import plot_curves
+from .report import format_batch
 from .results import (load_run, machine_info, mean_std, runs_by_optimizer, save_run, write_summary,
-                      x_error_ratios_to_adam)
+                      ratios_to_adam)
 from .train import RunResult, held_out_set, train_run
 
 
@@ -46,8 +47,10 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     hyperparameters = hyperparameters or {}
     for key in hyperparameters:
         get_method(key)
-    resolved = {m.name: resolve_hyperparameters(m, problem, hyperparameters.get(m.name)) for m in methods}
-    batch_size = batch_size or problem.default_batch_size
+    overrides = {m.name: {**hyperparameters.get(m.name, {}), **({"batch_size": batch_size} if batch_size else {})}
+                 for m in methods}
+    resolved = {m.name: resolve_hyperparameters(m, problem, overrides[m.name]) for m in methods}
+    batch_sizes = {name: hp["batch_size"] for name, hp in resolved.items()}
     out_dir = Path(out) if out is not None else None
     header = {
         "problem": problem.name,
@@ -58,7 +61,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         "machine": machine_info(problem.device),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "batch_size": batch_size,
+        "batch_size": batch_sizes,
         "iterations": iterations,
         "time_budget_s": time_budget,
         "seeds": list(seeds),
@@ -73,7 +76,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     for seed in seeds:
         for m in methods:
             spec = {"problem": problem.name, "config": header["config"], "optimizer": m.name, "seed": seed,
-                    "iterations": iterations, "time_budget_s": time_budget, "batch_size": batch_size,
+                    "iterations": iterations, "time_budget_s": time_budget, "batch_size": batch_sizes[m.name],
                     "hyperparameters": resolved[m.name], "device": header["device"], "dtype": header["dtype"],
                     "evaluations": evaluations}
             cached = load_run(out_dir, m.name, seed, spec) if (out_dir is not None and resume) else None
@@ -83,7 +86,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                 runs.append(cached)
                 continue
             result = train_run(problem, m.name, seed, iterations=iterations, time_budget=time_budget,
-                               batch_size=batch_size, hyperparameters=resolved[m.name], evaluations=evaluations,
+                               hyperparameters=resolved[m.name], evaluations=evaluations,
                                held_out=held_out, progress=progress)
             runs.append(result)
             if out_dir is not None:
@@ -100,7 +103,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
 def format_table(summary: dict[str, Any]) -> str:
     """A plain-text table: per optimizer the mean (+- std over seeds) of the final held-out metrics."""
     err_name = summary.get("x_error_name", "x_error")
-    lines = [f"problem {summary['problem']}  device {summary['device']}  batch {summary['batch_size']}  "
+    lines = [f"problem {summary['problem']}  device {summary['device']}  batch {format_batch(summary['batch_size'])}  "
              f"seeds {summary['seeds']}  torch {summary['torch']}"]
     head = f"{'optimizer':<10} {'iterations':>10} {'time [s]':>9}  {'held-out loss':<22} {err_name:<22} status"
     lines += [head, "-" * len(head)]
@@ -109,9 +112,10 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"{opt:<10} {mean_std(r['iterations'] for r in rs):>10} "
                      f"{mean_std(r['wall_time_s'] for r in rs):>9}  {mean_std(r['final']['loss'] for r in rs):<22} "
                      f"{mean_std(r['final']['x_error'] for r in rs):<22} {status}")
-    ratios = x_error_ratios_to_adam(summary)
+    metric, ratios = ratios_to_adam(summary)
     if ratios:
-        lines.append(f"{err_name} of adam / {err_name} of optimizer (> 1: better than adam): "
+        name = err_name if metric == "x_error" else "held-out loss"
+        lines.append(f"{name} of adam / {name} of optimizer (> 1: better than adam): "
                      + ", ".join(f"{o}: {v:.3g}x" for o, v in ratios.items()))
     return "\n".join(lines)
 

@@ -13,6 +13,9 @@ import torch
 from torch import nn
 
 from .._names import lookup
+from ..hig import HIG
+from ..jacobian import JacobianError
+from ..linalg import HalfInversionError
 from ..sip import SIP, PhysicsUpdateError
 
 
@@ -95,6 +98,26 @@ def _build_sip(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
     return step
 
 
+def _build_half_inverse(kappa: float) -> Callable[..., StepFn]:
+    """HIG-family training: per-example Jacobians of the physics output, half-inverted (kappa = -1/2 HIG, -1 GN)."""
+
+    def build(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
+        hp = {"kappa": kappa, **hparams}
+        opt = HIG(net, physics=problem.forward, loss=problem.loss, **hp)
+        counter = [0]
+
+        def step(batch) -> float:
+            counter[0] += 1
+            try:
+                return opt.step(batch.inputs, batch)
+            except HalfInversionError as err:
+                raise Diverged(f"step {counter[0]}: {err}") from err
+
+        return step
+
+    return build
+
+
 _BASES: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
     "adadelta": torch.optim.Adadelta, "rmsprop": torch.optim.RMSprop,
@@ -108,6 +131,10 @@ METHODS: dict[str, Method] = {
     "rmsprop": Method("rmsprop", "RMSprop through the physics", _adjoint(torch.optim.RMSprop), {"lr": 1e-2}),
     "sip": Method("sip", "SIP: Adam on the problem's physics-inversion update", _build_sip, {"lr": 1e-3},
                   needs_inverse=True),
+    "gn": Method("gn", "Gauss-Newton on mini-batches: truncated pseudo-inverse of the stacked Jacobian (kappa = -1)",
+                 _build_half_inverse(-1.0), {"lr": 1.0, "truncation": 1e-6}),
+    "hig": Method("hig", "half-inverse gradients: V S^-1/2 U^T of the stacked per-example Jacobian (kappa = -1/2)",
+                  _build_half_inverse(-0.5), {"lr": 1.0, "truncation": 1e-6}),
 }
 
 
@@ -116,9 +143,21 @@ def get_method(name: str) -> Method:
 
 
 def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The hyperparameters a run uses: method fallbacks < the problem's paper values < user overrides."""
-    hp = dict(method.defaults)
+    """The hyperparameters a run uses: method fallbacks < the problem's paper values < user overrides.
+
+    Always includes ``batch_size`` (the paper's for this optimizer and problem, else the problem's default); it is
+    a setting of the run, not of the optimizer (see :func:`optimizer_arguments`).
+    """
+    hp = {"batch_size": problem.default_batch_size, **method.defaults}
     hp.update(problem.hyperparameters.get(method.name, {}))
     hp.update(overrides or {})
     validate_hyperparameters(method.name, hp)
+    bs = hp["batch_size"]
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+        raise ValueError(f"{method.name}: batch_size must be an integer >= 1, got {bs!r}")
     return hp
+
+
+def optimizer_arguments(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters that go to the optimizer (everything except the run's ``batch_size``)."""
+    return {k: v for k, v in hparams.items() if k != "batch_size"}

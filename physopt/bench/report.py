@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write, mean_std, runs_by_optimizer, x_error_ratios_to_adam
+from .results import atomic_write, mean_std, runs_by_optimizer, ratios_to_adam
 
 PM = " ± "
 
@@ -19,7 +19,7 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
              f"Command: `{summary.get('command') or '(python API)'}`  ",
              f"Machine: {where}, {m.get('torch_threads', '?')} torch threads, torch {summary['torch']}, "
              f"Python {m.get('python', '?')}; created {summary.get('created', '?')}  ",
-             f"Batch {summary['batch_size']}, seeds {summary['seeds']}, "
+             f"Batch {format_batch(summary['batch_size'])}, seeds {summary['seeds']}, "
              + (f"{summary['iterations']} iterations" if summary.get("iterations") else
                 f"{summary['time_budget_s']} s per run"), "",
              f"| optimizer | hyperparameters | iterations | train time [s] | held-out loss | held-out {err_name} |",
@@ -31,12 +31,21 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
         cells = [mean_std((r["iterations"] for r in rs), PM), mean_std((r["wall_time_s"] for r in rs), PM),
                  mean_std((r["final"]["loss"] for r in rs), PM), mean_std((r["final"]["x_error"] for r in rs), PM)]
         lines.append(f"| {opt}{note} | {hp} | " + " | ".join(cells) + " |")
-    ratios = x_error_ratios_to_adam(summary)
+    metric, ratios = ratios_to_adam(summary)
     if ratios:
-        lines += ["", f"Adam's {err_name} divided by each optimizer's (above 1: lower error than Adam): "
+        name = err_name if metric == "x_error" else "held-out loss"
+        lines += ["", f"Adam's {name} divided by each optimizer's (above 1: lower than Adam): "
                   + ", ".join(f"{o} {v:.3g}x" for o, v in ratios.items()) + "."]
     lines += ["", f"![{summary['problem']}]({rel_dir}/curves.png)", ""]
     return "\n".join(lines)
+
+
+def format_batch(batch_size: Any) -> str:
+    """One batch size for all optimizers, or 'opt b, ...' where the paper used different ones."""
+    if isinstance(batch_size, dict):
+        sizes = set(batch_size.values())
+        return str(sizes.pop()) if len(sizes) == 1 else ", ".join(f"{o} {b}" for o, b in batch_size.items())
+    return str(batch_size)
 
 
 def write_report(results_dir: str | Path, intro: str = "") -> Path:

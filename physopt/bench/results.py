@@ -116,14 +116,20 @@ def runs_by_optimizer(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]
     return grouped
 
 
-def x_error_ratios_to_adam(summary: dict[str, Any]) -> dict[str, float]:
-    """Adam's mean final x_error divided by each other optimizer's (> 1: lower error than Adam)."""
+def ratios_to_adam(summary: dict[str, Any], metric: str | None = None) -> tuple[str, dict[str, float]]:
+    """Adam's mean final ``metric`` divided by each other optimizer's (> 1: lower than Adam).
+
+    ``metric`` defaults to ``x_error`` where the problem has a ground truth, else ``loss``. Returns (metric, ratios).
+    """
+    if metric is None:
+        has_x = any(r["final"].get("x_error") is not None for r in summary["runs"])
+        metric = "x_error" if has_x else "loss"
     means = {}
     for opt, rs in runs_by_optimizer(summary).items():
-        errs = [r["final"]["x_error"] for r in rs if r["final"]["x_error"] is not None
-                and math.isfinite(r["final"]["x_error"])]
-        if errs:
-            means[opt] = statistics.mean(errs)
+        vals = [r["final"][metric] for r in rs if r["final"].get(metric) is not None
+                and math.isfinite(r["final"][metric])]
+        if vals:
+            means[opt] = statistics.mean(vals)
     if "adam" not in means:
-        return {}
-    return {o: means["adam"] / v for o, v in means.items() if o != "adam" and v > 0}
+        return metric, {}
+    return metric, {o: means["adam"] / v for o, v in means.items() if o != "adam" and v > 0}

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .methods import Diverged, get_method, resolve_hyperparameters
+from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 
 HELD_OUT_SEED = 2_147_483_647
 
@@ -107,7 +107,8 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' "
                          f"does not define")
     hp = resolve_hyperparameters(method, problem, hyperparameters)
-    batch_size = batch_size or problem.default_batch_size
+    batch_size = batch_size or hp["batch_size"]
+    hp["batch_size"] = batch_size
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     held_out = held_out if held_out is not None else held_out_set(problem)
@@ -115,7 +116,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     torch.manual_seed(seed)
     net = problem.default_network()
     checksum = weights_checksum(net)
-    step = method.build(net, problem, hp)
+    step = method.build(net, problem, optimizer_arguments(hp))
     data = torch.Generator().manual_seed(seed)
 
     curve: list[CurvePoint] = []
