@@ -103,6 +103,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    from ._names import lookup
+    return [lookup(what, n.strip(), {a: a for a in allowed}) for n in text.split(",") if n.strip()]
+
+
+def cmd_hig_timing(args: argparse.Namespace) -> int:
+    from .bench import hig_timing
+    from .bench.compare import default_progress, resolve_device
+
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    rows = hig_timing.run(_names(args.setups, hig_timing.SETUPS, "setup"),
+                          _names(args.routes, hig_timing.ROUTES, "route"), args.repeats,
+                          str(resolve_device(args.device)), _names(args.dtypes, ("float32", "float64"), "dtype"),
+                          out=args.out, command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
+                          progress=default_progress)
+    print(hig_timing.format_rows(rows))
+    if args.out:
+        print(f"wrote {args.out}/timing.json, timing.txt")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physopt", description="Optimizers for networks trained through physics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=cmd_compare)
+    t = sub.add_parser("hig-timing", help="time one HIG update and its parts per half-inversion route")
+    t.add_argument("--setups", default=",".join(("oscillators", "quantum-dipole", "poisson-hig")),
+                   help="comma-separated problems (the HIG paper's setups)")
+    t.add_argument("--routes", default="factored,gram,svd", help="comma-separated: factored, gram, svd")
+    t.add_argument("--dtypes", default="float64", help="decomposition dtypes, e.g. float32,float64")
+    t.add_argument("--repeats", type=int, default=3, help="updates timed per route (the median is reported)")
+    t.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    t.add_argument("--out", default=None, help="directory for timing.json and timing.txt")
+    t.set_defaults(func=cmd_hig_timing)
     r = sub.add_parser("report", help="regenerate RESULTS/README.md from the summary.json files under RESULTS")
     r.add_argument("results", nargs="?", default="results")
     r.set_defaults(func=cmd_report)

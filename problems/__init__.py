@@ -9,6 +9,7 @@ from .base import Batch, Problem, ProblemConfig, ProblemError
 from .heat import HeatProblem
 from .oscillators import OscillatorsProblem
 from .poisson import PoissonHIGProblem, PoissonProblem
+from .quantum_dipole import QuantumDipoleProblem
 from .toys import ExpProblem, HIGToyProblem, RotatedSineProblem
 
 PROBLEMS: dict[str, type[Problem]] = {}
@@ -25,7 +26,7 @@ def register(cls: type[Problem]) -> type[Problem]:
 
 
 for _cls in (ExpProblem, RotatedSineProblem, PoissonProblem, HeatProblem, OscillatorsProblem, PoissonHIGProblem,
-             HIGToyProblem):
+             HIGToyProblem, QuantumDipoleProblem):
     register(_cls)
 
 
@@ -43,4 +44,4 @@ def list_problems() -> list[str]:
 
 __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "PROBLEMS", "register", "get_problem",
            "list_problems", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
-           "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem"]
+           "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem"]

@@ -237,10 +237,11 @@ def _operators(u: Tensor, x: Tensor, dx: float, dt: float) -> tuple[Tensor, Tens
 def _apply(psi: Tensor, F: Tensor, tri: Tensor, m_in: Tensor, m_out: Tensor) -> Tensor:
     """One Crank-Nicolson step psi -> 2 T^{-1} psi - psi for psi of shape (2, n, B) (real/imag, grid, batch)."""
     n, b = psi.shape[1], psi.shape[2]
-    ab = (m_in @ (F[:, None] * psi).reshape(8, n * b)).reshape(4, n, b)   # Y psi, X psi (re, im)
-    sp = torch.bmm(tri, ab)                                              # S = sum_{j>=i} Y psi, P = sum_{j<i} X psi
-    out = torch.addmm(psi.reshape(2, n * b), m_out, (F[:, None] * sp).reshape(16, n * b), beta=-1)
-    return out.reshape(2, n, b)
+    f = F.reshape(2, 2, 1, n, b)
+    ab = (m_in @ (f * psi).reshape(8, n * b)).reshape(4, n, b)           # X psi, Y psi (re, im)
+    sp = torch.bmm(tri, ab)                                              # P = sum_{j<i} X psi, S = sum_{j>=i} Y psi
+    prod = (f * sp.reshape(2, 1, 2, n, b)).reshape(8, n * b)             # Y x P, X x S
+    return torch.addmm(psi.reshape(2, n * b), m_out, prod, beta=-1).reshape(2, n, b)
 
 
 def _check(psi: Tensor, u: Tensor, x: Tensor) -> None:

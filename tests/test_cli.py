@@ -88,3 +88,37 @@ def test_bad_input_gets_a_clear_error(capsys, argv, message):
 def test_cuda_requested_without_cuda_is_a_clear_error(capsys):
     code, _, err = run(capsys, "compare", "exp", "--iterations", "1", "--device", "cuda", "--quiet")
     assert code == 2 and "no CUDA device" in err and "--device cpu" in err
+
+
+def test_compare_hig_and_gn_with_the_papers_batch_size_per_optimizer(tmp_path, capsys):
+    code, out, err = run(capsys, "compare", "oscillators", "--optimizers", "adam,gn,hig", "--iterations", "3",
+                         "--device", "cpu", "--evaluations", "1", "--param", "steps=8", "--param", "test_size=32",
+                         "--out", str(tmp_path))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["batch_size"] == {"adam": 512, "gn": 128, "hig": 128}          # HIG paper, Table 2
+    hp = summary["hyperparameters"]
+    assert hp["hig"]["lr"] == 1.0 and hp["hig"]["truncation"] == 1e-6 and hp["adam"]["lr"] == 3e-4
+    runs = {r["optimizer"]: r for r in summary["runs"]}
+    assert runs["adam"]["status"] == runs["hig"]["status"] == "ok" and runs["hig"]["iterations"] == 3
+    # GN may blow up on this short horizon (the paper calls it unstable); then the run says so, weights stay finite
+    assert runs["gn"]["status"] == "ok" or runs["gn"]["status"].startswith("diverged: step")
+    assert "held-out loss of adam / held-out loss of optimizer" in out    # no ground truth: loss ratios
+    # --batch-size overrides every optimizer's
+    code, _, err = run(capsys, "compare", "oscillators", "--optimizers", "hig", "--iterations", "1", "--device",
+                       "cpu", "--evaluations", "1", "--param", "steps=8", "--param", "test_size=8",
+                       "--batch-size", "4", "--out", str(tmp_path / "b4"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "b4" / "summary.json").read_text())["batch_size"] == {"hig": 4}
+
+
+def test_hig_timing_reports_parts_and_route_ratios(tmp_path, capsys):
+    code, out, err = run(capsys, "hig-timing", "--setups", "oscillators", "--routes", "factored,gram,svd",
+                         "--repeats", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    rows = json.loads((tmp_path / "timing.json").read_text())["rows"]
+    assert [r["route"] for r in rows] == ["factored", "gram", "svd", "adam"]
+    assert all(r["total_s"] > 0 for r in rows) and rows[0]["rows"] == 128 * 4 and rows[0]["weights"] == 2956
+    assert "svd/gram: total" in out and (tmp_path / "timing.txt").exists()
+    code, _, err = run(capsys, "hig-timing", "--setups", "oscilators")
+    assert code == 2 and "Did you mean 'oscillators'" in err

@@ -10,7 +10,7 @@ from problems import Batch, ProblemError, get_problem
 from problems.grids import laplace_dirichlet, spectral_diffusion
 from problems.heat import damped_inverse_diffusion, soft_rectangles
 
-SMALL = {"poisson": {"resolution": 16}, "heat": {"resolution": 16, "max_half_size": 3.0}}
+SMALL = {"poisson": {"resolution": 16}, "heat": {"resolution": 16, "max_half_size": 3.0}, "quantum-dipole": {"steps": 16}}
 
 
 def make(name, device="cpu", dtype=torch.float32, **kw):
