@@ -128,6 +128,11 @@ class Problem(ABC):
         diff = y - batch.target
         return 0.5 * diff.pow(2).reshape(diff.shape[0], -1).sum(-1)
 
+    def component_losses(self, y: Tensor, batch: Batch) -> dict[str, Tensor]:
+        """Named per-example parts of the loss that the bench reports beside it (e.g. the quantum dipole's low- and
+        high-energy losses), each of shape (B,). None by default."""
+        return {}
+
     def x_error(self, x: Tensor, batch: Batch) -> Tensor | None:
         """Per-example x-space error  ||x_i - x*_i||_1  (sum over cells), or None without ground truth."""
         if batch.x_true is None:

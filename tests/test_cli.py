@@ -122,3 +122,17 @@ def test_hig_timing_reports_parts_and_route_ratios(tmp_path, capsys):
     assert "svd/gram: total" in out and (tmp_path / "timing.txt").exists()
     code, _, err = run(capsys, "hig-timing", "--setups", "oscilators")
     assert code == 2 and "Did you mean 'oscillators'" in err
+
+
+def test_component_losses_are_recorded_beside_the_loss(tmp_path, capsys):
+    """quantum-dipole reports the paper's low- and high-energy losses (Fig. 4c) in the table, summary and curves."""
+    code, out, err = run(capsys, "compare", "quantum-dipole", "--optimizers", "adam,hig", "--iterations", "2",
+                         "--device", "cpu", "--evaluations", "1", "--param", "steps=8", "--param", "test_size=16",
+                         "--out", str(tmp_path))
+    assert code == 0, err
+    assert "le_loss:" in out and "he_loss:" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for r in summary["runs"]:
+        assert 0 <= r["final"]["le_loss"] <= 1 and 0 <= r["final"]["he_loss"] <= 1
+    rows = list(csv.DictReader((tmp_path / "curves.csv").open()))
+    assert rows[0]["le_loss"] and rows[-1]["he_loss"]

@@ -142,3 +142,30 @@ def test_rotated_sine_preimage_is_exact_and_nearest():
         other_hat = pre @ a.T + torch.tensor([shift, 0.0], dtype=torch.float64)
         other = torch.linalg.solve(a, other_hat.unsqueeze(-1)).squeeze(-1)
         assert ((x - other).norm(dim=-1) >= d - 1e-9).all()
+
+
+def test_poisson_hig_is_the_papers_8x8_setup_with_an_exact_inverse():
+    p = make("poisson-hig", dtype=torch.float64)
+    torch.manual_seed(0)
+    assert sum(w.numel() for w in p.default_network().parameters()) == 41_408      # HIG paper Sec. 3.2
+    batch = p.sample(6, torch.Generator().manual_seed(0))
+    assert batch.inputs.shape == (6, 8, 8)
+    torch.testing.assert_close(batch.inputs.mean(dim=(-2, -1)), torch.zeros(6, dtype=torch.float64))
+    # the target is reached by the ground truth, and the SIP update lands on it from anywhere
+    torch.testing.assert_close(laplace_dirichlet(batch.x_true), batch.target)
+    x = torch.randn(6, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(x + p.inverse_update(x, batch), batch.x_true)
+
+
+def test_hig_toy_scales_the_second_component_by_gamma():
+    p = make("hig-toy", dtype=torch.float64, gamma=0.01)
+    batch = p.sample(64, torch.Generator().manual_seed(0))
+    x = batch.inputs[:, 0]
+    torch.testing.assert_close(batch.target, torch.stack([torch.sin(6 * x), torch.cos(9 * x)], -1))
+    f = torch.randn(64, 2, dtype=torch.float64)
+    expected = 0.5 * (f[:, 0] - batch.target[:, 0]) ** 2 + 0.5 * (0.01 * f[:, 1] - batch.target[:, 1]) ** 2
+    torch.testing.assert_close(p.loss(p.forward(f, batch), batch), expected)            # HIG paper Eq. 4
+    torch.manual_seed(0)
+    assert sum(w.numel() for w in p.default_network().parameters()) == 1 * 7 + 7 + 7 * 2 + 2
+    with pytest.raises(ValueError, match="gamma must be > 0"):
+        get_problem("hig-toy", gamma=0.0)

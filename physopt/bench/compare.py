@@ -12,7 +12,7 @@ import torch
 from .methods import get_method, resolve_hyperparameters
 from .plots import plot_curves
 from .report import format_batch
-from .results import (load_run, machine_info, mean_std, runs_by_optimizer, save_run, write_summary,
+from .results import (component_names, load_run, machine_info, mean_std, runs_by_optimizer, save_run, write_summary,
                       ratios_to_adam)
 from .train import RunResult, held_out_set, train_run
 
@@ -112,6 +112,9 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"{opt:<10} {mean_std(r['iterations'] for r in rs):>10} "
                      f"{mean_std(r['wall_time_s'] for r in rs):>9}  {mean_std(r['final']['loss'] for r in rs):<22} "
                      f"{mean_std(r['final']['x_error'] for r in rs):<22} {status}")
+    for name in component_names(summary):
+        lines.append(f"  {name}: " + ", ".join(f"{opt} {mean_std(r['final'].get(name) for r in rs)}"
+                                             for opt, rs in runs_by_optimizer(summary).items()))
     metric, ratios = ratios_to_adam(summary)
     if ratios:
         name = err_name if metric == "x_error" else "held-out loss"

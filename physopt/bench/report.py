@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write, mean_std, runs_by_optimizer, ratios_to_adam
+from .results import atomic_write, component_names, mean_std, runs_by_optimizer, ratios_to_adam
 
 PM = " ± "
 
@@ -13,6 +13,7 @@ PM = " ± "
 def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
     """One section: the command, the machine, a table of final held-out metrics, the plot."""
     err_name = summary.get("x_error_name", "x_error")
+    components = component_names(summary)
     m = summary.get("machine", {})
     where = m.get("gpu") or m.get("cpu", "?")
     lines = [f"## {summary['problem']} ({summary['device']})", "",
@@ -22,14 +23,16 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
              f"Batch {format_batch(summary['batch_size'])}, seeds {summary['seeds']}, "
              + (f"{summary['iterations']} iterations" if summary.get("iterations") else
                 f"{summary['time_budget_s']} s per run"), "",
-             f"| optimizer | hyperparameters | iterations | train time [s] | held-out loss | held-out {err_name} |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             f"| optimizer | hyperparameters | iterations | train time [s] | held-out loss | held-out {err_name} |"
+             + "".join(f" {c} |" for c in components),
+             "| --- | --- | --- | --- | --- | --- |" + " --- |" * len(components)]
     for opt, rs in runs_by_optimizer(summary).items():
         hp = ", ".join(f"{k}={v}" for k, v in rs[0]["hyperparameters"].items())
         status = {r["status"] for r in rs} - {"ok"}
         note = f" ({'; '.join(sorted(s.split(':')[0] for s in status))})" if status else ""
         cells = [mean_std((r["iterations"] for r in rs), PM), mean_std((r["wall_time_s"] for r in rs), PM),
-                 mean_std((r["final"]["loss"] for r in rs), PM), mean_std((r["final"]["x_error"] for r in rs), PM)]
+                 mean_std((r["final"]["loss"] for r in rs), PM), mean_std((r["final"]["x_error"] for r in rs), PM),
+                 *(mean_std((r["final"].get(c) for r in rs), PM) for c in components)]
         lines.append(f"| {opt}{note} | {hp} | " + " | ".join(cells) + " |")
     metric, ratios = ratios_to_adam(summary)
     if ratios:
@@ -61,6 +64,9 @@ def write_report(results_dir: str | Path, intro: str = "") -> Path:
             "of training (± standard deviation over seeds where there are several).", ""]
     if intro:
         head += [intro, ""]
+    for path in sorted(root.glob("**/timing.txt")):      # physopt hig-timing output, verbatim
+        sections += [f"## HIG update timing: {path.parent.relative_to(root).as_posix()}", "", "```",
+                     path.read_text().rstrip(), "```", ""]
     out = root / "README.md"
     atomic_write(out, "\n".join(head + sections))
     return out

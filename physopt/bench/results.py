@@ -73,11 +73,12 @@ def write_summary(out: Path, header: dict[str, Any], runs: Iterable[RunResult]) 
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["optimizer", "seed", "iteration", "time_s", "loss", "x_error", "train_loss"])
+    extra = sorted({k for r in runs for c in r.curve for k in c.extra})
+    w.writerow(["optimizer", "seed", "iteration", "time_s", "loss", "x_error", "train_loss", *extra])
     for r in runs:
         for c in r.curve:
             w.writerow([r.optimizer, r.seed, c.iteration, f"{c.time_s:.6g}", _fmt(c.loss), _fmt(c.x_error),
-                        _fmt(c.train_loss)])
+                        _fmt(c.train_loss), *(_fmt(c.extra.get(k)) for k in extra)])
     atomic_write(out / "curves.csv", buf.getvalue())
     return summary
 
@@ -93,8 +94,9 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
         for row in csv.DictReader(f):
             parsed: dict[str, Any] = {"optimizer": row["optimizer"], "seed": int(row["seed"]),
                                       "iteration": int(row["iteration"])}
-            for k in ("time_s", "loss", "x_error", "train_loss"):
-                parsed[k] = float(row[k]) if row[k] != "" else None
+            for k, v in row.items():
+                if k not in parsed and k != "optimizer":
+                    parsed[k] = float(v) if v not in ("", None) else None
             rows.append(parsed)
     return rows
 
@@ -133,3 +135,8 @@ def ratios_to_adam(summary: dict[str, Any], metric: str | None = None) -> tuple[
     if "adam" not in means:
         return metric, {}
     return metric, {o: means["adam"] / v for o, v in means.items() if o != "adam" and v > 0}
+
+
+def component_names(summary: dict[str, Any]) -> list[str]:
+    """Names of the problem's component losses recorded in the runs' final metrics (besides loss and x_error)."""
+    return sorted({k for r in summary["runs"] for k in r["final"] if k not in ("loss", "x_error")})

@@ -27,6 +27,7 @@ class CurvePoint:
     loss: float | None
     x_error: float | None
     train_loss: float | None
+    extra: dict[str, float] = dataclasses.field(default_factory=dict)   # the problem's component losses
 
 
 @dataclasses.dataclass
@@ -69,22 +70,28 @@ def held_out_set(problem: Any, size: int | None = None):
 
 @torch.no_grad()
 def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, float | None]:
-    """Mean held-out loss and x-space error of ``net`` (eval mode), in chunks of ``chunk`` examples."""
+    """Mean held-out loss, x-space error and component losses (:meth:`Problem.component_losses`) of ``net`` (eval
+    mode), in chunks of ``chunk`` examples."""
     was_training = net.training
     net.eval()
     total_loss, total_err, n = 0.0, 0.0, batch.batch_size
+    components: dict[str, float] = {}
     has_err = True
     for i in range(0, n, chunk):
         part = type(batch)(*(None if t is None else t[i:i + chunk] for t in batch))
         x = problem.predict(net, part)
-        total_loss += problem.loss(problem.forward(x, part), part).sum().item()
+        y = problem.forward(x, part)
+        total_loss += problem.loss(y, part).sum().item()
+        for name, value in problem.component_losses(y, part).items():
+            components[name] = components.get(name, 0.0) + value.sum().item()
         err = problem.x_error(x, part)
         if err is None:
             has_err = False
         else:
             total_err += err.sum().item()
     net.train(was_training)
-    return {"loss": total_loss / n, "x_error": total_err / n if has_err else None}
+    return {"loss": total_loss / n, "x_error": total_err / n if has_err else None,
+            **{k: v / n for k, v in components.items()}}
 
 
 def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None = None,
@@ -128,7 +135,8 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
 
     def record() -> None:
         m = evaluate(problem, net, held_out)
-        curve.append(CurvePoint(it, elapsed, m["loss"], m["x_error"], train_loss))
+        extra = {k: v for k, v in m.items() if k not in ("loss", "x_error")}
+        curve.append(CurvePoint(it, elapsed, m["loss"], m["x_error"], train_loss, extra))
         if progress:
             err = "" if m["x_error"] is None else f"  {problem.x_error_name} {m['x_error']:.4g}"
             budget = f"/{iterations}" if iterations else ""
@@ -154,5 +162,5 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
             record()
     if not curve or curve[-1].iteration != it:
         record()
-    final = {"loss": curve[-1].loss, "x_error": curve[-1].x_error}
+    final = {"loss": curve[-1].loss, "x_error": curve[-1].x_error, **curve[-1].extra}
     return RunResult(optimizer, seed, it, elapsed, final, hp, status, checksum, curve)
