@@ -148,6 +148,38 @@ def _check_nonzero(rows: Tensor, what: str) -> None:
                             f"torch.no_grad() or a round trip through numpy breaks the chain)")
 
 
+def _plan(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, columns: int, chunk_size: int | None,
+          memory_bound: int | None, extra_bytes: int, what: str) -> tuple[Tensor, int]:
+    """The batched physics output (shape-checked) and the chunk size for a stacked result of b*|y| x ``columns``."""
+    b = inputs.shape[0]
+    with torch.no_grad():
+        y_full = physics(model(inputs), *args)
+    if not isinstance(y_full, Tensor) or y_full.dim() < 1 or y_full.shape[0] != b:
+        raise ValueError(f"physics returned {type(y_full).__name__} of shape {tuple(getattr(y_full, 'shape', ()))}; "
+                         f"it must return a tensor whose leading dimension is the batch size {b}")
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        return y_full, chunk_size
+    m, item = y_full[0].numel(), torch.finfo(y_full.dtype).bits // 8
+    fixed = b * m * columns * item + extra_bytes
+    per_example = 0 if memory_bound is None else \
+        m * (2 * columns * item + saved_activation_bytes(model, inputs, physics, args))
+    return y_full, chunk_size_for(memory_bound, b, fixed, per_example, what)
+
+
+def _chunks(per_example: Callable, primal: Any, inputs: Tensor, args: tuple, chunk_size: int):
+    """Run the vmapped per-example Jacobian over ``chunk_size`` examples at a time: yields (start, stop, jac, y)."""
+    b = inputs.shape[0]
+    for start in range(0, b, chunk_size):
+        stop = min(b, start + chunk_size)
+        try:
+            jac, y_chunk = per_example(primal, inputs[start:stop], *slice_examples(args, start, stop))
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise _wrap_transform_error(err) from err
+        yield start, stop, jac, y_chunk
+
+
 # ---- the stacked Jacobian ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class StackedJacobian:
@@ -194,21 +226,9 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
     detached = {n: p.detach() for n, p in params.items()}
     n_params = sum(p.numel() for p in params.values())
 
-    with torch.no_grad():
-        y_full = physics(model(inputs), *args)
-    if y_full.shape[0] != b:
-        raise ValueError(f"physics returned shape {tuple(y_full.shape)}; its leading dimension must be the batch "
-                         f"size {b}")
-    m = y_full[0].numel()
-    dtype = y_full.dtype
-    if chunk_size is None:
-        item = torch.finfo(dtype).bits // 8
-        fixed = b * m * n_params * item + extra_bytes
-        per_example = 0 if memory_bound is None else \
-            m * (2 * n_params * item + saved_activation_bytes(model, inputs, physics, args))
-        chunk_size = chunk_size_for(memory_bound, b, fixed, per_example, "the stacked Jacobian")
-    elif chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    y_full, chunk_size = _plan(model, inputs, physics, args, n_params, chunk_size, memory_bound, extra_bytes,
+                               "the stacked Jacobian")
+    m, dtype = y_full[0].numel(), y_full.dtype
 
     def y_of(theta: dict[str, Tensor], inp: Tensor, *a: Any) -> tuple[Tensor, Tensor]:
         x = functional_call(model, ({**theta}, buffers), (inp.unsqueeze(0),))
@@ -218,12 +238,7 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
     per_example = vmap(jacrev(y_of, has_aux=True), in_dims=(None, 0, *_in_dims(args)))
     J = torch.empty(b * m, n_params, dtype=dtype, device=device)
     y = torch.empty(b, m, dtype=dtype, device=device)
-    for start in range(0, b, chunk_size):
-        stop = min(b, start + chunk_size)
-        try:
-            jac, y_chunk = per_example(detached, inputs[start:stop], *slice_examples(args, start, stop))
-        except (RuntimeError, TypeError, ValueError) as err:
-            raise _wrap_transform_error(err) from err
+    for start, stop, jac, y_chunk in _chunks(per_example, detached, inputs, args, chunk_size):
         col = 0
         for name, p in params.items():
             J[start * m:stop * m, col:col + p.numel()] = jac[name].reshape((stop - start) * m, -1)
@@ -305,19 +320,10 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
     A = _record_layer_inputs(model, layers, inputs)
     if A is None:
         return None
-    with torch.no_grad():
-        y_full = physics(model(inputs), *args)
-    if y_full.shape[0] != b:
-        raise ValueError(f"physics returned shape {tuple(y_full.shape)}; its leading dimension must be the batch "
-                         f"size {b}")
-    m, dtype = y_full[0].numel(), y_full.dtype
     width = sum(mod.out_features for _, mod in layers)
-    if chunk_size is None:
-        item = torch.finfo(dtype).bits // 8
-        fixed = b * m * width * item + extra_bytes
-        per_example = 0 if memory_bound is None else \
-            m * (2 * width * item + saved_activation_bytes(model, inputs, physics, args))
-        chunk_size = chunk_size_for(memory_bound, b, fixed, per_example, "the factored Jacobian")
+    y_full, chunk_size = _plan(model, inputs, physics, args, width, chunk_size, memory_bound, extra_bytes,
+                               "the factored Jacobian")
+    m, dtype = y_full[0].numel(), y_full.dtype
 
     holder: dict[str, Tensor] = {}
     handles = [mod.register_forward_hook(lambda mod, inp, out, name=name: out + holder[name]) for name, mod in layers]
@@ -334,12 +340,7 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
     D = {name: torch.empty(b * m, mod.out_features, dtype=dtype, device=device) for name, mod in layers}
     y = torch.empty(b, m, dtype=dtype, device=device)
     try:
-        for start in range(0, b, chunk_size):
-            stop = min(b, start + chunk_size)
-            try:
-                jac, y_chunk = per_example(zeros, inputs[start:stop], *slice_examples(args, start, stop))
-            except (RuntimeError, TypeError, ValueError) as err:
-                raise _wrap_transform_error(err) from err
+        for start, stop, jac, y_chunk in _chunks(per_example, zeros, inputs, args, chunk_size):
             for name in D:
                 D[name][start * m:stop * m] = jac[name].reshape((stop - start) * m, -1)
             y[start:stop] = y_chunk

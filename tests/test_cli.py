@@ -136,3 +136,12 @@ def test_component_losses_are_recorded_beside_the_loss(tmp_path, capsys):
         assert 0 <= r["final"]["le_loss"] <= 1 and 0 <= r["final"]["he_loss"] <= 1
     rows = list(csv.DictReader((tmp_path / "curves.csv").open()))
     assert rows[0]["le_loss"] and rows[-1]["he_loss"]
+
+
+def test_report_includes_hig_timing_tables(tmp_path, capsys):
+    (tmp_path / "hig-timing").mkdir()
+    (tmp_path / "hig-timing" / "timing.txt").write_text("setup route\nposs gram 1.0\n")
+    code, out, _ = run(capsys, "report", str(tmp_path))
+    assert code == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "## HIG update timing: hig-timing" in text and "poss gram 1.0" in text
