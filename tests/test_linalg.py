@@ -100,3 +100,15 @@ def test_a_failed_low_precision_decomposition_is_retried_in_float64(monkeypatch)
     monkeypatch.setattr(torch.linalg, "eigh", lambda a, *x, **k: (a.diagonal() * float("nan"), a))
     with pytest.raises(HalfInversionError, match="float32, torch.float64"):
         half_inverse(J.float(), g.float(), route="gram", dtype=torch.float32)
+
+
+def test_why_the_decomposition_defaults_to_float64():
+    """J J^T squares the condition number: in float32 the Gram route loses singular values below ~sqrt(eps) max(S),
+    which HIG's tau = 1e-6 still inverts, so the float32 update is dominated by noise; float64 is not."""
+    J, g = jacobian_with_spectrum(256, 1500, torch.logspace(0, -9, 256, dtype=torch.float64), seed=4)
+    ref, _ = half_inverse_svd(J, g, truncation=1e-6)
+    in64, _ = half_inverse_gram(J.float(), g.float(), truncation=1e-6, dtype=torch.float64)
+    in32, _ = half_inverse_gram(J.float(), g.float(), truncation=1e-6, dtype=torch.float32)
+    exact32, _ = half_inverse_svd(J.float().double(), g.float().double(), truncation=1e-6)
+    assert rel(in64.double(), exact32) < 1e-4       # float64 decomposition of the float32 Jacobian: exact
+    assert rel(in32.double(), ref) > 0.3            # float32 decomposition: mostly noise
