@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .jacobian import Physics, linear_factors, per_example_jacobian, slice_examples, trainable_parameters
-from .linalg import (HalfInversionError, Spectrum, factored_gram, factored_jt_vector, gram_coefficients,
+from .linalg import (HalfInversionError, choose_route, factored_gram, factored_jt_vector, gram_coefficients,
                      half_inverse)
 
 HIG_ROUTES = ("auto", "factored", "gram", "svd")
@@ -90,17 +90,16 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())
     t0 = _sync(device)
+    with torch.no_grad():   # b * |y| from one example, to pick the route and size its memory
+        rows = physics(model(inputs[:1]), *slice_examples(args, 0, 1))[0].numel() * inputs.shape[0]
+    decomposition = route if route in ("gram", "svd") else choose_route(rows, n_params)
     factored = None
-    if route in ("auto", "factored"):
-        with torch.no_grad():
-            rows = physics(model(inputs[:1]), *slice_examples(args, 0, 1))[0].numel() * inputs.shape[0]
-        if route == "factored" or rows < n_params:
-            extra = _decomposition_bytes("gram", rows, n_params)
-            factored = linear_factors(model, inputs, physics, *args, chunk_size=chunk_size,
-                                      memory_bound=memory_bound, extra_bytes=extra)
-            if factored is None and route == "factored":
-                raise ValueError("route='factored' needs a model whose trainable weights all sit in nn.Linear layers, "
-                                 "each applied once per forward to a (batch, features) input; use route='auto'")
+    if route == "factored" or (route == "auto" and decomposition == "gram"):
+        factored = linear_factors(model, inputs, physics, *args, chunk_size=chunk_size, memory_bound=memory_bound,
+                                  extra_bytes=_decomposition_bytes("gram", rows, n_params))
+        if factored is None and route == "factored":
+            raise ValueError("route='factored' needs a model whose trainable weights all sit in nn.Linear layers, "
+                             "each applied once per forward to a (batch, features) input; use route='auto'")
     if factored is not None:
         m = factored.y[0].numel()
         g, value = loss_gradient(loss, factored.y, args)
@@ -110,24 +109,17 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
         spectrum.route = "factored"
         t2 = _sync(device)
         direction = factored_jt_vector(factored.factors, w, m)
-        chunk, rows = factored.chunk_size, g.numel()
+        chunk = factored.chunk_size
     else:
-        rows_guess = None
-        if memory_bound is not None:
-            with torch.no_grad():
-                rows_guess = physics(model(inputs[:1]), *slice_examples(args, 0, 1))[0].numel() * inputs.shape[0]
-        sub = route if route in ("gram", "svd") else (
-            "gram" if rows_guess is None or rows_guess < n_params else "svd")
-        extra = 0 if rows_guess is None else _decomposition_bytes(sub, rows_guess, n_params)
-        stacked = per_example_jacobian(model, inputs, physics, *args, chunk_size=chunk_size,
-                                       memory_bound=memory_bound, extra_bytes=extra)
+        stacked = per_example_jacobian(model, inputs, physics, *args, chunk_size=chunk_size, memory_bound=memory_bound,
+                                       extra_bytes=_decomposition_bytes(decomposition, rows, n_params))
         g, value = loss_gradient(loss, stacked.y, args)
         t1 = _sync(device)
         flat, spectrum = half_inverse(stacked.J, g, kappa=kappa, beta=beta, truncation=truncation,
-                                      route="auto" if route in ("auto", "factored") else route, dtype=dtype)
+                                      route=decomposition, dtype=dtype)
         t2 = _sync(device)
         direction = stacked.unflatten(flat)
-        chunk, rows = stacked.chunk_size, g.numel()
+        chunk = stacked.chunk_size
     t3 = _sync(device)
     stats = HIGStats(spectrum.route, rows, n_params, chunk, spectrum.kept, spectrum.condition, value,
                      t1 - t0, t2 - t1, t3 - t2)

@@ -14,7 +14,6 @@ from torch import nn
 
 from .._names import lookup
 from ..hig import HIG
-from ..jacobian import JacobianError
 from ..linalg import HalfInversionError
 from ..sip import SIP, PhysicsUpdateError
 
