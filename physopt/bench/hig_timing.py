@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..hig import HIG
+from .methods import get_method, optimizer_arguments, resolve_hyperparameters
 from .results import atomic_write, machine_info
 
 SETUPS = ("oscillators", "quantum-dipole", "poisson-hig")
@@ -51,65 +52,70 @@ def measure_peak(fn: Callable[[], Any], device: torch.device) -> tuple[Any, int 
     return out, None if (base is None or peak is None) else max(0, peak - base)
 
 
+def _repeat(make_step: Callable[[], Callable[[], Any]], device: torch.device,
+            repeats: int) -> tuple[list[tuple[float, Any]], int | None]:
+    """Run ``make_step()()`` ``repeats`` times (a fresh step each time): (wall time, step result) per run and the
+    largest peak extra memory."""
+    runs, peak = [], None
+    for _ in range(repeats):
+        step = make_step()
+        start = time.perf_counter()
+        out, used = measure_peak(step, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        runs.append((time.perf_counter() - start, out))
+        peak = used if peak is None or (used is not None and used > peak) else peak
+    return runs, peak
+
+
 def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.device,
                dtypes: Sequence[torch.dtype]) -> list[dict[str, Any]]:
     """One HIG update per (route, decomposition dtype) on the problem's paper setup (its HIG batch size)."""
     from problems import get_problem
     problem = get_problem(name, device=device)
-    hp = problem.hyperparameters.get("hig", {})
-    b = hp.get("batch_size", problem.default_batch_size)
+    hp = resolve_hyperparameters(get_method("hig"), problem)
+    b = hp["batch_size"]
     batch = problem.sample(b, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     net = problem.default_network()
     rows = []
     for dtype in dtypes:
         for route in routes:
-            times: list[dict[str, float]] = []
-            peak = None
-            for _ in range(repeats):
-                model = copy.deepcopy(net)
-                opt = HIG(model, problem.forward, problem.loss, lr=hp.get("lr", 1.0),
-                          truncation=hp.get("truncation", 1e-6), route=route, decomposition_dtype=dtype)
-                start = time.perf_counter()
-                _, used = measure_peak(lambda: opt.step(batch.inputs, batch), device)
-                total = time.perf_counter() - start
-                s = opt.last_stats
-                times.append({"total": total, "jacobian": s.jacobian_s, "decomposition": s.decomposition_s,
-                              "apply": s.apply_s})
-                peak = used if peak is None or (used is not None and used > peak) else peak
-            med = {k: statistics.median(t[k] for t in times) for k in times[0]}
+            def make_step():
+                opt = HIG(copy.deepcopy(net), problem.forward, problem.loss, lr=hp["lr"],
+                          truncation=hp["truncation"], route=route, decomposition_dtype=dtype)
+                return lambda: (opt.step(batch.inputs, batch), opt.last_stats)[1]
+
+            runs, peak = _repeat(make_step, device, repeats)
+            med = {k: statistics.median(getattr(s, f"{k}_s") for _, s in runs)
+                   for k in ("jacobian", "decomposition", "apply")}
+            s = runs[-1][1]
             rows.append({"setup": name, "route": route, "dtype": str(dtype).replace("torch.", ""), "batch": b,
                          "rows": s.rows, "weights": s.cols, "kept": s.kept, "repeats": repeats,
-                         **{f"{k}_s": v for k, v in med.items()}, "peak_bytes": peak})
+                         "total_s": statistics.median(t for t, _ in runs), **{f"{k}_s": v for k, v in med.items()},
+                         "peak_bytes": peak})
     rows.append(_adam_row(problem, net, device, repeats))
     return rows
 
 
 def _adam_row(problem, net, device: torch.device, repeats: int) -> dict[str, Any]:
     """One Adam step (forward, backward through the physics, update) at the paper's Adam batch size, for scale."""
-    hp = dict(problem.hyperparameters.get("adam", {}))
-    b = hp.pop("batch_size", problem.default_batch_size)
+    hp = resolve_hyperparameters(get_method("adam"), problem)
+    b = hp["batch_size"]
     batch = problem.sample(b, torch.Generator().manual_seed(0))
     model = copy.deepcopy(net)
-    opt = torch.optim.Adam(model.parameters(), **hp)
+    opt = torch.optim.Adam(model.parameters(), **optimizer_arguments(hp))
 
     def step():
         opt.zero_grad()
         problem.loss(problem.forward(model(batch.inputs), batch), batch).mean().backward()
         opt.step()
 
-    times, peak = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _, used = measure_peak(step, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-        peak = used if peak is None or (used is not None and used > peak) else peak
+    runs, peak = _repeat(lambda: step, device, repeats)
     return {"setup": problem.name, "route": "adam", "dtype": str(problem.dtype).replace("torch.", ""), "batch": b,
             "rows": None, "weights": sum(p.numel() for p in net.parameters()), "kept": None, "repeats": repeats,
-            "total_s": statistics.median(times), "jacobian_s": None, "decomposition_s": None, "apply_s": None,
-            "peak_bytes": peak}
+            "total_s": statistics.median(t for t, _ in runs), "jacobian_s": None, "decomposition_s": None,
+            "apply_s": None, "peak_bytes": peak}
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
