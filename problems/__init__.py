@@ -7,6 +7,7 @@ from physopt._names import lookup
 
 from .base import Batch, Problem, ProblemConfig, ProblemError
 from .heat import HeatProblem
+from .navier_stokes import NavierStokesProblem
 from .oscillators import OscillatorsProblem
 from .poisson import PoissonHIGProblem, PoissonProblem
 from .quantum_dipole import QuantumDipoleProblem
@@ -26,7 +27,7 @@ def register(cls: type[Problem]) -> type[Problem]:
 
 
 for _cls in (ExpProblem, RotatedSineProblem, PoissonProblem, HeatProblem, OscillatorsProblem, PoissonHIGProblem,
-             HIGToyProblem, QuantumDipoleProblem):
+             HIGToyProblem, QuantumDipoleProblem, NavierStokesProblem):
     register(_cls)
 
 
@@ -44,4 +45,5 @@ def list_problems() -> list[str]:
 
 __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "PROBLEMS", "register", "get_problem",
            "list_problems", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
-           "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem"]
+           "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem",
+           "NavierStokesProblem"]

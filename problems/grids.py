@@ -20,6 +20,8 @@ __all__ = [
     "solve_poisson_dirichlet",
     "fft_wavenumbers_squared",
     "spectral_diffusion",
+    "periodic_laplace_eigenvalues",
+    "solve_poisson_periodic",
     "smooth_noise",
 ]
 
@@ -113,6 +115,29 @@ def spectral_diffusion(u: Tensor, amount: float, dx: float = 1.0) -> Tensor:
     k2 = fft_wavenumbers_squared(u.shape[-2:], dx, dtype=u.dtype, device=u.device)
     kernel = torch.exp(-(2 * math.pi) ** 2 * k2 * amount)
     return torch.fft.irfft2(torch.fft.rfft2(u) * kernel, s=u.shape[-2:])
+
+
+def periodic_laplace_eigenvalues(shape: tuple[int, int], dx: float = 1.0, *, dtype=None, device=None) -> Tensor:
+    """Eigenvalues of the 5-point periodic Laplacian on an (H, W) grid, on the rfft2 grid (H, W // 2 + 1).
+
+    lambda(k) = (2 cos(2 pi k_y / H) - 2 + 2 cos(2 pi k_x / W) - 2) / dx^2,  k in cycles per domain; lambda(0) = 0.
+    """
+    h, w = shape
+    ky = torch.fft.fftfreq(h, dtype=torch.float64, device=device)
+    kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=device)
+    lam = (2 * torch.cos(2 * math.pi * ky)[:, None] - 2 + 2 * torch.cos(2 * math.pi * kx)[None, :] - 2) / dx**2
+    return lam.to(dtype or torch.get_default_dtype())
+
+
+def solve_poisson_periodic(rhs: Tensor, dx: float = 1.0) -> Tensor:
+    """Exact zero-mean solution of L phi = rhs for the 5-point periodic Laplacian L, with one rfft2 pair.
+
+    phi_hat(k) = rhs_hat(k) / lambda(k) for k != 0 (:func:`periodic_laplace_eigenvalues`), phi_hat(0) = 0, i.e. the
+    mean of rhs (which a divergence always has zero) is dropped. O(HW log HW), no iterations; linear and symmetric.
+    """
+    lam = periodic_laplace_eigenvalues(rhs.shape[-2:], dx, dtype=rhs.dtype, device=rhs.device)
+    inv = torch.where(lam == 0, torch.zeros_like(lam), 1.0 / torch.where(lam == 0, torch.ones_like(lam), lam))
+    return torch.fft.irfft2(torch.fft.rfft2(rhs) * inv, s=rhs.shape[-2:])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,5 @@
+"""Derivative engines for physics-informed losses: Zero Coordinate Shift (:mod:`.zcs`, with the FuncLoop and
+DataVect baselines) and n-TangentProp (:mod:`.tangentprop`)."""
+from .zcs import ENGINES, ZCS, DataVect, DerivativeEngine, FuncLoop, check_pointwise, derivative_engine
+
+__all__ = ["ENGINES", "ZCS", "DataVect", "DerivativeEngine", "FuncLoop", "check_pointwise", "derivative_engine"]
