@@ -154,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     t.add_argument("--out", default=None, help="directory for timing.json and timing.txt")
     t.set_defaults(func=cmd_hig_timing)
-    from .bench import zcs_bench
+    from .bench import fluid_bench, tangentprop_bench, zcs_bench
     zcs_bench.register_cli(sub)
+    tangentprop_bench.register_cli(sub)
+    fluid_bench.register_cli(sub)
     r = sub.add_parser("report", help="regenerate RESULTS/README.md from the summary.json files under RESULTS")
     r.add_argument("results", nargs="?", default="results")
     r.set_defaults(func=cmd_report)

@@ -138,10 +138,32 @@ def test_component_losses_are_recorded_beside_the_loss(tmp_path, capsys):
     assert rows[0]["le_loss"] and rows[-1]["he_loss"]
 
 
-def test_report_includes_hig_timing_tables(tmp_path, capsys):
+def test_report_includes_benchmark_outputs(tmp_path, capsys):
     (tmp_path / "hig-timing").mkdir()
     (tmp_path / "hig-timing" / "timing.txt").write_text("setup route\nposs gram 1.0\n")
+    (tmp_path / "navier-stokes").mkdir()
+    (tmp_path / "navier-stokes" / "inference.txt").write_text("solver / network 123x\n")
+    (tmp_path / "navier-stokes" / "step_timing.txt").write_text("PhiFlow / physopt 45x\n")
     code, out, _ = run(capsys, "report", str(tmp_path))
     assert code == 0
     text = (tmp_path / "README.md").read_text()
-    assert "## HIG update timing: hig-timing" in text and "poss gram 1.0" in text
+    assert "## Timing: hig-timing" in text and "poss gram 1.0" in text
+    assert "## Inference vs iterative solver: navier-stokes" in text and "solver / network 123x" in text
+    assert "## Simulation step timing: navier-stokes" in text and "PhiFlow / physopt 45x" in text
+
+
+def test_navier_stokes_step_bench_compares_with_phiflow(tmp_path, capsys):
+    pytest.importorskip("phi")
+    code, out, _ = run(capsys, "ns-step-bench", "--batch", "2", "--resolution", "16", "--repeats", "1",
+                       "--out", str(tmp_path))
+    assert code == 0 and "PhiFlow / physopt (forward step, same run):" in out
+    rows = json.loads((tmp_path / "step_timing.json").read_text())["rows"]
+    assert {r["implementation"] for r in rows} == {"physopt", "phiflow"} and all(r["seconds"] > 0 for r in rows)
+
+
+def test_navier_stokes_inference_against_the_iterative_solver(tmp_path, capsys):
+    code, out, _ = run(capsys, "ns-inference", "--train-iterations", "1", "--batch", "2",
+                       "--max-solver-iterations", "2", "--repeats", "1", "--out", str(tmp_path))
+    assert code == 0 and "solver / network time per problem (same run)" in out
+    result = json.loads((tmp_path / "inference.json").read_text())
+    assert result["network"]["problems_per_second"] > 0 and 1 <= result["solver"]["iterations"] <= 2

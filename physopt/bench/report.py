@@ -8,6 +8,9 @@ from typing import Any
 from .results import atomic_write, component_names, mean_std, runs_by_optimizer, ratios_to_adam
 
 PM = " ± "
+#: text outputs of the benchmark commands that the report shows verbatim, with their section titles
+BENCHMARK_FILES = {"timing.txt": "Timing", "step_timing.txt": "Simulation step timing",
+                   "inference.txt": "Inference vs iterative solver"}
 
 
 def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
@@ -64,8 +67,9 @@ def write_report(results_dir: str | Path, intro: str = "") -> Path:
             "of training (± standard deviation over seeds where there are several).", ""]
     if intro:
         head += [intro, ""]
-    for path in sorted(root.glob("**/timing.txt")):      # physopt hig-timing output, verbatim
-        sections += [f"## HIG update timing: {path.parent.relative_to(root).as_posix()}", "", "```",
+    # benchmark outputs (hig-timing, zcs-bench, tangentprop-bench, ns-step-bench, ns-inference), verbatim
+    for path in sorted(p for name in BENCHMARK_FILES for p in root.glob(f"**/{name}")):
+        sections += [f"## {BENCHMARK_FILES[path.name]}: {path.parent.relative_to(root).as_posix()}", "", "```",
                      path.read_text().rstrip(), "```", ""]
     out = root / "README.md"
     atomic_write(out, "\n".join(head + sections))
