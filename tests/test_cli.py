@@ -163,7 +163,9 @@ def test_navier_stokes_step_bench_compares_with_phiflow(tmp_path, capsys):
 
 def test_navier_stokes_inference_against_the_iterative_solver(tmp_path, capsys):
     code, out, _ = run(capsys, "ns-inference", "--train-iterations", "1", "--batch", "2",
-                       "--max-solver-iterations", "2", "--repeats", "1", "--out", str(tmp_path))
-    assert code == 0 and "solver / network time per problem (same run)" in out
+                       "--solver-iterations", "2", "--repeats", "1", "--out", str(tmp_path))
+    assert code == 0 and "ms per problem and iteration" in out
     result = json.loads((tmp_path / "inference.json").read_text())
-    assert result["network"]["problems_per_second"] > 0 and 1 <= result["solver"]["iterations"] <= 2
+    assert result["network"]["problems_per_second"] > 0 and len(result["solver"]["trace"]) == 2
+    errors = [t["x_error"] for t in result["solver"]["trace"]]
+    assert errors[1] < errors[0]

@@ -52,6 +52,22 @@ def measure_peak(fn: Callable[[], Any], device: torch.device) -> tuple[Any, int 
     return out, None if (base is None or peak is None) else max(0, peak - base)
 
 
+def warm_median(step: Callable[[], Any], device: torch.device, repeats: int) -> dict[str, Any]:
+    """Run ``step`` once as a warm-up, then ``repeats`` times: the warm-up's result and time, the median and all
+    timed runs, and the largest peak extra memory (:func:`measure_peak`)."""
+    start = time.perf_counter()
+    first, peak = measure_peak(step, device)
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, used = measure_peak(step, device)
+        times.append(time.perf_counter() - start)
+        peak = used if peak is None or (used is not None and used > peak) else peak
+    return {"first": first, "warmup_s": warmup, "step_s": statistics.median(times), "times_s": times,
+            "peak_bytes": peak}
+
+
 def _repeat(make_step: Callable[[], Callable[[], Any]], device: torch.device,
             repeats: int) -> tuple[list[tuple[float, Any]], int | None]:
     """Run ``make_step()()`` ``repeats`` times (a fresh step each time): (wall time, step result) per run and the

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,7 +20,7 @@ from torch import Tensor, nn
 
 from ..derivatives.tangentprop import METHODS as NTP_METHODS
 from ..derivatives.tangentprop import nested_autograd_derivatives, ntangentprop
-from .hig_timing import measure_peak
+from .hig_timing import warm_median
 from .results import atomic_write, machine_info
 
 METHODS = (*NTP_METHODS, "autograd")
@@ -53,17 +51,9 @@ def time_order(method: str, net: nn.Sequential, x: Tensor, n: int, repeats: int)
             torch.cuda.synchronize(device)
         return float(loss.detach())
 
-    start = time.perf_counter()
-    loss, peak = measure_peak(step, device)
-    warmup = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _, used = measure_peak(step, device)
-        times.append(time.perf_counter() - start)
-        peak = used if peak is None or (used is not None and used > peak) else peak
-    return {"method": method, "order": n, "repeats": repeats, "warmup_s": warmup, "step_s": statistics.median(times),
-            "times_s": times, "peak_bytes": peak, "loss": loss, "note": None}
+    t = warm_median(step, device, repeats)
+    return {"method": method, "order": n, "repeats": repeats, "warmup_s": t["warmup_s"], "step_s": t["step_s"],
+            "times_s": t["times_s"], "peak_bytes": t["peak_bytes"], "loss": t["first"], "note": None}
 
 
 def run(orders: Sequence[int] = tuple(range(1, 10)), width: int = 64, depth: int = 3, batch: int = 256,

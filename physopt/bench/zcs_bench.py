@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
 from ..derivatives.zcs import ENGINES
-from .hig_timing import measure_peak
+from .hig_timing import warm_median
 from .results import atomic_write, machine_info
 
 ENGINE_NAMES = tuple(ENGINES)
@@ -54,17 +52,9 @@ def time_step(engine: str, m: int, n: int, order: int, repeats: int, device: tor
             torch.cuda.synchronize(device)
         return loss
 
-    start = time.perf_counter()
-    first_loss, peak = measure_peak(step, device)
-    warmup = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _, used = measure_peak(step, device)
-        times.append(time.perf_counter() - start)
-        peak = used if peak is None or (used is not None and used > peak) else peak
-    return {"engine": engine, "m": m, "n": n, "order": order, "repeats": repeats, "warmup_s": warmup,
-            "step_s": statistics.median(times), "times_s": times, "peak_bytes": peak, "first_loss": first_loss,
+    t = warm_median(step, device, repeats)
+    return {"engine": engine, "m": m, "n": n, "order": order, "repeats": repeats, "warmup_s": t["warmup_s"],
+            "step_s": t["step_s"], "times_s": t["times_s"], "peak_bytes": t["peak_bytes"], "first_loss": t["first"],
             "note": None}
 
 
