@@ -125,6 +125,30 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from problems import get_problem
+    from .bench.compare import default_progress, resolve_device
+    from .bench.tune import format_tuning, tune, write_tuning
+
+    if args.iterations is None and args.time_budget is None:
+        raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
+    try:
+        lrs = [float(v) for v in args.lrs.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--lrs must be comma-separated numbers, e.g. 1e-4,3e-4,1e-3; got '{args.lrs}'") from None
+    device = resolve_device(args.device)
+    config = {k: _number(v) for k, v in _parse_pairs(args.param, "--param").items()}
+    problem = get_problem(args.problem, device=device, **config)
+    hparams = _hparams(args.hparam).get(args.optimizer.lower(), {})
+    result = tune(problem, args.optimizer.lower(), lrs, iterations=args.iterations, time_budget=args.time_budget,
+                  seed=args.seed, batch_size=args.batch_size, hyperparameters=hparams,
+                  progress=None if args.quiet else default_progress)
+    print(format_tuning(result))
+    if args.out:
+        print(f"wrote {write_tuning(args.out, result, 'physopt ' + ' '.join(shlex.quote(a) for a in args.argv))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physopt", description="Optimizers for networks trained through physics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     zcs_bench.register_cli(sub)
     tangentprop_bench.register_cli(sub)
     fluid_bench.register_cli(sub)
+    u = sub.add_parser("tune", help="pick an optimizer's learning rate on short runs from the same weights and data")
+    u.add_argument("problem", help="problem name (see `physopt list`)")
+    u.add_argument("--optimizer", required=True, help="e.g. adam, sgd, sip, hig")
+    u.add_argument("--lrs", required=True, help="comma-separated candidate learning rates, e.g. 1e-4,3e-4,1e-3")
+    u.add_argument("--iterations", type=int, default=None, help="training iterations per candidate")
+    u.add_argument("--time-budget", type=float, default=None, help="training seconds per candidate")
+    u.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch size")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    u.add_argument("--param", action="append", default=[], help="problem config KEY=VALUE (repeatable)")
+    u.add_argument("--hparam", action="append", default=[], help="other settings of the optimizer, e.g. "
+                   "hig.truncation=1e-5 (repeatable)")
+    u.add_argument("--out", default="results/tune", help="directory for PROBLEM_OPTIMIZER.json/.txt ('' to skip)")
+    u.add_argument("--quiet", action="store_true")
+    u.set_defaults(func=cmd_tune)
     r = sub.add_parser("report", help="regenerate RESULTS/README.md from the summary.json files under RESULTS")
     r.add_argument("results", nargs="?", default="results")
     r.set_defaults(func=cmd_report)

@@ -1,0 +1,77 @@
+"""Learning-rate tuning on short runs (``physopt tune``), as the papers did per optimizer.
+
+Every candidate rate trains the problem's default network from the same initial weights on the same data stream
+(:func:`physopt.bench.train.train_run`, one seed) and is scored on a validation set drawn with its own seed, so the
+held-out set that ``physopt compare`` reports stays unseen. The best rate is the one with the lowest final
+validation x-space error (the loss where the problem has no ground truth); a diverged run scores +inf.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .results import atomic_write, machine_info
+from .train import HELD_OUT_SEED, train_run
+
+VALIDATION_SEED = HELD_OUT_SEED - 1
+
+
+def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int | None = None,
+         time_budget: float | None = None, seed: int = 0, batch_size: int | None = None,
+         hyperparameters: dict[str, Any] | None = None, validation_size: int | None = None,
+         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train ``optimizer`` once per learning rate in ``lrs`` and return the rows and the best rate."""
+    if not lrs:
+        raise ValueError("give at least one learning rate")
+    for lr in lrs:
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rates must be finite numbers > 0, got {lr!r}")
+    n = validation_size if validation_size is not None else getattr(problem.config, "test_size", 256)
+    validation = problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
+    rows = []
+    for lr in lrs:
+        run = train_run(problem, optimizer, seed, iterations=iterations, time_budget=time_budget,
+                        batch_size=batch_size, hyperparameters={**(hyperparameters or {}), "lr": lr},
+                        evaluations=1, held_out=validation)
+        metric = "x_error" if run.final.get("x_error") is not None else "loss"
+        value = run.final[metric]
+        score = value if run.status == "ok" and value is not None and math.isfinite(value) else math.inf
+        rows.append({"lr": lr, "metric": metric, "score": score, "final": run.final, "status": run.status,
+                     "iterations": run.iterations, "wall_time_s": run.wall_time_s,
+                     "hyperparameters": run.hyperparameters})
+        if progress:
+            progress(f"  {optimizer} lr {lr:g}: {metric} {score:.4g} ({run.status}, {run.iterations} its)")
+    best = min(rows, key=lambda r: r["score"])
+    return {"problem": problem.name, "optimizer": optimizer, "seed": seed, "iterations": iterations,
+            "time_budget_s": time_budget, "validation_seed": VALIDATION_SEED, "validation_size": n, "rows": rows,
+            "best_lr": None if math.isinf(best["score"]) else best["lr"]}
+
+
+def format_tuning(result: dict[str, Any]) -> str:
+    lines = [f"{'lr':>10} {'validation ' + result['rows'][0]['metric']:>22} {'iterations':>10} {'time [s]':>9}  status",
+             "-" * 66]
+    for r in result["rows"]:
+        mark = "  <- best" if r["lr"] == result["best_lr"] else ""
+        lines.append(f"{r['lr']:>10g} {r['score']:>22.4g} {r['iterations']:>10} {r['wall_time_s']:>9.1f}  "
+                     f"{r['status'].split(':')[0]}{mark}")
+    best = result["best_lr"]
+    lines.append("" if best is None else
+                 f"\nbest lr for {result['optimizer']} on {result['problem']}: {best:g} "
+                 f"(use it with: physopt compare {result['problem']} --hparam {result['optimizer']}.lr={best:g})")
+    if best is None:
+        lines.append("every candidate diverged: try smaller learning rates")
+    return "\n".join(lines)
+
+
+def write_tuning(out: str | Path, result: dict[str, Any], command: str | None) -> Path:
+    """Record the result as ``out/PROBLEM_OPTIMIZER.json`` and ``.txt`` (with the command and the machine)."""
+    out = Path(out)
+    stem = f"{result['problem']}_{result['optimizer']}"
+    machine = machine_info(torch.device("cpu"))
+    atomic_write(out / f"{stem}.json", json.dumps({"command": command, "machine": machine, **result}, indent=2))
+    atomic_write(out / f"{stem}.txt", f"command: {command}\nmachine: {machine}\n\n{format_tuning(result)}\n")
+    return out / f"{stem}.json"
