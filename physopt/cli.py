@@ -71,25 +71,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from problems import get_problem
     from .bench.compare import compare, default_progress, format_table, resolve_device
 
+    config = {k: _number(v) for k, v in _parse_pairs(args.param, "--param").items()}
+    seeds = _seeds(args.seeds) if args.seeds is not None else [0]
+    evaluations = args.evaluations if args.evaluations is not None else 30
+    if args.preset:
+        from problems.presets import get_preset
+        preset = get_preset(args.problem, args.preset)
+        if args.iterations is None and args.time_budget is None:
+            args.iterations, args.time_budget = preset.iterations, preset.time_budget
+        args.batch_size = args.batch_size if args.batch_size is not None else preset.batch_size
+        seeds = seeds if args.seeds is not None else list(preset.seeds)
+        evaluations = evaluations if args.evaluations is not None else preset.evaluations
+        config = {**preset.config, **config}
+        length = (f"{args.iterations} iterations" if args.iterations else "") + \
+            (f" {args.time_budget:g} s" if args.time_budget else "")
+        print(f"preset '{args.preset}': {length.strip()} per run, seeds {seeds}, batch "
+              f"{args.batch_size or 'of the paper per optimizer'}, config {config or 'the paper defaults'}")
     if args.iterations is None and args.time_budget is None:
-        raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
+        raise ValueError("give --iterations N or --time-budget SECONDS (or both), or --preset quick|standard|paper")
     if args.iterations is not None and args.iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = resolve_device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    config = {k: _number(v) for k, v in _parse_pairs(args.param, "--param").items()}
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
     optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()] if args.optimizers \
         else list(problem.default_optimizers)
     command = "physopt " + " ".join(shlex.quote(a) for a in args.argv)
     progress = None if args.quiet else default_progress
     if progress:
-        progress(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {args.seeds}")
-    summary = compare(problem, optimizers, seeds=_seeds(args.seeds), iterations=args.iterations,
+        progress(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
+    summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
                       time_budget=args.time_budget, batch_size=args.batch_size, hyperparameters=_hparams(args.hparam),
-                      out=args.out, resume=not args.fresh, evaluations=args.evaluations, command=command,
+                      out=args.out, resume=not args.fresh, evaluations=evaluations, command=command,
                       progress=progress)
     print(format_table(summary))
     if args.out:
@@ -122,6 +137,22 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
     print(hig_timing.format_rows(rows))
     if args.out:
         print(f"wrote {args.out}/timing.json, timing.txt")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.compare import default_progress, resolve_device
+    from .bench.suite import run_bench
+
+    problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
+    summaries = run_bench(args.preset, problems, seeds=_seeds(args.seeds) if args.seeds else None,
+                          device=resolve_device(args.device), out=args.out, resume=not args.fresh,
+                          command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
+                          progress=None if args.quiet else default_progress)
+    from .bench.compare import format_table
+    for summary in summaries:
+        print(format_table(summary) + "\n")
+    print(f"wrote {args.out}/README.md")
     return 0
 
 
@@ -159,12 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--iterations", type=int, default=None, help="training iterations per run")
     c.add_argument("--time-budget", type=float, default=None, help="training seconds per run")
     c.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch size for the problem")
-    c.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    c.add_argument("--preset", default=None, help="quick | standard | paper: length, sizes and seeds of the run "
+                   "(flags given explicitly override it)")
+    c.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default 0, or the preset's)")
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     c.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     c.add_argument("--param", action="append", default=[], help="problem config KEY=VALUE, e.g. xi=32 (repeatable)")
     c.add_argument("--hparam", action="append", default=[], help="optimizer setting, e.g. adam.lr=3e-4 (repeatable)")
-    c.add_argument("--evaluations", type=int, default=30, help="held-out evaluations per run (curve points)")
+    c.add_argument("--evaluations", type=int, default=None, help="held-out evaluations per run (curve points; "
+                   "default 30)")
     c.add_argument("--out", default=None, help="directory for summary.json, curves.csv, curves.png")
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -182,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     zcs_bench.register_cli(sub)
     tangentprop_bench.register_cli(sub)
     fluid_bench.register_cli(sub)
+    b = sub.add_parser("bench", help="every problem at a preset with its canonical optimizers; resumable")
+    b.add_argument("--preset", default="standard", help="quick | standard | paper")
+    b.add_argument("--problems", default=None, help="comma-separated (default: all, see `physopt list`)")
+    b.add_argument("--seeds", default=None, help="override the preset's seeds, e.g. 0,1,2")
+    b.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    b.add_argument("--out", default="results", help="results directory (README.md regenerated there)")
+    b.add_argument("--fresh", action="store_true", help="retrain runs already finished")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench)
     u = sub.add_parser("tune", help="pick an optimizer's learning rate on short runs from the same weights and data")
     u.add_argument("problem", help="problem name (see `physopt list`)")
     u.add_argument("--optimizer", required=True, help="e.g. adam, sgd, sip, hig")

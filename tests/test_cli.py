@@ -190,3 +190,35 @@ def test_tune_picks_the_best_learning_rate_and_records_it(tmp_path, capsys):
 def test_tune_bad_input_gets_a_clear_error(capsys, argv, message):
     code, _, err = run(capsys, *argv, "--out", "")
     assert code == 2 and message in err
+
+
+def test_every_problem_has_the_three_presets():
+    from problems import list_problems
+    from problems.presets import PRESET_NAMES, PRESETS
+    assert set(PRESETS) == set(list_problems())
+    assert all(set(table) == set(PRESET_NAMES) for table in PRESETS.values())
+
+
+def test_compare_with_a_preset_says_what_it_runs(tmp_path, capsys):
+    code, out, _ = run(capsys, "compare", "poisson", "--preset", "quick", "--optimizers", "adam", "--quiet")
+    assert code == 0 and "preset 'quick': 3 iterations per run, seeds [0], batch 4" in out
+    assert "'resolution': 16" in out
+    code, _, err = run(capsys, "compare", "poisson", "--preset", "fast")
+    assert code == 2 and "Available: paper, quick, standard" in err
+
+
+def test_bench_runs_every_problem_and_an_interrupted_bench_resumes(tmp_path, capsys):
+    out_dir = tmp_path / "results"
+    code, out, _ = run(capsys, "bench", "--preset", "quick", "--out", str(out_dir), "--quiet")
+    assert code == 0
+    from problems import list_problems
+    for name in list_problems():
+        assert (out_dir / "quick-cpu" / name / "summary.json").exists()
+        assert f"## {name} (cpu)" in (out_dir / "README.md").read_text()
+    runs = sorted((out_dir / "quick-cpu" / "poisson" / "runs").glob("*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in runs}
+    runs[-1].unlink()                                     # as if the bench had been interrupted before this run
+    code, _, err = run(capsys, "bench", "--preset", "quick", "--problems", "poisson", "--out", str(out_dir))
+    assert code == 0 and err.count("already finished") == len(runs) - 1
+    assert runs[-1].exists()
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in runs[:-1])

@@ -1,0 +1,46 @@
+"""``physopt bench``: every bundled problem at one preset with its canonical optimizer set, resumable.
+
+Per problem the results go to ``OUT/<problem>`` (standard preset on the CPU, what results/ shows) or
+``OUT/<preset>-<device>/<problem>``; every finished run is saved at once (``runs/``, atomic writes), so an
+interrupted bench re-run with the same command skips finished runs and trains only what is missing. The report
+``OUT/README.md`` is regenerated after each problem.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .compare import compare
+from .report import write_report
+
+
+def results_dir(out: str | Path, problem: str, preset: str, device: torch.device) -> Path:
+    """Where one problem's results go: OUT/<problem> for the standard CPU run, else OUT/<preset>-<device>/<problem>."""
+    out = Path(out)
+    if preset == "standard" and device.type == "cpu":
+        return out / problem
+    return out / f"{preset}-{device.type}" / problem
+
+
+def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *, seeds: Sequence[int] | None = None,
+              device: torch.device = torch.device("cpu"), out: str | Path = "results", resume: bool = True,
+              command: str | None = None, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers."""
+    from problems import list_problems, get_problem
+    from problems.presets import get_preset
+    names = list(problems) if problems else list_problems()
+    plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
+    summaries = []
+    for name, p in plans:
+        problem = get_problem(name, device=device, **p.config)
+        if progress:
+            progress(f"physopt bench: {name} ({preset} preset) on {device}: "
+                     f"{', '.join(problem.default_optimizers)}")
+        summaries.append(compare(problem, problem.default_optimizers, seeds=seeds or p.seeds,
+                                 iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
+                                 out=results_dir(out, name, preset, device), resume=resume,
+                                 evaluations=p.evaluations, command=command, progress=progress))
+        write_report(out)
+    return summaries
