@@ -156,6 +156,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from .bench.compare import default_progress, resolve_device
+    from .bench.speed import format_speed, run_speed
+
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
+    rows = run_speed(problems, args.preset, args.repeats, resolve_device(args.device), args.out or None,
+                     command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
+                     progress=None if args.quiet else default_progress, isolated=not args.in_process)
+    print(format_speed(rows))
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from problems import get_problem
     from .bench.compare import default_progress, resolve_device
@@ -225,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--fresh", action="store_true", help="retrain runs already finished")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_bench)
+    v = sub.add_parser("speed", help="time per iteration and peak memory of each optimizer, as ratios to Adam")
+    v.add_argument("--problems", default=None, help="comma-separated (default: all)")
+    v.add_argument("--preset", default="standard", help="problem sizes and batch of this preset")
+    v.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up (median reported)")
+    v.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    v.add_argument("--out", default=None, help="directory for speed.json and speed.txt")
+    v.add_argument("--in-process", action="store_true", help="measure in this process (faster; CPU peaks less exact)")
+    v.add_argument("--quiet", action="store_true")
+    v.set_defaults(func=cmd_speed)
     u = sub.add_parser("tune", help="pick an optimizer's learning rate on short runs from the same weights and data")
     u.add_argument("problem", help="problem name (see `physopt list`)")
     u.add_argument("--optimizer", required=True, help="e.g. adam, sgd, sip, hig")

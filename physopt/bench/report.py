@@ -10,7 +10,7 @@ from .results import atomic_write, component_names, mean_std, runs_by_optimizer,
 PM = " ± "
 #: text outputs of the benchmark commands that the report shows verbatim, with their section titles
 BENCHMARK_FILES = {"timing.txt": "Timing", "step_timing.txt": "Simulation step timing",
-                   "inference.txt": "Inference vs iterative solver"}
+                   "inference.txt": "Inference vs iterative solver", "speed.txt": "Speed per iteration vs Adam"}
 
 
 def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
