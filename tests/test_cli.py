@@ -235,3 +235,16 @@ def test_speed_table_gives_time_and_memory_ratios_to_adam(tmp_path, capsys):
     code, out, _ = run(capsys, "speed", "--preset", "quick", "--problems", "poisson", "--repeats", "1",
                        "--in-process", "--quiet")
     assert code == 0 and "poisson" in out and "sip" in out
+
+
+def test_runs_saved_before_batch_size_joined_the_hyperparameters_still_resume(tmp_path, capsys):
+    out_dir = tmp_path / "exp"
+    args = ["compare", "exp", "--optimizers", "adam", "--iterations", "3", "--batch-size", "8", "--out",
+            str(out_dir), "--quiet"]
+    assert run(capsys, *args)[0] == 0
+    path = out_dir / "runs" / "adam_seed0.json"
+    data = json.loads(path.read_text())
+    del data["spec"]["hyperparameters"]["batch_size"]         # the layout of runs saved before issue 3
+    path.write_text(json.dumps(data))
+    code, _, err = run(capsys, *args[:-1])
+    assert code == 0 and "already finished" in err

@@ -54,6 +54,14 @@ def save_run(out: Path, spec: dict[str, Any], result: RunResult) -> None:
                  json.dumps({"spec": spec, "result": result.to_json()}, indent=1))
 
 
+def _comparable(spec: Any) -> Any:
+    """A run spec without the copy of ``batch_size`` inside ``hyperparameters`` (specs written before it was added
+    there carry it only as the ``batch_size`` field), so such finished runs are still recognised."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("hyperparameters"), dict):
+        return spec
+    return {**spec, "hyperparameters": {k: v for k, v in spec["hyperparameters"].items() if k != "batch_size"}}
+
+
 def load_run(out: Path, optimizer: str, seed: int, spec: dict[str, Any]) -> RunResult | None:
     """A finished run with exactly this spec, or None (missing, unreadable or made with other settings)."""
     path = run_path(out, optimizer, seed)
@@ -61,7 +69,7 @@ def load_run(out: Path, optimizer: str, seed: int, spec: dict[str, Any]) -> RunR
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if data.get("spec") != json.loads(json.dumps(spec)):
+    if _comparable(data.get("spec")) != _comparable(json.loads(json.dumps(spec))):
         return None
     return RunResult.from_json(data["result"])
 
