@@ -141,7 +141,7 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.compare import default_progress, resolve_device
+    from .bench.compare import default_progress, format_table, resolve_device
     from .bench.suite import run_bench
 
     problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
@@ -149,7 +149,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           device=resolve_device(args.device), out=args.out, resume=not args.fresh,
                           command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
                           progress=None if args.quiet else default_progress)
-    from .bench.compare import format_table
     for summary in summaries:
         print(format_table(summary) + "\n")
     print(f"wrote {args.out}/README.md")

@@ -6,18 +6,16 @@ Both report ratios measured in the same run, as the median of repeats after a wa
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .methods import get_method, optimizer_arguments, resolve_hyperparameters
-from .results import atomic_write, machine_info
+from .results import write_benchmark
 
 
 def _sync(device: torch.device) -> None:
@@ -35,14 +33,6 @@ def _median_time(fn: Callable[[], Any], device: torch.device, repeats: int) -> f
         _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def _write(out: str | Path | None, name: str, payload: dict[str, Any], text: str) -> None:
-    if out is None:
-        return
-    out = Path(out)
-    atomic_write(out / f"{name}.json", json.dumps(payload, indent=2))
-    atomic_write(out / f"{name}.txt", f"command: {payload['command']}\nmachine: {payload['machine']}\n\n{text}\n")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -83,12 +73,12 @@ def step_timing(batch: int = 64, resolution: int = 64, repeats: int = 5, device:
                 backward: bool = True) -> list[dict[str, Any]]:
     """Time one step of the navier-stokes problem's physics (float32) with physopt and, if installed, PhiFlow."""
     from problems import get_problem
-    from problems.staggered import fluid_step
+    from problems.staggered import fluid_step, project
     dev = torch.device(device)
     problem = get_problem("navier-stokes", device=dev, resolution=resolution, dx=128.0 / resolution)
     c = problem.config
     data = problem.sample(batch, torch.Generator().manual_seed(0))
-    v0, m0 = problem.simulate(data.x_true, data.inputs[:, 0], record=True)[1][0], data.inputs[:, 0]
+    v0, m0 = project(data.x_true, c.dx), data.inputs[:, 0]
     rows = [{"implementation": "physopt", "pass": "forward",
              "seconds": _median_time(lambda: fluid_step(v0, m0, c.dt, c.dx), dev, repeats)}]
     if backward:
@@ -212,7 +202,8 @@ def cmd_step(args: argparse.Namespace) -> int:
     rows = step_timing(args.batch, args.resolution, args.repeats, str(dev))
     text = format_step_rows(rows)
     print(text)
-    _write(args.out, "step_timing", {"command": _command(args), "machine": machine_info(dev), "rows": rows}, text)
+    if args.out:
+        write_benchmark(args.out, "step_timing", _command(args), dev, text, {"rows": rows})
     return 0
 
 
@@ -225,7 +216,8 @@ def cmd_inference(args: argparse.Namespace) -> int:
                              progress=default_progress)
     text = format_inference(result)
     print(text)
-    _write(args.out, "inference", {"command": _command(args), "machine": machine_info(dev), **result}, text)
+    if args.out:
+        write_benchmark(args.out, "inference", _command(args), dev, text, result)
     return 0
 
 

@@ -7,7 +7,6 @@ the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/cle
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 
 from ..hig import HIG
 from .methods import get_method, optimizer_arguments, resolve_hyperparameters
-from .results import atomic_write, machine_info
+from .results import dash_or, write_benchmark
 
 SETUPS = ("oscillators", "quantum-dipole", "poisson-hig")
 ROUTES = ("factored", "gram", "svd")
@@ -136,8 +135,7 @@ def _adam_row(problem, net, device: torch.device, repeats: int) -> dict[str, Any
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A table of the timings and, per setup and dtype, each route's total time relative to the fastest."""
-    def f(v, scale=1.0, fmt="{:.3g}"):
-        return "-" if v is None else fmt.format(v * scale)
+    f = dash_or
     head = (f"{'setup':<15} {'route':<9} {'dtype':<8} {'batch':>5} {'rows':>5} {'weights':>7} {'kept':>5} "
             f"{'total s':>8} {'jacobian':>8} {'decomp':>8} {'apply':>8} {'peak MiB':>9}")
     lines = [head, "-" * len(head)]
@@ -174,14 +172,7 @@ def run(setups: Sequence[str] = SETUPS, routes: Sequence[str] = ROUTES, repeats:
             progress(f"timing {name} ...")
         rows += time_setup(name, routes, repeats, dev, dts)
         if out is not None:                      # written as each setup finishes
-            _write(Path(out), rows, dev, command)
+            write_benchmark(out, "timing", command, dev, format_rows(rows),
+                            {"torch": torch.__version__, "device": str(dev), "rows": rows})
     return rows
 
-
-def _write(out: Path, rows: list[dict[str, Any]], device: torch.device, command: str | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "timing.json", json.dumps({"command": command, "machine": machine_info(device),
-                                                  "torch": torch.__version__, "device": str(device),
-                                                  "rows": rows}, indent=2))
-    atomic_write(out / "timing.txt", f"command: {command}\nmachine: {machine_info(device)}\n\n"
-                 + format_rows(rows) + "\n")

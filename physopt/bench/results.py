@@ -45,6 +45,22 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def write_benchmark(out: str | Path, name: str, command: str | None, device: torch.device, text: str,
+                    payload: dict[str, Any]) -> Path:
+    """A benchmark's output: ``out/name.json`` (command, machine and ``payload``) and ``out/name.txt`` (command,
+    machine and the formatted ``text``), both written atomically. Returns the .json path."""
+    out = Path(out)
+    machine = machine_info(device)
+    atomic_write(out / f"{name}.json", json.dumps({"command": command, "machine": machine, **payload}, indent=2))
+    atomic_write(out / f"{name}.txt", f"command: {command}\nmachine: {machine}\n\n{text}\n")
+    return out / f"{name}.json"
+
+
+def dash_or(value: float | None, scale: float = 1.0, fmt: str = "{:.3g}") -> str:
+    """``fmt`` of value * scale for benchmark tables, or '-' for a missing value."""
+    return "-" if value is None else fmt.format(value * scale)
+
+
 def run_path(out: Path, optimizer: str, seed: int) -> Path:
     return out / "runs" / f"{optimizer}_seed{seed}.json"
 

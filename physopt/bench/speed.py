@@ -19,7 +19,7 @@ import torch
 
 from .hig_timing import warm_median
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
-from .results import atomic_write, machine_info
+from .results import write_benchmark
 
 
 def time_optimizers(problem: Any, optimizers: Sequence[str], repeats: int = 3,
@@ -111,11 +111,8 @@ def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", r
         else:
             rows += time_optimizers(problem, problem.default_optimizers, repeats, p.batch_size)
         if out is not None:
-            out_dir = Path(out)
-            machine = machine_info(device)
-            atomic_write(out_dir / "speed.json", json.dumps({"command": command, "machine": machine,
-                                                            "preset": preset, "rows": rows}, indent=2))
-            atomic_write(out_dir / "speed.txt", f"command: {command}\nmachine: {machine}\n\n{format_speed(rows)}\n")
+            write_benchmark(out, "speed", command, device, format_speed(rows),
+                            {"preset": preset, "rows": rows})
     return rows
 
 

@@ -10,7 +10,6 @@ exponentially with n: orders above one whose warm-up step took longer than ``max
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,7 +20,7 @@ from torch import Tensor, nn
 from ..derivatives.tangentprop import METHODS as NTP_METHODS
 from ..derivatives.tangentprop import nested_autograd_derivatives, ntangentprop
 from .hig_timing import warm_median
-from .results import atomic_write, machine_info
+from .results import dash_or, write_benchmark
 
 METHODS = (*NTP_METHODS, "autograd")
 QUICK = {"orders": (1, 2, 3), "width": 16, "depth": 2, "batch": 32, "repeats": 1}
@@ -90,7 +89,8 @@ def run(orders: Sequence[int] = tuple(range(1, 10)), width: int = 64, depth: int
                     too_slow[method] = n
             rows.append({**row, **setting})
         if out is not None:                           # written as each order finishes
-            _write(Path(out), rows, dev, command)
+            write_benchmark(out, "timing", command, dev, format_rows(rows),
+                            {"rows": rows, "ratios": ratios(rows)})
     return rows
 
 
@@ -106,8 +106,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A table of step times and peak memory per order and method, then the speed-ups over autograd."""
-    def f(v: float | None, scale: float = 1.0, fmt: str = "{:.3g}") -> str:
-        return "-" if v is None else fmt.format(v * scale)
+    f = dash_or
     head = f"{'method':<13} {'n':>2} {'step ms':>9} {'warm-up ms':>10} {'peak MiB':>9} {'loss':>11}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -120,13 +119,6 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     for q in ratios(rows):
         lines.append(f"  n={q['order']:<2} autograd/{q['method']:<13} {q['speedup']:.3g}x")
     return "\n".join(lines)
-
-
-def _write(out: Path, rows: list[dict[str, Any]], device: torch.device, command: str | None) -> None:
-    info = machine_info(device)
-    atomic_write(out / "timing.json", json.dumps({"command": command, "machine": info, "rows": rows,
-                                                  "ratios": ratios(rows)}, indent=2))
-    atomic_write(out / "timing.txt", f"command: {command}\nmachine: {info}\n\n{format_rows(rows)}\n")
 
 
 def parse_orders(text: str) -> list[int]:

@@ -7,14 +7,13 @@ validation x-space error (the loss where the problem has no ground truth); a div
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from .results import atomic_write, machine_info
+from .results import write_benchmark
 from .train import HELD_OUT_SEED, train_run
 
 VALIDATION_SEED = HELD_OUT_SEED - 1
@@ -69,9 +68,5 @@ def format_tuning(result: dict[str, Any]) -> str:
 
 def write_tuning(out: str | Path, result: dict[str, Any], command: str | None) -> Path:
     """Record the result as ``out/PROBLEM_OPTIMIZER.json`` and ``.txt`` (with the command and the machine)."""
-    out = Path(out)
-    stem = f"{result['problem']}_{result['optimizer']}"
-    machine = machine_info(torch.device("cpu"))
-    atomic_write(out / f"{stem}.json", json.dumps({"command": command, "machine": machine, **result}, indent=2))
-    atomic_write(out / f"{stem}.txt", f"command: {command}\nmachine: {machine}\n\n{format_tuning(result)}\n")
-    return out / f"{stem}.json"
+    return write_benchmark(out, f"{result['problem']}_{result['optimizer']}", command, torch.device("cpu"),
+                           format_tuning(result), result)

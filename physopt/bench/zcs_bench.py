@@ -22,7 +22,7 @@ import torch
 
 from ..derivatives.zcs import ENGINES
 from .hig_timing import warm_median
-from .results import atomic_write, machine_info
+from .results import dash_or, write_benchmark
 
 ENGINE_NAMES = tuple(ENGINES)
 QUICK = {"ms": (2, 4), "ns": (50, 100), "ps": (1, 2), "center": (4, 100, 2), "repeats": 1}
@@ -115,7 +115,8 @@ def run(ms: Sequence[int] = (5, 10, 20, 40), ns: Sequence[int] = (250, 500, 1000
                     too_slow[engine].append((m, n, order))
             rows.append(row)
         if out is not None:                           # written as each setting finishes
-            _write(Path(out), rows, dev, command)
+            write_benchmark(out, "timing", command, dev, format_rows(rows),
+                            {"rows": rows, "ratios": ratios(rows)})
     return rows
 
 
@@ -140,8 +141,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A table of step times and peak memory, then the ratios to ZCS."""
-    def f(v: float | None, scale: float = 1.0, fmt: str = "{:.3g}") -> str:
-        return "-" if v is None else fmt.format(v * scale)
+    f = dash_or
     head = f"{'engine':<9} {'M':>4} {'N':>5} {'P':>2} {'step s':>8} {'warm-up s':>9} {'peak MiB':>9} {'loss':>10}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -153,13 +153,6 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         lines.append(f"  M={q['m']:<3} N={q['n']:<5} P={q['order']}  {q['baseline']:<8}/zcs: time {q['time']:.3g}x, "
                      f"memory {f(q['memory'], 1, '{:.3g}x')}")
     return "\n".join(lines)
-
-
-def _write(out: Path, rows: list[dict[str, Any]], device: torch.device, command: str | None) -> None:
-    info = machine_info(device)
-    atomic_write(out / "timing.json", json.dumps({"command": command, "machine": info, "rows": rows,
-                                                  "ratios": ratios(rows)}, indent=2))
-    atomic_write(out / "timing.txt", f"command: {command}\nmachine: {info}\n\n{format_rows(rows)}\n")
 
 
 def _ints(text: str, what: str, minimum: int = 1) -> list[int]:
