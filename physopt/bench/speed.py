@@ -19,7 +19,7 @@ import torch
 
 from .hig_timing import warm_median
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
-from .results import write_benchmark
+from .results import dash_or, write_benchmark
 
 
 def time_optimizers(problem: Any, optimizers: Sequence[str], repeats: int = 3,
@@ -78,15 +78,14 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_speed(rows: list[dict[str, Any]]) -> str:
-    def f(v, fmt):
-        return "-" if v is None else fmt.format(v)
     head = (f"{'problem':<15} {'optimizer':<9} {'batch':>5} {'ms / it':>10} {'vs adam':>8} {'peak MiB':>9} "
             f"{'vs adam':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['problem']:<15} {r['optimizer']:<9} {r['batch']:>5} {f(r['step_s'] and 1e3 * r['step_s'], '{:.3g}'):>10} "
-                     f"{f(r['time_vs_adam'], '{:.3g}x'):>8} {f(r['peak_bytes'] and r['peak_bytes'] / 2 ** 20, '{:.1f}'):>9} "
-                     f"{f(r['memory_vs_adam'], '{:.3g}x'):>8}" + (f"  {r['note']}" if r["note"] else ""))
+        lines.append(f"{r['problem']:<15} {r['optimizer']:<9} {r['batch']:>5} {dash_or(r['step_s'], 1e3):>10} "
+                     f"{dash_or(r['time_vs_adam'], fmt='{:.3g}x'):>8} "
+                     f"{dash_or(r['peak_bytes'], 2 ** -20, '{:.1f}'):>9} "
+                     f"{dash_or(r['memory_vs_adam'], fmt='{:.3g}x'):>8}" + (f"  {r['note']}" if r["note"] else ""))
     return "\n".join(lines)
 
 
