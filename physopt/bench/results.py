@@ -142,23 +142,43 @@ def runs_by_optimizer(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]
     return grouped
 
 
+def default_metric(summary: dict[str, Any]) -> str:
+    """``x_error`` where the problem has a ground truth (any run recorded one), else ``loss``."""
+    return "x_error" if any(r["final"].get("x_error") is not None for r in summary["runs"]) else "loss"
+
+
+def final_values(summary: dict[str, Any], metric: str) -> dict[str, dict[int, float]]:
+    """Final held-out ``metric`` per optimizer and seed (finite values only)."""
+    values: dict[str, dict[int, float]] = {}
+    for opt, rs in runs_by_optimizer(summary).items():
+        values[opt] = {r["seed"]: r["final"][metric] for r in rs
+                       if r["final"].get(metric) is not None and math.isfinite(r["final"][metric])}
+    return values
+
+
 def ratios_to_adam(summary: dict[str, Any], metric: str | None = None) -> tuple[str, dict[str, float]]:
     """Adam's mean final ``metric`` divided by each other optimizer's (> 1: lower than Adam).
 
-    ``metric`` defaults to ``x_error`` where the problem has a ground truth, else ``loss``. Returns (metric, ratios).
+    ``metric`` defaults to :func:`default_metric`. Returns (metric, ratios).
     """
-    if metric is None:
-        has_x = any(r["final"].get("x_error") is not None for r in summary["runs"])
-        metric = "x_error" if has_x else "loss"
-    means = {}
-    for opt, rs in runs_by_optimizer(summary).items():
-        vals = [r["final"][metric] for r in rs if r["final"].get(metric) is not None
-                and math.isfinite(r["final"][metric])]
-        if vals:
-            means[opt] = statistics.mean(vals)
+    metric = metric or default_metric(summary)
+    means = {o: statistics.mean(v.values()) for o, v in final_values(summary, metric).items() if v}
     if "adam" not in means:
         return metric, {}
     return metric, {o: means["adam"] / v for o, v in means.items() if o != "adam" and v > 0}
+
+
+def seeds_below_adam(summary: dict[str, Any], metric: str | None = None) -> dict[str, tuple[int, int]]:
+    """Per optimizer (not Adam): in how many of the seeds both ran its final ``metric`` is below Adam's with the
+    same seed (same initial weights and data), as (count, seeds compared)."""
+    values = final_values(summary, metric or default_metric(summary))
+    adam = values.get("adam", {})
+    out = {}
+    for opt, v in values.items():
+        shared = sorted(set(v) & set(adam))
+        if opt != "adam" and shared:
+            out[opt] = (sum(v[s] < adam[s] for s in shared), len(shared))
+    return out
 
 
 def component_names(summary: dict[str, Any]) -> list[str]:

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The CUDA results (issue 6 deliverable 7, and the CUDA runs of issues 3-5). Needs a CUDA device; run nothing else
+# on the machine meanwhile. Two parts, each well inside 10 minutes on one H100:
+#   bash results/run_gpu.sh timings   # GPU tests, HIG update timing, Navier-Stokes step and inference, ZCS,
+#                                     # n-TangentProp, the speed table at the paper's sizes -> results/cuda/
+#   bash results/run_gpu.sh paper     # the paper preset of the problems that fit -> results/paper-cuda/<problem>
+# Both resume: finished benchmark runs are skipped when the same command is run again.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+part=${1:?usage: run_gpu.sh timings|paper}
+mkdir -p results/cuda
+if [ "$part" = timings ]; then
+    python -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee results/cuda/pytest-gpu.txt
+    physopt speed --preset paper --repeats 3 --in-process --device cuda --out results/cuda/speed
+    physopt hig-timing --setups oscillators,quantum-dipole --routes factored,gram,svd --dtypes float32,float64 \
+        --repeats 3 --device cuda --out results/cuda/hig-timing-small
+    physopt ns-step-bench --batch 64 --resolution 64 --repeats 5 --device cuda --out results/cuda/navier-stokes
+    physopt ns-inference --train-iterations 200 --batch 64 --device cuda --out results/cuda/navier-stokes
+    physopt zcs-bench --ms 5,20,40 --ns 250,1000,2000 --ps 1,3,4 --center 20,1000,3 --repeats 3 --in-process \
+        --device cuda --out results/cuda/zcs
+    physopt tangentprop-bench --orders 1-9 --repeats 5 --device cuda --out results/cuda/tangentprop
+    physopt hig-timing --setups poisson-hig --routes factored,gram,svd --dtypes float32,float64 --repeats 1 \
+        --device cuda --out results/cuda/hig-timing-poisson
+elif [ "$part" = paper ]; then
+    physopt bench --preset paper --device cuda --out results --problems "${PROBLEMS:-poisson,heat,hig-toy}"
+else
+    echo "unknown part '$part' (timings | paper)" >&2; exit 2
+fi
