@@ -78,8 +78,11 @@ class PoissonHIGProblem(Problem):
     default_batch_size = 64
     # HIG paper: Adam lr 1e-4..3e-4 (1e-4 converged best), HIG lr 0.01..0.02 with tau 1e-5, batch 64.
     # GN is not shown for Poisson in the paper; it uses HIG's truncation and learning rate here.
+    # SGD, Adagrad, Adadelta, RMSprop: not in the paper; the best of a grid on 500-iteration runs scored on a validation
+    # seed (`bash results/run_tune.sh`, results/tune/poisson-hig_*.json).
     hyperparameters = {"adam": {"lr": 1e-4}, "hig": {"lr": 0.01, "truncation": 1e-5},
-                       "gn": {"lr": 0.01, "truncation": 1e-5}, "sip": {"lr": 1e-4}}
+                       "gn": {"lr": 0.01, "truncation": 1e-5}, "sip": {"lr": 1e-4},
+                       "sgd": {"lr": 0.01}, "adagrad": {"lr": 0.01}, "adadelta": {"lr": 1.0}, "rmsprop": {"lr": 1e-3}}
 
     @property
     def x_shape(self) -> tuple[int, ...]:

@@ -42,7 +42,7 @@ def _quick(iterations: int = 3, batch_size: int = 4, **config: Any) -> Preset:
 
 
 PRESETS: dict[str, dict[str, Preset]] = {
-    # SIP problems: the settings of results/run_all.sh (standard) and the papers' lengths (paper)
+    # SIP problems: the settings of the issue-2 runs (standard) and the papers' lengths (paper)
     "poisson": {"quick": _quick(resolution=16), "standard": Preset(iterations=300, batch_size=32),
                 "paper": Preset(iterations=10_000)},
     "heat": {"quick": _quick(resolution=16, max_half_size=3.0), "standard": Preset(iterations=300, batch_size=32),
@@ -55,10 +55,10 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "navier-stokes": {"quick": _quick(iterations=2, batch_size=2, resolution=16, dx=8.0, unet_levels=3),
                       "standard": Preset(iterations=200), "paper": Preset(iterations=20_000)},
     # HIG problems: equal wall-clock time per optimizer, the paper's batch sizes
-    "oscillators": {"quick": _quick(), "standard": Preset(time_budget=120), "paper": Preset(time_budget=600)},
-    "quantum-dipole": {"quick": _quick(steps=16), "standard": Preset(time_budget=120),
+    "oscillators": {"quick": _quick(), "standard": Preset(time_budget=60), "paper": Preset(time_budget=600)},
+    "quantum-dipole": {"quick": _quick(steps=16), "standard": Preset(time_budget=60),
                        "paper": Preset(time_budget=600)},
-    "poisson-hig": {"quick": _quick(iterations=2), "standard": Preset(time_budget=120),
+    "poisson-hig": {"quick": _quick(iterations=2), "standard": Preset(time_budget=60),
                     "paper": Preset(time_budget=600)},
     "hig-toy": {"quick": _quick(iterations=5, batch_size=16), "standard": Preset(iterations=500),
                 "paper": Preset(iterations=10_000)},
