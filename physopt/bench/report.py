@@ -32,8 +32,8 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
              "| --- | --- | --- | --- | --- | --- |" + " --- |" * len(components)]
     for opt, rs in runs_by_optimizer(summary).items():
         hp = ", ".join(f"{k}={v}" for k, v in rs[0]["hyperparameters"].items())
-        status = {r["status"] for r in rs} - {"ok"}
-        note = f" ({'; '.join(sorted(s.split(':')[0] for s in status))})" if status else ""
+        failed = sorted({r["status"].split(":")[0] for r in rs} - {"ok"})
+        note = "".join(f" ({sum(r['status'].split(':')[0] == f for r in rs)} of {len(rs)} {f})" for f in failed)
         cells = [mean_std((r["iterations"] for r in rs), PM), mean_std((r["wall_time_s"] for r in rs), PM),
                  mean_std((r["final"]["loss"] for r in rs), PM), mean_std((r["final"]["x_error"] for r in rs), PM),
                  *(mean_std((r["final"].get(c) for r in rs), PM) for c in components)]
