@@ -5,7 +5,7 @@ from typing import Any
 
 from physopt._names import lookup
 
-from .base import Batch, Problem, ProblemConfig, ProblemError
+from .base import Batch, Problem, ProblemConfig, ProblemError, SimulationError
 from .heat import HeatProblem
 from .navier_stokes import NavierStokesProblem
 from .oscillators import OscillatorsProblem
@@ -43,7 +43,7 @@ def list_problems() -> list[str]:
     return sorted(PROBLEMS)
 
 
-__all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "PROBLEMS", "register", "get_problem",
+__all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError", "PROBLEMS", "register", "get_problem",
            "list_problems", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
            "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem",
            "NavierStokesProblem"]

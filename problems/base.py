@@ -47,6 +47,11 @@ class ProblemError(ValueError):
     """Bad input to a problem (wrong shape, device or dtype); the message names the problem and the fix."""
 
 
+class SimulationError(ValueError):
+    """The simulation cannot go on from this state (a velocity that carries the flow across half the domain in one
+    step, NaN/inf in the state). In training this means the run diverged: the bench records it as such."""
+
+
 @dataclasses.dataclass
 class ProblemConfig:
     """Base class of problem configs. Subclasses add the paper's defaults as fields."""

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .base import SimulationError
 from .grids import solve_poisson_periodic, spectral_diffusion
 
 __all__ = [
@@ -85,11 +86,11 @@ def check_cfl(velocity: Tensor, dt: float, dx: float, max_cfl: float = 10.0) -> 
     if vmax is None:
         return None
     if not math.isfinite(vmax):
-        raise ValueError("velocity contains NaN or inf; check the network output or the initial condition")
+        raise SimulationError("velocity contains NaN or inf; check the network output or the initial condition")
     cfl = vmax * dt / dx
     half_domain = min(velocity.shape[-2:]) / 2
     if cfl >= half_domain:
-        raise ValueError(f"time step too large: max|v| dt / dx = {cfl:.3g} cells per step reaches half the domain "
+        raise SimulationError(f"time step too large: max|v| dt / dx = {cfl:.3g} cells per step reaches half the domain "
                          f"({half_domain:g} cells), so the back-trace wraps around; reduce dt below "
                          f"{half_domain * dx / max(vmax, 1e-30) / 2:.3g} or the velocity")
     if cfl > max_cfl:

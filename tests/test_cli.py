@@ -159,6 +159,15 @@ def test_python_dash_m_physopt_runs_the_command():
     assert proc.returncode == 0 and "navier-stokes" in proc.stdout and "hig" in proc.stdout
 
 
+def test_a_run_the_physics_cannot_step_is_recorded_as_diverged(tmp_path, capsys):
+    # SGD with an absurd rate makes the U-net output velocities that cross half the domain in one step
+    code, _, _ = run(capsys, "compare", "navier-stokes", "--preset", "quick", "--optimizers", "sgd",
+                     "--hparam", "sgd.lr=1e6", "--out", str(tmp_path), "--quiet")
+    assert code == 0
+    (entry,) = json.loads((tmp_path / "summary.json").read_text())["runs"]
+    assert entry["status"].startswith("diverged")
+
+
 def test_report_overview_orders_optimizers_as_the_files_do(tmp_path, capsys):
     def run_entry(opt, seed, x_error, status="ok"):
         return {"optimizer": opt, "seed": seed, "iterations": 10, "wall_time_s": 1.0, "status": status,

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+from problems import SimulationError
 from problems import staggered as S
 from problems.grids import periodic_laplace_eigenvalues, solve_poisson_periodic
 
@@ -193,7 +194,7 @@ def test_velocity_on_another_grid_is_rejected():
 
 def test_a_time_step_that_breaks_the_cfl_bound_is_rejected_or_warned():
     v = uniform_flow(16, 1.0, 0.0)
-    with pytest.raises(ValueError, match="half the domain"):
+    with pytest.raises(SimulationError, match="half the domain"):
         S.check_cfl(v, dt=8.0, dx=1.0)
     with pytest.warns(S.CFLWarning, match="smaller dt"):
         assert S.check_cfl(v, dt=5.0, dx=1.0, max_cfl=4.0) == pytest.approx(5.0)

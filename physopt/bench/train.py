@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import time
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from problems.base import SimulationError
 
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 
@@ -80,7 +83,12 @@ def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, 
     for i in range(0, n, chunk):
         part = type(batch)(*(None if t is None else t[i:i + chunk] for t in batch))
         x = problem.predict(net, part)
-        y = problem.forward(x, part)
+        try:
+            y = problem.forward(x, part)
+        except SimulationError:   # the network's prediction cannot be simulated: the loss is infinite
+            net.train(was_training)
+            err = problem.x_error(x, part)
+            return {"loss": math.inf, "x_error": None if err is None else math.inf}
         total_loss += problem.loss(y, part).sum().item()
         for name, value in problem.component_losses(y, part).items():
             components[name] = components.get(name, 0.0) + value.sum().item()
@@ -149,7 +157,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         start = time.perf_counter()
         try:
             train_loss = step(batch)
-        except Diverged as err:
+        except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from
             status = f"diverged: {err}"
             break
         if problem.device.type == "cuda":
