@@ -6,5 +6,5 @@
 # The baselines' learning rates that the papers do not give come from results/run_tune.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-physopt speed --preset standard --repeats 3 --device cpu --out results/speed
+physopt speed --preset standard --repeats 10 --device cpu --out results/speed
 physopt bench --preset standard --device cpu --out results
