@@ -8,3 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 physopt speed --preset standard --repeats 10 --device cpu --out results/speed
 physopt bench --preset standard --device cpu --out results
+# the toy problem is small enough for the HIG paper's full length on the CPU (results/paper-cpu/hig-toy, ~4 minutes)
+physopt bench --preset paper --device cpu --out results --problems hig-toy

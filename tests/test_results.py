@@ -6,12 +6,13 @@ different outcomes makes them fail, which is the point: the README must then be 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from physopt.bench.report import write_report
+from physopt.bench.report import anchor, write_report
 from physopt.bench.results import final_values
 from problems import get_problem, list_problems
 
@@ -60,3 +61,17 @@ def test_hig_beats_adam_in_loss_at_equal_wall_clock_time(problem):
     assert all(abs(r["wall_time_s"] - s["time_budget_s"]) < 0.1 * s["time_budget_s"] for r in s["runs"]
                if r["optimizer"] in ("adam", "hig"))
     assert wins_in_every_seed(problem, "hig", "loss")
+
+
+def test_the_overview_links_to_sections_that_exist():
+    text = (RESULTS / "README.md").read_text()
+    headings = {anchor(h) for h in re.findall(r"^## (.+)$", text, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links and set(links) <= headings
+
+
+def test_hig_beats_adam_on_the_toy_problem_at_the_papers_length():
+    s = summary("paper-cpu/hig-toy")
+    assert s["iterations"] == 10_000 and s["command"].startswith("physopt bench --preset paper")
+    assert wins_in_every_seed("paper-cpu/hig-toy", "hig", "loss")
+    assert wins_in_every_seed("paper-cpu/hig-toy", "hig", "x_error")

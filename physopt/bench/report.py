@@ -14,13 +14,23 @@ BENCHMARK_FILES = {"timing.txt": "Timing", "step_timing.txt": "Simulation step t
                    "inference.txt": "Inference vs iterative solver", "speed.txt": "Speed per iteration vs Adam"}
 
 
+def section_title(summary: dict[str, Any], rel_dir: str) -> str:
+    """A summary's section title: its directory (the problem, or PRESET-DEVICE/problem) and device."""
+    return f"{rel_dir} ({summary['device']})"
+
+
+def anchor(title: str) -> str:
+    """The link target GitHub gives a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return "".join(c for c in title.lower() if c.isalnum() or c in " -_").replace(" ", "-")
+
+
 def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
     """One section: the command, the machine, a table of final held-out metrics, the plot."""
     err_name = summary.get("x_error_name", "x_error")
     components = component_names(summary)
     m = summary.get("machine", {})
     where = m.get("gpu") or m.get("cpu", "?")
-    lines = [f"## {summary['problem']} ({summary['device']})", "",
+    lines = [f"## {section_title(summary, rel_dir)}", "",
              f"Command: `{summary.get('command') or '(python API)'}`  ",
              f"Machine: {where}, {m.get('torch_threads', '?')} torch threads, torch {summary['torch']}, "
              f"Python {m.get('python', '?')}; created {summary.get('created', '?')}  ",
@@ -76,7 +86,7 @@ def overview_markdown(summaries: list[tuple[dict[str, Any], str]]) -> str:
         _, ratios = ratios_to_adam(summary, metric)
         wins = seeds_below_adam(summary, metric)
         vs = ", ".join(f"{o} {ratios[o]:.3g}x ({wins[o][0]}/{wins[o][1]})" for o in ratios if o in wins)
-        lines.append(f"| [{summary['problem']}](#{summary['problem']}-{summary['device']}) | {summary['device']} | "
+        lines.append(f"| [{rel_dir}](#{anchor(section_title(summary, rel_dir))}) | {summary['device']} | "
                      f"{run_length(summary)} | {name} | {order} | {vs or '-'} |")
     return "\n".join(lines + [""])
 
