@@ -246,7 +246,7 @@ def test_bench_runs_every_problem_and_an_interrupted_bench_resumes(tmp_path, cap
     from problems import list_problems
     for name in list_problems():
         assert (out_dir / "quick-cpu" / name / "summary.json").exists()
-        assert f"## {name} (cpu)" in (out_dir / "README.md").read_text()
+        assert f"## quick-cpu/{name} (cpu)" in (out_dir / "README.md").read_text()
     runs = sorted((out_dir / "quick-cpu" / "poisson" / "runs").glob("*.json"))
     stamps = {p: p.stat().st_mtime_ns for p in runs}
     runs[-1].unlink()                                     # as if the bench had been interrupted before this run
