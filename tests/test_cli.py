@@ -280,3 +280,25 @@ def test_runs_saved_before_batch_size_joined_the_hyperparameters_still_resume(tm
     path.write_text(json.dumps(data))
     code, _, err = run(capsys, *args[:-1])
     assert code == 0 and "already finished" in err
+
+
+def test_each_run_records_its_machine_and_runs_kept_from_another_machine_are_flagged(tmp_path, capsys):
+    from physopt.bench.results import machine_label
+    out_dir = tmp_path / "res"
+    args = ["compare", "exp", "--optimizers", "adam", "--seeds", "0,1", "--time-budget", "0.3", "--device", "cpu",
+            "--evaluations", "2", "--out", str(out_dir)]
+    assert run(capsys, *args)[0] == 0
+    summary = json.loads((out_dir / "summary.json").read_text())
+    here = machine_label(summary["machine"])
+    assert [r["machine"] for r in summary["runs"]] == [here, here]
+    run(capsys, "report", str(tmp_path))
+    assert "Runs by machine" not in (tmp_path / "README.md").read_text()   # one machine: nothing to say
+    # a run kept from another machine: resuming warns (its time budget was spent elsewhere), the report says where
+    path = out_dir / "runs" / "adam_seed1.json"
+    data = json.loads(path.read_text())
+    data["result"]["machine"] = "Other CPU, 8 torch threads"
+    path.write_text(json.dumps(data))
+    code, _, err = run(capsys, *args)
+    assert code == 0 and "had its 0.3 s on Other CPU, 8 torch threads" in err and "adam_seed1.json" in err
+    run(capsys, "report", str(tmp_path))
+    assert f"Runs by machine: {here}: seeds 0; Other CPU, 8 torch threads: seeds 1" in (tmp_path / "README.md").read_text()

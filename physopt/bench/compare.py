@@ -12,8 +12,8 @@ import torch
 from .methods import get_method, resolve_hyperparameters
 from .plots import plot_curves
 from .report import format_batch
-from .results import (component_names, load_run, machine_info, mean_std, runs_by_optimizer, save_run, write_summary,
-                      ratios_to_adam)
+from .results import (component_names, load_run, machine_info, machine_label, mean_std, ratios_to_adam,
+                      run_path, runs_by_optimizer, save_run, write_summary)
 from .train import RunResult, held_out_set, train_run
 
 
@@ -83,11 +83,15 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             if cached is not None:
                 if progress:
                     progress(f"  {m.name:<9} seed {seed}  already finished in {out_dir}, skipped")
+                    if time_budget and cached.machine and cached.machine != machine_label(header["machine"]):
+                        progress(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
+                                 f"machine; delete {run_path(out_dir, m.name, seed)} to rerun it here")
                 runs.append(cached)
                 continue
             result = train_run(problem, m.name, seed, iterations=iterations, time_budget=time_budget,
                                hyperparameters=resolved[m.name], evaluations=evaluations,
                                held_out=held_out, progress=progress)
+            result = dataclasses.replace(result, machine=machine_label(header["machine"]))
             runs.append(result)
             if out_dir is not None:
                 save_run(out_dir, spec, result)

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .results import (atomic_write, component_names, default_metric, final_values, mean_std, ratios_to_adam,
-                      runs_by_optimizer, seeds_below_adam)
+from .results import (atomic_write, component_names, default_metric, final_values, machine_label, mean_std,
+                      ratios_to_adam, runs_by_optimizer, seeds_below_adam)
 
 PM = " ± "
 #: text outputs of the benchmark commands that the report shows verbatim, with their section titles
@@ -34,6 +34,7 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
              f"Command: `{summary.get('command') or '(python API)'}`  ",
              f"Machine: {where}, {m.get('torch_threads', '?')} torch threads, torch {summary['torch']}, "
              f"Python {m.get('python', '?')}; created {summary.get('created', '?')}  ",
+             *machines_line(summary),
              f"Batch {format_batch(summary['batch_size'])}, seeds {summary['seeds']}, "
              + (f"{summary['iterations']} iterations" if summary.get("iterations") else
                 f"{summary['time_budget_s']:g} s per run"), "",
@@ -55,6 +56,21 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
                   + ", ".join(f"{o} {v:.3g}x" for o, v in ratios.items()) + "."]
     lines += ["", f"![{summary['problem']}]({rel_dir}/curves.png)", ""]
     return "\n".join(lines)
+
+
+def machines_line(summary: dict[str, Any]) -> list[str]:
+    """When the runs record where they ran and that is not simply the summary's machine (a resumed benchmark that
+    kept runs made elsewhere), which seeds ran where: wall-clock budgets are comparable only within one machine."""
+    recorded = [r.get("machine") for r in summary["runs"]]
+    if not any(recorded):
+        return []
+    seeds: dict[str, set[int]] = {}
+    for r, machine in zip(summary["runs"], recorded):
+        seeds.setdefault(machine or "not recorded", set()).add(r["seed"])
+    if set(seeds) == {machine_label(summary.get("machine", {}))}:
+        return []
+    return ["Runs by machine: " + "; ".join(f"{m}: seeds {', '.join(map(str, sorted(s)))}"
+                                           for m, s in seeds.items()) + "  "]
 
 
 def run_length(summary: dict[str, Any]) -> str:

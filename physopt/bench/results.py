@@ -45,6 +45,12 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def machine_label(machine: dict[str, Any]) -> str:
+    """A short name for a ``machine_info`` record, e.g. ``"AMD EPYC, 2 torch threads"``: what tells runs made on
+    different machines apart (their wall-clock times are not comparable)."""
+    return f"{machine.get('gpu') or machine.get('cpu', '?')}, {machine.get('torch_threads', '?')} torch threads"
+
+
 def write_benchmark(out: str | Path, name: str, command: str | None, device: torch.device, text: str,
                     payload: dict[str, Any]) -> Path:
     """A benchmark's output: ``out/name.json`` (command, machine and ``payload``) and ``out/name.txt`` (command,
