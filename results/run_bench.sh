@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 6: the speed table (minutes) and the canonical benchmark: every problem at the standard preset with its
-# canonical optimizers, 3 seeds each, into results/<problem>/ and results/README.md (about 3 hours on 2 CPU cores, 5 with the paper-length runs at the end;
+# canonical optimizers, 3 seeds each, into results/<problem>/ and results/README.md (about 3 hours on 2 CPU
+# cores, 5 with the paper-length runs at the end;
 # it resumes: re-run the same command after an interruption and only missing runs train). Run nothing else
 # meanwhile, not even niced: torch's threads on 2 busy cores slow each other down many times over.
 # The baselines' learning rates that the papers do not give come from results/run_tune.sh.

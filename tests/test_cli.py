@@ -301,4 +301,5 @@ def test_each_run_records_its_machine_and_runs_kept_from_another_machine_are_fla
     code, _, err = run(capsys, *args)
     assert code == 0 and "had its 0.3 s on Other CPU, 8 torch threads" in err and "adam_seed1.json" in err
     run(capsys, "report", str(tmp_path))
-    assert f"Runs by machine: {here}: seeds 0; Other CPU, 8 torch threads: seeds 1" in (tmp_path / "README.md").read_text()
+    report = (tmp_path / "README.md").read_text()
+    assert f"Runs by machine: {here}: seeds 0; Other CPU, 8 torch threads: seeds 1" in report

@@ -72,6 +72,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                     "one fixed held-out set for all runs; evaluation time excluded from wall_time_s",
     }
     held_out = held_out_set(problem)
+    here = machine_label(header["machine"])
     runs: list[RunResult] = []
     for seed in seeds:
         for m in methods:
@@ -83,7 +84,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             if cached is not None:
                 if progress:
                     progress(f"  {m.name:<9} seed {seed}  already finished in {out_dir}, skipped")
-                    if time_budget and cached.machine and cached.machine != machine_label(header["machine"]):
+                    if time_budget and cached.machine and cached.machine != here:
                         progress(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
                                  f"machine; delete {run_path(out_dir, m.name, seed)} to rerun it here")
                 runs.append(cached)
@@ -91,7 +92,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             result = train_run(problem, m.name, seed, iterations=iterations, time_budget=time_budget,
                                hyperparameters=resolved[m.name], evaluations=evaluations,
                                held_out=held_out, progress=progress)
-            result = dataclasses.replace(result, machine=machine_label(header["machine"]))
+            result = dataclasses.replace(result, machine=here)
             runs.append(result)
             if out_dir is not None:
                 save_run(out_dir, spec, result)

@@ -29,10 +29,9 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
     err_name = summary.get("x_error_name", "x_error")
     components = component_names(summary)
     m = summary.get("machine", {})
-    where = m.get("gpu") or m.get("cpu", "?")
     lines = [f"## {section_title(summary, rel_dir)}", "",
              f"Command: `{summary.get('command') or '(python API)'}`  ",
-             f"Machine: {where}, {m.get('torch_threads', '?')} torch threads, torch {summary['torch']}, "
+             f"Machine: {machine_label(m)}, torch {summary['torch']}, "
              f"Python {m.get('python', '?')}; created {summary.get('created', '?')}  ",
              *machines_line(summary),
              f"Batch {format_batch(summary['batch_size'])}, seeds {summary['seeds']}, "
@@ -61,13 +60,10 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
 def machines_line(summary: dict[str, Any]) -> list[str]:
     """When the runs record where they ran and that is not simply the summary's machine (a resumed benchmark that
     kept runs made elsewhere), which seeds ran where: wall-clock budgets are comparable only within one machine."""
-    recorded = [r.get("machine") for r in summary["runs"]]
-    if not any(recorded):
-        return []
     seeds: dict[str, set[int]] = {}
-    for r, machine in zip(summary["runs"], recorded):
-        seeds.setdefault(machine or "not recorded", set()).add(r["seed"])
-    if set(seeds) == {machine_label(summary.get("machine", {}))}:
+    for r in summary["runs"]:
+        seeds.setdefault(r.get("machine") or "not recorded", set()).add(r["seed"])
+    if set(seeds) in ({"not recorded"}, {machine_label(summary.get("machine", {}))}):
         return []
     return ["Runs by machine: " + "; ".join(f"{m}: seeds {', '.join(map(str, sorted(s)))}"
                                            for m, s in seeds.items()) + "  "]

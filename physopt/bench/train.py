@@ -44,7 +44,7 @@ class RunResult:
     status: str
     init_checksum: str
     curve: list[CurvePoint]
-    machine: str | None = None   # where it ran (CPU or GPU model, threads); None in files written before it was recorded
+    machine: str | None = None   # where it ran (CPU or GPU model, threads); None in files older than the field
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
