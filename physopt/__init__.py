@@ -5,7 +5,7 @@
 * :class:`HIG` / :class:`GaussNewton` - half-inverse gradients (Schnell et al., ICLR 2022) and mini-batch
   Gauss-Newton; functional layer :func:`hig_direction`, :func:`half_inverse`, :func:`per_example_jacobian`.
 """
-from ._names import UnknownNameError
+from .names import UnknownNameError, lookup
 from .hig import HIG, GaussNewton, HIGStats, hig_direction
 from .jacobian import JacobianError, MemoryBoundError, per_example_jacobian
 from .linalg import HalfInversionError, half_inverse
@@ -17,4 +17,4 @@ __version__ = "0.2.0"
 __all__ = ["SIP", "sip_loss", "check_physics_update", "PhysicsUpdateError", "NewtonUpdate", "GaussNewtonUpdate",
            "saddle_free_newton_step", "HIG", "GaussNewton", "HIGStats", "hig_direction", "half_inverse",
            "per_example_jacobian", "HalfInversionError", "JacobianError", "MemoryBoundError", "UnknownNameError",
-           "__version__"]
+           "lookup", "__version__"]

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._names import UnknownNameError
+from .names import UnknownNameError
 
 
 def _parse_pairs(items: Sequence[str], what: str) -> dict[str, str]:
@@ -119,7 +119,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
-    from ._names import lookup
+    from .names import lookup
     return [lookup(what, n.strip(), {a: a for a in allowed}) for n in text.split(",") if n.strip()]
 
 

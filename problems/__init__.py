@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from physopt._names import lookup
+from physopt import lookup
 
 from .base import Batch, Problem, ProblemConfig, ProblemError, SimulationError
 from .heat import HeatProblem

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from physopt._names import lookup
+from physopt import lookup
 
 PRESET_NAMES = ("quick", "standard", "paper")
 

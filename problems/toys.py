@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from physopt.updates import NewtonUpdate
+from physopt import NewtonUpdate
 from .base import Batch, Problem, ProblemConfig
 from .networks import mlp
 

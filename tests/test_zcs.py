@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from physopt._names import UnknownNameError
+from physopt.names import UnknownNameError
 from physopt.derivatives.zcs import (ENGINES, ZCS, DataVect, FuncLoop, as_multi_index, check_pointwise,
                                      derivative_engine)
 from problems.operators import deeponet

@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
-from .._names import lookup
+from ..names import lookup
 from ..hig import HIG
 from ..linalg import HalfInversionError
 from ..sip import SIP, PhysicsUpdateError

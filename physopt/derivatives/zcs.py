@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .._names import lookup
+from ..names import lookup
 
 OperatorFn = Callable[[Tensor, Tensor], Tensor]
 """``fn(p, x) -> u``: p of shape (M, ...), x of shape (N, d), u of shape (M, N)."""

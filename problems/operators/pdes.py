@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from physopt.derivatives.zcs import DerivativeEngine, MultiIndex, OperatorFn, derivative_engine
+from physopt.derivatives import DerivativeEngine, MultiIndex, OperatorFn, derivative_engine
 
 from .deeponet import DeepONet, deeponet
 
