@@ -1,17 +1,23 @@
-"""The ``physopt`` command: list problems and optimizers, compare optimizers on a problem."""
+"""The ``physopt`` command, all of it: the parser with shared option helpers, and one handler per subcommand.
+
+Building the parser imports neither torch nor the bench (``physopt --help`` is instant); a handler imports what it
+needs when it runs. A user error (bad flag value, unknown name, a request the machine cannot serve) ends the command
+with exit code 2 and one line on stderr; only a bug shows a traceback.
+"""
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-import torch
+PROG = "physopt"
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FloatingPointError)
 
-from .names import UnknownNameError
 
+# ---- values -----------------------------------------------------------------------------------------------------
 
-def _parse_pairs(items: Sequence[str], what: str) -> dict[str, str]:
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in items:
         for part in item.split(","):
@@ -33,9 +39,15 @@ def _number(v: str) -> Any:
     return v
 
 
-def _hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+def problem_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``--param KEY=VALUE`` as problem config overrides."""
+    return {k: _number(v) for k, v in _pairs(args.param, "--param").items()}
+
+
+def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """``--hparam OPTIMIZER.NAME=VALUE`` as {optimizer: {name: value}}."""
     out: dict[str, dict[str, Any]] = {}
-    for key, value in _parse_pairs(items, "--hparam").items():
+    for key, value in _pairs(args.hparam, "--hparam").items():
         if "." not in key:
             raise ValueError(f"--hparam keys look like OPTIMIZER.NAME (e.g. adam.lr=3e-4), got '{key}'")
         opt, name = key.split(".", 1)
@@ -43,18 +55,86 @@ def _hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _seeds(text: str) -> list[int]:
+def int_list(text: str, what: str, minimum: int = 1) -> list[int]:
+    """'1,2,3' -> [1, 2, 3], each >= ``minimum``."""
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers, got '{text}'") from None
-    if not seeds:
-        raise ValueError("--seeds is empty")
-    return seeds
+        raise ValueError(f"{what} must be comma-separated integers, got '{text}'") from None
+    if not values:
+        raise ValueError(f"{what} is empty")
+    if min(values) < minimum:
+        raise ValueError(f"{what} needs integers >= {minimum}, got '{text}'")
+    return values
 
+
+def float_list(text: str, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated numbers, e.g. 1e-4,3e-4,1e-3; got '{text}'") from None
+    if not values:
+        raise ValueError(f"{what} is empty")
+    return values
+
+
+def names(text: str | None, allowed: Sequence[str] | None = None, what: str = "name") -> list[str] | None:
+    """'a,b' -> ['a', 'b'] (None for None); with ``allowed``, each checked ('did you mean' on a typo)."""
+    if text is None:
+        return None
+    out = [n.strip() for n in text.split(",") if n.strip()]
+    if allowed is not None:
+        from .names import lookup
+        out = [lookup(what, n, {a: a for a in allowed}) for n in out]
+    return out
+
+
+def at_least(value: int | float | None, minimum: int | float, flag: str) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+
+
+def resolve_device(device: str = "auto"):
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device (checked to exist)."""
+    import torch
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device '{device}' is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch sees no CUDA device "
+                         f"(torch {torch.__version__}); use --device cpu or auto")
+    return dev
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed, for the records."""
+    return f"{PROG} " + " ".join(shlex.quote(a) for a in args.argv)
+
+
+def progress_for(args: argparse.Namespace):
+    from .bench.progress import terminal_progress
+    return terminal_progress(getattr(args, "quiet", False))
+
+
+def write_micro(args: argparse.Namespace, name: str, device, text: str, payload: dict[str, Any]) -> None:
+    """A micro-benchmark's ``--out`` files: NAME.json and NAME.txt with the command and the machine."""
+    if args.out:
+        from .bench.storage import write_benchmark
+        write_benchmark(args.out, name, command_line(args), device, text, payload)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---- handlers ---------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
     from problems import PROBLEMS
+
     from .bench.methods import METHODS
     print("problems:")
     for name in sorted(PROBLEMS):
@@ -68,11 +148,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    import torch
     from problems import get_problem
-    from .bench.compare import compare, default_progress, format_table, resolve_device
 
-    config = {k: _number(v) for k, v in _parse_pairs(args.param, "--param").items()}
-    seeds = _seeds(args.seeds) if args.seeds is not None else [0]
+    from .bench.compare import compare
+    from .bench.summary import format_summary
+
+    config = problem_config(args)
+    seeds = int_list(args.seeds, "--seeds", 0) if args.seeds is not None else [0]
     evaluations = args.evaluations if args.evaluations is not None else 30
     if args.preset:
         from problems.presets import get_preset
@@ -89,26 +172,56 @@ def cmd_compare(args: argparse.Namespace) -> int:
               f"{args.batch_size or 'of the paper per optimizer'}, config {config or 'the paper defaults'}")
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both), or --preset quick|standard|paper")
-    if args.iterations is not None and args.iterations < 1:
-        raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    at_least(args.iterations, 1, "--iterations")
+    at_least(args.batch_size, 1, "--batch-size")
+    at_least(args.evaluations, 1, "--evaluations")
     device = resolve_device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
-    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()] if args.optimizers \
-        else list(problem.default_optimizers)
-    command = "physopt " + " ".join(shlex.quote(a) for a in args.argv)
-    progress = None if args.quiet else default_progress
-    if progress:
-        progress(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
+    optimizers = names(args.optimizers) or list(problem.default_optimizers)
+    progress = progress_for(args)
+    progress.log(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
     summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
-                      time_budget=args.time_budget, batch_size=args.batch_size, hyperparameters=_hparams(args.hparam),
-                      out=args.out, resume=not args.fresh, evaluations=evaluations, command=command,
-                      progress=progress)
-    print(format_table(summary))
+                      time_budget=args.time_budget, batch_size=args.batch_size,
+                      hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
+                      evaluations=evaluations, command=command_line(args), progress=progress)
+    print(format_summary(summary))
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.suite import run_bench
+    from .bench.summary import format_summary
+
+    summaries = run_bench(args.preset, names(args.problems),
+                          seeds=int_list(args.seeds, "--seeds", 0) if args.seeds else None,
+                          device=resolve_device(args.device), out=args.out, resume=not args.fresh,
+                          command=command_line(args), progress=progress_for(args))
+    for summary in summaries:
+        print(format_summary(summary) + "\n")
+    print(f"wrote {args.out}/README.md")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from problems import get_problem
+
+    from .bench.tune import format_tuning, tune, write_tuning
+
+    if args.iterations is None and args.time_budget is None:
+        raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
+    at_least(args.iterations, 1, "--iterations")
+    lrs = float_list(args.lrs, "--lrs")
+    problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
+    optimizer = args.optimizer.lower()
+    result = tune(problem, optimizer, lrs, iterations=args.iterations, time_budget=args.time_budget,
+                  seed=args.seed, batch_size=args.batch_size,
+                  hyperparameters=optimizer_settings(args).get(optimizer, {}), progress=progress_for(args))
+    print(format_tuning(result))
+    if args.out:
+        print(f"wrote {write_tuning(args.out, result, command_line(args))}")
     return 0
 
 
@@ -118,153 +231,294 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
-    from .names import lookup
-    return [lookup(what, n.strip(), {a: a for a in allowed}) for n in text.split(",") if n.strip()]
-
-
-def cmd_hig_timing(args: argparse.Namespace) -> int:
-    from .bench import hig_timing
-    from .bench.compare import default_progress, resolve_device
-
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    rows = hig_timing.run(_names(args.setups, hig_timing.SETUPS, "setup"),
-                          _names(args.routes, hig_timing.ROUTES, "route"), args.repeats,
-                          str(resolve_device(args.device)), _names(args.dtypes, ("float32", "float64"), "dtype"),
-                          out=args.out, command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
-                          progress=default_progress)
-    print(hig_timing.format_rows(rows))
-    if args.out:
-        print(f"wrote {args.out}/timing.json, timing.txt")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.compare import default_progress, format_table, resolve_device
-    from .bench.suite import run_bench
-
-    problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
-    summaries = run_bench(args.preset, problems, seeds=_seeds(args.seeds) if args.seeds else None,
-                          device=resolve_device(args.device), out=args.out, resume=not args.fresh,
-                          command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
-                          progress=None if args.quiet else default_progress)
-    for summary in summaries:
-        print(format_table(summary) + "\n")
-    print(f"wrote {args.out}/README.md")
-    return 0
-
-
 def cmd_speed(args: argparse.Namespace) -> int:
-    from .bench.compare import default_progress, resolve_device
-    from .bench.speed import format_speed, run_speed
+    from .timing.speed import format_speed, run_speed
 
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
-    rows = run_speed(problems, args.preset, args.repeats, resolve_device(args.device), args.out or None,
-                     command="physopt " + " ".join(shlex.quote(a) for a in args.argv),
-                     progress=None if args.quiet else default_progress, isolated=not args.in_process)
+    at_least(args.repeats, 1, "--repeats")
+    device = resolve_device(args.device)
+    rows = run_speed(names(args.problems), args.preset, args.repeats, device, isolated=not args.in_process,
+                     log=None if args.quiet else log,
+                     checkpoint=lambda rows: write_micro(args, "speed", device, format_speed(rows),
+                                                         {"preset": args.preset, "rows": rows}))
     print(format_speed(rows))
     return 0
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
-    from problems import get_problem
-    from .bench.compare import default_progress, resolve_device
-    from .bench.tune import format_tuning, tune, write_tuning
+def cmd_hig_timing(args: argparse.Namespace) -> int:
+    import torch
 
-    if args.iterations is None and args.time_budget is None:
-        raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
-    try:
-        lrs = [float(v) for v in args.lrs.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--lrs must be comma-separated numbers, e.g. 1e-4,3e-4,1e-3; got '{args.lrs}'") from None
+    from .timing import hig
+
+    at_least(args.repeats, 1, "--repeats")
     device = resolve_device(args.device)
-    config = {k: _number(v) for k, v in _parse_pairs(args.param, "--param").items()}
-    problem = get_problem(args.problem, device=device, **config)
-    hparams = _hparams(args.hparam).get(args.optimizer.lower(), {})
-    result = tune(problem, args.optimizer.lower(), lrs, iterations=args.iterations, time_budget=args.time_budget,
-                  seed=args.seed, batch_size=args.batch_size, hyperparameters=hparams,
-                  progress=None if args.quiet else default_progress)
-    print(format_tuning(result))
-    if args.out:
-        print(f"wrote {write_tuning(args.out, result, 'physopt ' + ' '.join(shlex.quote(a) for a in args.argv))}")
+    rows = hig.run(names(args.setups, hig.SETUPS, "setup"), names(args.routes, hig.ROUTES, "route"), args.repeats,
+                   device, names(args.dtypes, ("float32", "float64"), "dtype"), log=log,
+                   checkpoint=lambda rows: write_micro(args, "timing", device, hig.format_rows(rows),
+                                                       {"torch": torch.__version__, "device": str(device),
+                                                        "rows": rows}))
+    print(hig.format_rows(rows))
     return 0
 
 
+def cmd_zcs_bench(args: argparse.Namespace) -> int:
+    from .timing import zcs
+
+    if args.quick:
+        q = zcs.QUICK
+        ms, ns, ps, center, repeats = q["ms"], q["ns"], q["ps"], q["center"], q["repeats"]
+    else:
+        ms, ns, ps = int_list(args.ms, "--ms"), int_list(args.ns, "--ns"), int_list(args.ps, "--ps", 0)
+        center, repeats = tuple(int_list(args.center, "--center")), args.repeats
+        if len(center) != 3:
+            raise ValueError(f"--center is M,N,P, got '{args.center}'")
+    at_least(repeats, 1, "--repeats")
+    device = resolve_device(args.device)
+    rows = zcs.run(ms, ns, ps, center, names(args.engines, zcs.ENGINE_NAMES, "engine"), repeats, str(device),
+                   args.max_step_s, isolate=not (args.quick or args.in_process), log=log,
+                   checkpoint=lambda rows: write_micro(args, "timing", device, zcs.format_rows(rows),
+                                                       {"rows": rows, "ratios": zcs.ratios(rows)}))
+    print(zcs.format_rows(rows))
+    return 0
+
+
+def cmd_tangentprop_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .timing import tangentprop
+
+    if args.threads is not None:
+        at_least(args.threads, 1, "--threads")
+        torch.set_num_threads(args.threads)
+    size = dict(tangentprop.QUICK) if args.quick else {
+        "orders": tangentprop.parse_orders(args.orders), "width": args.width, "depth": args.depth,
+        "batch": args.batch, "repeats": args.repeats}
+    device = resolve_device(args.device)
+    rows = tangentprop.run(**size, methods=names(args.methods, tangentprop.METHODS, "method"), device=str(device),
+                           dtype=args.dtype, max_step_s=args.max_step_s, log=log,
+                           checkpoint=lambda rows: write_micro(args, "timing", device, tangentprop.format_rows(rows),
+                                                               {"rows": rows, "ratios": tangentprop.ratios(rows)}))
+    print(tangentprop.format_rows(rows))
+    return 0
+
+
+def cmd_ns_step_bench(args: argparse.Namespace) -> int:
+    from .timing import fluid
+
+    at_least(args.repeats, 1, "--repeats")
+    at_least(args.batch, 1, "--batch")
+    device = resolve_device(args.device)
+    rows = fluid.step_timing(args.batch, args.resolution, args.repeats, str(device))
+    text = fluid.format_step_rows(rows)
+    print(text)
+    write_micro(args, "step_timing", device, text, {"rows": rows})
+    return 0
+
+
+def cmd_ns_inference(args: argparse.Namespace) -> int:
+    from .timing import fluid
+
+    at_least(args.train_iterations, 0, "--train-iterations")
+    at_least(args.batch, 1, "--batch")
+    at_least(args.solver_iterations, 1, "--solver-iterations")
+    at_least(args.repeats, 1, "--repeats")
+    device = resolve_device(args.device)
+    result = fluid.inference_speed(args.train_iterations, args.batch, args.solver_iterations, args.repeats,
+                                   str(device), log=log)
+    text = fluid.format_inference(result)
+    print(text)
+    write_micro(args, "inference", device, text, result)
+    return 0
+
+
+# ---- the parser -------------------------------------------------------------------------------------------------
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (where it has one and the help does not state it), keeps the example's lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default not in (None, False, argparse.SUPPRESS) and "default" not in text
+                and action.option_strings and not isinstance(default, list)):
+            text += f" (default: {default if default != '' else repr(default)})"
+        return text
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("physopt")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...")
+
+
+def add_out(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
+    p.add_argument("--out", default=default, help=f"directory for {what}" + ("" if default else " (none: print only)"))
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_problem_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("problem", help="problem name (see `physopt list`)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="problem config, e.g. --param resolution=32 (repeatable)")
+    p.add_argument("--hparam", action="append", default=[], metavar="OPT.KEY=VALUE",
+                   help="optimizer setting, e.g. --hparam adam.lr=3e-4 (repeatable)")
+
+
+def add_length(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--iterations", type=int, default=None, help=f"training iterations per {what}")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help=f"training seconds per {what}")
+    p.add_argument("--batch-size", type=int, default=None, help="one batch size for all (default: the paper's per "
+                   "optimizer)")
+
+
+def add_repeats(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--repeats", type=int, default=default, help="timed calls after one warm-up, at least "
+                   "(median and IQR reported)")
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _command(sub, name: str, handler: Handler, help: str, example: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                       epilog=f"example:\n  {example}", formatter_class=_Formatter)
+    p.set_defaults(func=handler)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="physopt", description="Optimizers for networks trained through physics.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list problems and optimizers").set_defaults(func=cmd_list)
-    c = sub.add_parser("compare", help="train optimizers on a problem from the same weights and data")
-    c.add_argument("problem", help="problem name (see `physopt list`)")
+    """The ``physopt`` parser (imports nothing heavy)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Optimizers for neural networks trained through differentiable physics (SIP, HIG), benchmark "
+                    "problems, and fair comparisons.",
+        epilog="example:\n  physopt compare poisson --optimizers adam,sip --preset quick\n\n"
+               "`physopt COMMAND --help` shows a command's options and an example.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _command(sub, "list", cmd_list, "list problems and optimizers", "physopt list")
+
+    c = _command(sub, "compare", cmd_compare, "train optimizers on a problem from the same weights and data",
+                 "physopt compare poisson --optimizers adam,sip --iterations 300 --out runs/poisson")
+    add_problem_options(c)
     c.add_argument("--optimizers", default=None, help="comma-separated, e.g. adam,sip (default: the problem's set)")
-    c.add_argument("--iterations", type=int, default=None, help="training iterations per run")
-    c.add_argument("--time-budget", type=float, default=None, help="training seconds per run")
-    c.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch size for the problem")
-    c.add_argument("--preset", default=None, help="quick | standard | paper: length, sizes and seeds of the run "
-                   "(flags given explicitly override it)")
-    c.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default 0, or the preset's)")
-    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    c.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    c.add_argument("--param", action="append", default=[], help="problem config KEY=VALUE, e.g. xi=32 (repeatable)")
-    c.add_argument("--hparam", action="append", default=[], help="optimizer setting, e.g. adam.lr=3e-4 (repeatable)")
+    add_length(c, "run")
+    c.add_argument("--preset", default=None, help="quick | standard | paper: length, sizes and seeds (flags given "
+                   "explicitly override it)")
+    c.add_argument("--seeds", default=None, help="comma-separated, e.g. 0,1,2 (default: 0, or the preset's)")
+    add_device(c)
+    c.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of the problem")
     c.add_argument("--evaluations", type=int, default=None, help="held-out evaluations per run (curve points; "
-                   "default 30)")
-    c.add_argument("--out", default=None, help="directory for summary.json, curves.csv, curves.png")
+                   "default 30, or the preset's)")
+    add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
-    c.add_argument("--quiet", action="store_true", help="no progress lines")
-    c.set_defaults(func=cmd_compare)
-    t = sub.add_parser("hig-timing", help="time one HIG update and its parts per half-inversion route")
-    t.add_argument("--setups", default=",".join(("oscillators", "quantum-dipole", "poisson-hig")),
-                   help="comma-separated problems (the HIG paper's setups)")
-    t.add_argument("--routes", default="factored,gram,svd", help="comma-separated: factored, gram, svd")
-    t.add_argument("--dtypes", default="float64", help="decomposition dtypes, e.g. float32,float64")
-    t.add_argument("--repeats", type=int, default=3, help="updates timed per route (the median is reported)")
-    t.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    t.add_argument("--out", default=None, help="directory for timing.json and timing.txt")
-    t.set_defaults(func=cmd_hig_timing)
-    from .bench import fluid_bench, tangentprop_bench, zcs_bench
-    zcs_bench.register_cli(sub)
-    tangentprop_bench.register_cli(sub)
-    fluid_bench.register_cli(sub)
-    b = sub.add_parser("bench", help="every problem at a preset with its canonical optimizers; resumable")
+    add_quiet(c)
+
+    b = _command(sub, "bench", cmd_bench, "every problem at a preset with its canonical optimizers; resumable",
+                 "physopt bench --preset quick --problems poisson,exp --out /tmp/bench")
     b.add_argument("--preset", default="standard", help="quick | standard | paper")
     b.add_argument("--problems", default=None, help="comma-separated (default: all, see `physopt list`)")
     b.add_argument("--seeds", default=None, help="override the preset's seeds, e.g. 0,1,2")
-    b.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    b.add_argument("--out", default="results", help="results directory (README.md regenerated there)")
+    add_device(b)
+    add_out(b, "results", "the results (OUT/<problem>/ or OUT/<preset>-<device>/<problem>/; README.md regenerated)")
     b.add_argument("--fresh", action="store_true", help="retrain runs already finished")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=cmd_bench)
-    v = sub.add_parser("speed", help="time per iteration and peak memory of each optimizer, as ratios to Adam")
-    v.add_argument("--problems", default=None, help="comma-separated (default: all)")
-    v.add_argument("--preset", default="standard", help="problem sizes and batch of this preset")
-    v.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up (median reported)")
-    v.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    v.add_argument("--out", default=None, help="directory for speed.json and speed.txt")
-    v.add_argument("--in-process", action="store_true", help="measure in this process (faster; CPU peaks less exact)")
-    v.add_argument("--quiet", action="store_true")
-    v.set_defaults(func=cmd_speed)
-    u = sub.add_parser("tune", help="pick an optimizer's learning rate on short runs from the same weights and data")
-    u.add_argument("problem", help="problem name (see `physopt list`)")
+    add_quiet(b)
+
+    u = _command(sub, "tune", cmd_tune, "pick an optimizer's learning rate on short runs from the same weights "
+                 "and data", "physopt tune exp --optimizer adam --lrs 1e-3,3e-3,1e-2 --iterations 200")
+    add_problem_options(u)
     u.add_argument("--optimizer", required=True, help="e.g. adam, sgd, sip, hig")
     u.add_argument("--lrs", required=True, help="comma-separated candidate learning rates, e.g. 1e-4,3e-4,1e-3")
-    u.add_argument("--iterations", type=int, default=None, help="training iterations per candidate")
-    u.add_argument("--time-budget", type=float, default=None, help="training seconds per candidate")
-    u.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch size")
-    u.add_argument("--seed", type=int, default=0)
-    u.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    u.add_argument("--param", action="append", default=[], help="problem config KEY=VALUE (repeatable)")
-    u.add_argument("--hparam", action="append", default=[], help="other settings of the optimizer, e.g. "
-                   "hig.truncation=1e-5 (repeatable)")
-    u.add_argument("--out", default="results/tune", help="directory for PROBLEM_OPTIMIZER.json/.txt ('' to skip)")
-    u.add_argument("--quiet", action="store_true")
-    u.set_defaults(func=cmd_tune)
-    r = sub.add_parser("report", help="regenerate RESULTS/README.md from the summary.json files under RESULTS")
-    r.add_argument("results", nargs="?", default="results")
-    r.set_defaults(func=cmd_report)
+    add_length(u, "candidate")
+    u.add_argument("--seed", type=int, default=0, help="seed of the weights and the data stream")
+    add_device(u)
+    add_out(u, "results/tune", "PROBLEM_OPTIMIZER.json/.txt ('' to skip)")
+    add_quiet(u)
+
+    r = _command(sub, "report", cmd_report, "regenerate RESULTS/README.md from the summary.json files under RESULTS",
+                 "physopt report results")
+    r.add_argument("results", nargs="?", default="results", help="results directory")
+
+    v = _command(sub, "speed", cmd_speed, "time per iteration and peak memory of each optimizer, as ratios to Adam",
+                 "physopt speed --preset quick --problems exp --repeats 3")
+    v.add_argument("--problems", default=None, help="comma-separated (default: all)")
+    v.add_argument("--preset", default="standard", help="problem sizes and batch of this preset")
+    add_repeats(v, 3)
+    add_device(v)
+    add_out(v, None, "speed.json and speed.txt")
+    v.add_argument("--in-process", action="store_true", help="measure in this process (faster; CPU peaks less exact)")
+    add_quiet(v)
+
+    from_hig = ("oscillators", "quantum-dipole", "poisson-hig")
+    t = _command(sub, "hig-timing", cmd_hig_timing, "time one HIG update and its parts per half-inversion route",
+                 "physopt hig-timing --setups oscillators --routes factored,gram --repeats 3")
+    t.add_argument("--setups", default=",".join(from_hig), help="comma-separated problems (the HIG paper's setups)")
+    t.add_argument("--routes", default="factored,gram,svd", help="comma-separated: factored, gram, svd")
+    t.add_argument("--dtypes", default="float64", help="decomposition dtypes, e.g. float32,float64")
+    add_repeats(t, 3)
+    add_device(t)
+    add_out(t, None, "timing.json and timing.txt")
+
+    z = _command(sub, "zcs-bench", cmd_zcs_bench, "time training steps of ZCS vs FuncLoop vs DataVect (scaling PDE)",
+                 "physopt zcs-bench --quick")
+    z.add_argument("--ms", default="5,10,20,40", help="numbers of functions M (varied at the centre N, P)")
+    z.add_argument("--ns", default="250,500,1000,2000", help="numbers of points N (varied at the centre M, P)")
+    z.add_argument("--ps", default="1,2,3,4", help="maximum PDE orders P (varied at the centre M, N)")
+    z.add_argument("--center", default="20,1000,3", help="centre setting M,N,P (the acceptance point)")
+    z.add_argument("--engines", default="zcs,funcloop,datavect", help="comma-separated: zcs, funcloop, datavect")
+    add_repeats(z, 3)
+    z.add_argument("--max-step-s", type=float, default=60.0,
+                   help="skip baseline settings at least as large as one whose warm-up step took longer")
+    z.add_argument("--in-process", action="store_true",
+                   help="measure in this process instead of a fresh one per engine and setting (CPU peaks less exact)")
+    add_device(z)
+    add_out(z, None, "timing.json and timing.txt")
+    z.add_argument("--quick", action="store_true", help="tiny sizes, one repeat, in-process: a smoke test")
+
+    g = _command(sub, "tangentprop-bench", cmd_tangentprop_bench,
+                 "time jets u..u^(n) + backward: n-TangentProp routes vs nested autograd",
+                 "physopt tangentprop-bench --orders 1-6 --threads 1")
+    g.add_argument("--orders", default="1-9", help="derivative orders n, e.g. 1-9 or 1,3,6,9")
+    g.add_argument("--width", type=int, default=64, help="hidden units per layer")
+    g.add_argument("--depth", type=int, default=3, help="hidden layers")
+    g.add_argument("--batch", type=int, default=256, help="points per step")
+    g.add_argument("--methods", default="recurrence,faa_di_bruno,autograd",
+                   help="comma-separated: recurrence, faa_di_bruno, autograd")
+    g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of the network")
+    add_repeats(g, 5)
+    g.add_argument("--max-step-s", type=float, default=60.0,
+                   help="skip a method's higher orders once its warm-up step took longer than this")
+    add_device(g)
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's); 1 avoids slow-downs on a busy machine")
+    add_out(g, None, "timing.json and timing.txt")
+    g.add_argument("--quick", action="store_true", help="tiny network, orders 1-3, one repeat: a smoke test")
+
+    s = _command(sub, "ns-step-bench", cmd_ns_step_bench, "time one Navier-Stokes step: physopt's solver vs "
+                 "PhiFlow's", "physopt ns-step-bench --batch 8 --resolution 32 --repeats 3")
+    s.add_argument("--batch", type=int, default=64)
+    s.add_argument("--resolution", type=int, default=64)
+    add_repeats(s, 5)
+    add_device(s)
+    add_out(s, None, "step_timing.json and step_timing.txt")
+
+    i = _command(sub, "ns-inference", cmd_ns_inference, "trained network vs iterative inverse solver per problem "
+                 "(SIP paper Table 1)", "physopt ns-inference --train-iterations 20 --batch 8")
+    i.add_argument("--train-iterations", type=int, default=200, help="SIP training iterations before measuring")
+    i.add_argument("--batch", type=int, default=64)
+    i.add_argument("--solver-iterations", type=int, default=8, help="iterations of x <- x + U(x) (paper: 7)")
+    add_repeats(i, 5)
+    add_device(i)
+    add_out(i, None, "inference.json and inference.txt")
     return parser
 
 
@@ -274,9 +528,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
-    except (ValueError, UnknownNameError, FloatingPointError) as err:
-        print(f"physopt: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished runs are saved: run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

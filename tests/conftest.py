@@ -14,3 +14,16 @@ DEVICES = [
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the `physopt` command in this process: ``cli("compare", "exp", ...) -> (exit code, stdout, stderr)``."""
+    from physopt.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

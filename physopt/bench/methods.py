@@ -12,10 +12,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
-from ..names import lookup
-from ..hig import HIG
-from ..linalg import HalfInversionError
-from ..sip import SIP, PhysicsUpdateError
+from physopt import HIG, SIP, HalfInversionError, PhysicsUpdateError, lookup
 
 
 class Diverged(FloatingPointError):
@@ -108,7 +105,7 @@ def _build_half_inverse(kappa: float) -> Callable[..., StepFn]:
         def step(batch) -> float:
             counter[0] += 1
             try:
-                return opt.step(batch.inputs, batch)
+                return float(opt.step(batch.inputs, batch))
             except HalfInversionError as err:
                 raise Diverged(f"step {counter[0]}: {err}") from err
 

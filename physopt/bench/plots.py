@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .results import read_curves
+from .storage import read_curves
 
 
 def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: str = "x_error") -> Path:

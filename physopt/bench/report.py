@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .results import (atomic_write, component_names, default_metric, final_values, machine_label, mean_std,
-                      ratios_to_adam, runs_by_optimizer, seeds_below_adam)
+from .storage import atomic_write, machine_label
+from .summary import (component_names, default_metric, final_values, format_batch, optimizer_rows, ratio_sentence,
+                      ratios_to_adam, seeds_below_adam)
+from .table import format_table, text_column
 
 PM = " ± "
 #: text outputs of the benchmark commands that the report shows verbatim, with their section titles
@@ -37,24 +39,25 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
              f"Batch {format_batch(summary['batch_size'])}, seeds {summary['seeds']}, "
              + (f"{summary['iterations']} iterations" if summary.get("iterations") else
                 f"{summary['time_budget_s']:g} s per run"), "",
-             f"| optimizer | hyperparameters | iterations | train time [s] | held-out loss | held-out {err_name} |"
-             + "".join(f" {c} |" for c in components),
-             "| --- | --- | --- | --- | --- | --- |" + " --- |" * len(components)]
-    for opt, rs in runs_by_optimizer(summary).items():
-        hp = ", ".join(f"{k}={v}" for k, v in rs[0]["hyperparameters"].items())
-        failed = sorted({r["status"].split(":")[0] for r in rs} - {"ok"})
-        note = "".join(f" ({sum(r['status'].split(':')[0] == f for r in rs)} of {len(rs)} {f})" for f in failed)
-        cells = [mean_std((r["iterations"] for r in rs), PM), mean_std((r["wall_time_s"] for r in rs), PM),
-                 mean_std((r["final"]["loss"] for r in rs), PM), mean_std((r["final"]["x_error"] for r in rs), PM),
-                 *(mean_std((r["final"].get(c) for r in rs), PM) for c in components)]
-        lines.append(f"| {opt}{note} | {hp} | " + " | ".join(cells) + " |")
-    metric, ratios = ratios_to_adam(summary)
+             *summary_table(summary, err_name, components).splitlines()]
+    ratios = ratio_sentence(summary)
     if ratios:
-        name = err_name if metric == "x_error" else "held-out loss"
+        name, values = ratios
         lines += ["", f"Adam's {name} divided by each optimizer's (above 1: lower than Adam): "
-                  + ", ".join(f"{o} {v:.3g}x" for o, v in ratios.items()) + "."]
+                  + ", ".join(f"{o} {v:.3g}x" for o, v in values.items()) + "."]
     lines += ["", f"![{summary['problem']}]({rel_dir}/curves.png)", ""]
     return "\n".join(lines)
+
+
+def summary_table(summary: dict[str, Any], err_name: str, components: list[str]) -> str:
+    """The markdown table of one section: per optimizer (with its failed runs counted) its hyperparameters and the
+    mean ± std over seeds of iterations, training time and the final held-out metrics."""
+    rows = [dict(r, name=r["optimizer"] + r["failed"]) for r in optimizer_rows(summary, PM)]
+    columns = [text_column("optimizer", "name"), text_column("hyperparameters", "hyperparameters"),
+               text_column("iterations", "iterations"), text_column("train time [s]", "wall_time_s"),
+               text_column("held-out loss", "loss"), text_column(f"held-out {err_name}", "x_error"),
+               *(text_column(c, c) for c in components)]
+    return format_table(rows, columns, style="markdown")
 
 
 def machines_line(summary: dict[str, Any]) -> list[str]:
@@ -101,14 +104,6 @@ def overview_markdown(summaries: list[tuple[dict[str, Any], str]]) -> str:
         lines.append(f"| [{rel_dir}](#{anchor(section_title(summary, rel_dir))}) | {summary['device']} | "
                      f"{run_length(summary)} | {name} | {order} | {vs or '-'} |")
     return "\n".join(lines + [""])
-
-
-def format_batch(batch_size: Any) -> str:
-    """One batch size for all optimizers, or 'opt b, ...' where the paper used different ones."""
-    if isinstance(batch_size, dict):
-        sizes = set(batch_size.values())
-        return str(sizes.pop()) if len(sizes) == 1 else ", ".join(f"{o} {b}" for o, b in batch_size.items())
-    return str(batch_size)
 
 
 def write_report(results_dir: str | Path, intro: str = "") -> Path:

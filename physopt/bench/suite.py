@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .compare import compare
+from .progress import ProgressLike, as_progress
 from .report import write_report
 
 
@@ -26,21 +27,21 @@ def results_dir(out: str | Path, problem: str, preset: str, device: torch.device
 
 def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *, seeds: Sequence[int] | None = None,
               device: torch.device = torch.device("cpu"), out: str | Path = "results", resume: bool = True,
-              command: str | None = None, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+              command: str | None = None, progress: ProgressLike = None) -> list[dict[str, Any]]:
     """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers."""
     from problems import list_problems, get_problem
     from problems.presets import get_preset
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
+    report = as_progress(progress)
     summaries = []
     for name, p in plans:
         problem = get_problem(name, device=device, **p.config)
-        if progress:
-            progress(f"physopt bench: {name} ({preset} preset) on {device}: "
-                     f"{', '.join(problem.default_optimizers)}")
+        report.log(f"physopt bench: {name} ({preset} preset) on {device}: "
+                   f"{', '.join(problem.default_optimizers)}")
         summaries.append(compare(problem, problem.default_optimizers, seeds=seeds or p.seeds,
                                  iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
                                  out=results_dir(out, name, preset, device), resume=resume,
-                                 evaluations=p.evaluations, command=command, progress=progress))
+                                 evaluations=p.evaluations, command=command, progress=report))
         write_report(out)
     return summaries

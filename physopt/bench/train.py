@@ -16,8 +16,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from problems.base import SimulationError
+from problems import SimulationError
 
+from .progress import ProgressLike, as_progress
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 
 HELD_OUT_SEED = 2_147_483_647
@@ -106,7 +107,7 @@ def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, 
 def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None = None,
               time_budget: float | None = None, batch_size: int | None = None,
               hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
-              progress: Callable[[str], None] | None = None) -> RunResult:
+              progress: ProgressLike = None) -> RunResult:
     """Train ``problem.default_network()`` with ``optimizer`` and return its curve and final held-out metrics.
 
     Stops after ``iterations`` steps or ``time_budget`` training seconds, whichever comes first. A run whose loss,
@@ -146,12 +147,11 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         m = evaluate(problem, net, held_out)
         extra = {k: v for k, v in m.items() if k not in ("loss", "x_error")}
         curve.append(CurvePoint(it, elapsed, m["loss"], m["x_error"], train_loss, extra))
-        if progress:
-            err = "" if m["x_error"] is None else f"  {problem.x_error_name} {m['x_error']:.4g}"
-            budget = f"/{iterations}" if iterations else ""
-            progress(f"  {optimizer:<9} seed {seed}  it {it:>6}{budget}  {elapsed:7.1f}s  "
-                     f"loss {m['loss']:.4g}{err}")
+        err = "" if m["x_error"] is None else f"  {problem.x_error_name} {m['x_error']:.4g}"
+        report.update(it, elapsed, f"loss {m['loss']:.4g}{err}")
 
+    report = as_progress(progress)
+    report.start(f"{optimizer:<9} seed {seed}", iterations, time_budget)
     record()
     while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
         batch = problem.sample(batch_size, data)
@@ -171,5 +171,6 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
             record()
     if not curve or curve[-1].iteration != it:
         record()
+    report.finish()
     final = {"loss": curve[-1].loss, "x_error": curve[-1].x_error, **curve[-1].extra}
     return RunResult(optimizer, seed, it, elapsed, final, hp, status, checksum, curve)

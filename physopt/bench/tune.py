@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .results import write_benchmark
+from .progress import ProgressLike, as_progress
+from .storage import write_benchmark
 from .train import HELD_OUT_SEED, train_run
 
 VALIDATION_SEED = HELD_OUT_SEED - 1
@@ -22,7 +23,7 @@ VALIDATION_SEED = HELD_OUT_SEED - 1
 def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int | None = None,
          time_budget: float | None = None, seed: int = 0, batch_size: int | None = None,
          hyperparameters: dict[str, Any] | None = None, validation_size: int | None = None,
-         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+         progress: ProgressLike = None) -> dict[str, Any]:
     """Train ``optimizer`` once per learning rate in ``lrs`` and return the rows and the best rate."""
     if not lrs:
         raise ValueError("give at least one learning rate")
@@ -31,19 +32,19 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
             raise ValueError(f"learning rates must be finite numbers > 0, got {lr!r}")
     n = validation_size if validation_size is not None else getattr(problem.config, "test_size", 256)
     validation = problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
+    report = as_progress(progress)
     rows = []
     for lr in lrs:
         run = train_run(problem, optimizer, seed, iterations=iterations, time_budget=time_budget,
                         batch_size=batch_size, hyperparameters={**(hyperparameters or {}), "lr": lr},
-                        evaluations=1, held_out=validation)
+                        evaluations=1, held_out=validation, progress=report)
         metric = "x_error" if run.final.get("x_error") is not None else "loss"
         value = run.final[metric]
         score = value if run.status == "ok" and value is not None and math.isfinite(value) else math.inf
         rows.append({"lr": lr, "metric": metric, "score": score, "final": run.final, "status": run.status,
                      "iterations": run.iterations, "wall_time_s": run.wall_time_s,
                      "hyperparameters": run.hyperparameters})
-        if progress:
-            progress(f"  {optimizer} lr {lr:g}: {metric} {score:.4g} ({run.status}, {run.iterations} its)")
+        report.log(f"  {optimizer} lr {lr:g}: {metric} {score:.4g} ({run.status}, {run.iterations} its)")
     best = min(rows, key=lambda r: r["score"])
     return {"problem": problem.name, "optimizer": optimizer, "seed": seed, "iterations": iterations,
             "time_budget_s": time_budget, "validation_seed": VALIDATION_SEED, "validation_size": n, "rows": rows,

@@ -1,38 +1,27 @@
 """Navier-Stokes measurements: the solver's step against PhiFlow's (``physopt ns-step-bench``) and the trained
 network's inference against the iterative inverse solver (``physopt ns-inference``, SIP paper Table 1).
 
-Both report ratios measured in the same run, as the median of repeats after a warm-up.
+Both report ratios measured in the same run: median and IQR of timed calls after a warm-up
+(:mod:`physopt.timing.kernel`).
 """
 from __future__ import annotations
 
-import argparse
-import shlex
-import statistics
 import time
 import warnings
 from typing import Any, Callable
 
 import torch
 
-from .methods import get_method, optimizer_arguments, resolve_hyperparameters
-from .results import write_benchmark
+from physopt.bench.methods import get_method, optimizer_arguments, resolve_hyperparameters
+from physopt.bench.table import Column, format_table, text_column
+
+from .kernel import sync, time_call
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_time(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    fn()                                                                   # warm-up
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _timed(implementation: str, pass_: str, fn: Callable[[], Any], device: torch.device, repeats: int,
+           **extra: Any) -> dict[str, Any]:
+    t = time_call(fn, device, min_runs=repeats)
+    return {"implementation": implementation, "pass": pass_, "seconds": t.median_s, "iqr_s": t.iqr_s, **extra}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -73,44 +62,42 @@ def step_timing(batch: int = 64, resolution: int = 64, repeats: int = 5, device:
                 backward: bool = True) -> list[dict[str, Any]]:
     """Time one step of the navier-stokes problem's physics (float32) with physopt and, if installed, PhiFlow."""
     from problems import get_problem
-    from problems.staggered import fluid_step, project
+    from problems.solvers.staggered import fluid_step, project
     dev = torch.device(device)
     problem = get_problem("navier-stokes", device=dev, resolution=resolution, dx=128.0 / resolution)
     c = problem.config
     data = problem.sample(batch, torch.Generator().manual_seed(0))
     v0, m0 = project(data.x_true, c.dx), data.inputs[:, 0]
-    rows = [{"implementation": "physopt", "pass": "forward",
-             "seconds": _median_time(lambda: fluid_step(v0, m0, c.dt, c.dx), dev, repeats)}]
+    rows = [_timed("physopt", "forward", lambda: fluid_step(v0, m0, c.dt, c.dx), dev, repeats)]
     if backward:
         def forward_backward():
             v = v0.detach().requires_grad_()
             _, m = fluid_step(v, m0, c.dt, c.dx)
             m.sum().backward()
-        rows.append({"implementation": "physopt", "pass": "forward+backward",
-                     "seconds": _median_time(forward_backward, dev, repeats)})
+        rows.append(_timed("physopt", "forward+backward", forward_backward, dev, repeats))
     try:
         import phi
     except ImportError:
-        rows.append({"implementation": "phiflow", "pass": "forward", "seconds": None,
+        rows.append({"implementation": "phiflow", "pass": "forward", "seconds": None, "iqr_s": None,
                      "note": "PhiFlow not installed: pip install phiflow"})
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             step = _phiflow_step(c.resolution, c.dx, c.dt, dev, v0, m0)
-            rows.append({"implementation": "phiflow", "pass": "forward", "seconds": _median_time(step, dev, repeats),
-                         "version": phi.__version__})
+            rows.append(_timed("phiflow", "forward", step, dev, repeats, version=phi.__version__))
     for r in rows:
         r.update(batch=batch, resolution=c.resolution, repeats=repeats)
     return rows
 
 
+STEP_COLUMNS = [text_column("implementation", "implementation"), text_column("pass", "pass"),
+                Column("batch", "batch", "{}"), Column("grid", cell=lambda r: f"{r['resolution']}^2"),
+                Column("ms per step", "seconds", "{:.1f}", 1e3), Column("IQR ms", "iqr_s", "{:.2g}", 1e3),
+                text_column("note", "note")]
+
+
 def format_step_rows(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'implementation':<15} {'pass':<17} {'batch':>5} {'grid':>7} {'ms per step':>12}", "-" * 60]
-    for r in rows:
-        ms = "-" if r["seconds"] is None else f"{1e3 * r['seconds']:.1f}"
-        grid = f"{r.get('resolution', '')}^2"
-        lines.append(f"{r['implementation']:<15} {r['pass']:<17} {r.get('batch', ''):>5} {grid:>7} {ms:>12}"
-                     + (f"   ({r['note']})" if r.get("note") else ""))
+    lines = [format_table(rows, STEP_COLUMNS)]
     ours = next((r["seconds"] for r in rows if r["implementation"] == "physopt" and r["pass"] == "forward"), None)
     theirs = next((r["seconds"] for r in rows if r["implementation"] == "phiflow"), None)
     if ours and theirs:
@@ -124,7 +111,7 @@ def format_step_rows(rows: list[dict[str, Any]]) -> str:
 
 def inference_speed(train_iterations: int = 200, batch: int = 64, solver_iterations: int = 8,
                     repeats: int = 5, device: str = "cpu", seed: int = 0,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train the default U-net with SIP (Adam, the problem's settings) for ``train_iterations``, then on one held-out
     batch compare (a) the network's time per problem in batch mode and (b) ``solver_iterations`` iterations of the
     iterative inverse solver x <- x + U(x) from x = 0 (the paper's P_NS^-1 needed 7): its error and time per
@@ -140,22 +127,22 @@ def inference_speed(train_iterations: int = 200, batch: int = 64, solver_iterati
     start = time.perf_counter()
     for it in range(train_iterations):
         step(problem.sample(batch, data))
-        if progress and (it + 1) % 50 == 0:
-            progress(f"  trained {it + 1}/{train_iterations} SIP iterations ({time.perf_counter() - start:.0f} s)")
+        if log and (it + 1) % 50 == 0:
+            log(f"  trained {it + 1}/{train_iterations} SIP iterations ({time.perf_counter() - start:.0f} s)")
     train_s = time.perf_counter() - start
     test = problem.sample(batch, torch.Generator().manual_seed(10 ** 6 + seed))
     net.eval()
     with torch.no_grad():
         net_error = problem.x_error(net(test.inputs), test).mean().item()
-        net_s = _median_time(lambda: net(test.inputs), dev, repeats)
+        net_s = time_call(lambda: net(test.inputs), dev, min_runs=repeats).median_s
     x = torch.zeros(batch, *problem.x_shape, device=dev, dtype=problem.dtype)
     trace = []
     elapsed = 0.0
     for it in range(1, solver_iterations + 1):
-        _sync(dev)
+        sync(dev)
         t0 = time.perf_counter()
         x = x + problem.inverse_update(x, test)
-        _sync(dev)
+        sync(dev)
         elapsed += time.perf_counter() - t0
         trace.append({"iteration": it, "seconds_per_problem": elapsed / batch,
                       "x_error": problem.x_error(x, test).mean().item()})
@@ -186,54 +173,3 @@ def format_inference(r: dict[str, Any]) -> str:
     lines += ["", "solver trace (iteration, ms per problem so far, v0 L1 error):"]
     lines += [f"  {t['iteration']:>3} {1e3 * t['seconds_per_problem']:8.3g} {t['x_error']:.4g}" for t in sol["trace"]]
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# CLI
-# ----------------------------------------------------------------------------------------------------------------
-
-def _command(args: argparse.Namespace) -> str:
-    return "physopt " + " ".join(shlex.quote(a) for a in args.argv)
-
-
-def cmd_step(args: argparse.Namespace) -> int:
-    from .compare import resolve_device
-    dev = resolve_device(args.device)
-    rows = step_timing(args.batch, args.resolution, args.repeats, str(dev))
-    text = format_step_rows(rows)
-    print(text)
-    if args.out:
-        write_benchmark(args.out, "step_timing", _command(args), dev, text, {"rows": rows})
-    return 0
-
-
-def cmd_inference(args: argparse.Namespace) -> int:
-    from .compare import default_progress, resolve_device
-    dev = resolve_device(args.device)
-    if args.train_iterations < 0 or args.batch < 1 or args.solver_iterations < 1:
-        raise ValueError("--train-iterations must be >= 0, --batch and --solver-iterations >= 1")
-    result = inference_speed(args.train_iterations, args.batch, args.solver_iterations, args.repeats, str(dev),
-                             progress=default_progress)
-    text = format_inference(result)
-    print(text)
-    if args.out:
-        write_benchmark(args.out, "inference", _command(args), dev, text, result)
-    return 0
-
-
-def register_cli(sub) -> None:
-    s = sub.add_parser("ns-step-bench", help="time one Navier-Stokes step: physopt's solver vs PhiFlow's")
-    s.add_argument("--batch", type=int, default=64)
-    s.add_argument("--resolution", type=int, default=64)
-    s.add_argument("--repeats", type=int, default=5)
-    s.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    s.add_argument("--out", default=None, help="directory for step_timing.json and step_timing.txt")
-    s.set_defaults(func=cmd_step)
-    i = sub.add_parser("ns-inference", help="trained network vs iterative inverse solver per problem (SIP Table 1)")
-    i.add_argument("--train-iterations", type=int, default=200, help="SIP training iterations before measuring")
-    i.add_argument("--batch", type=int, default=64)
-    i.add_argument("--solver-iterations", type=int, default=8, help="iterations of x <- x + U(x) (paper: 7)")
-    i.add_argument("--repeats", type=int, default=5)
-    i.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    i.add_argument("--out", default=None, help="directory for inference.json and inference.txt")
-    i.set_defaults(func=cmd_inference)

@@ -1,4 +1,5 @@
-"""Results on disk: one JSON file per finished run (so interrupted comparisons resume), summary.json, curves.csv.
+"""Results on disk: one JSON file per finished run (so interrupted comparisons resume), summary.json, curves.csv,
+benchmark outputs, and the record of the machine they were measured on.
 
 Every file is written to a temporary name and renamed into place, so an interrupted write never leaves a
 truncated file behind.
@@ -8,10 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -60,11 +59,6 @@ def write_benchmark(out: str | Path, name: str, command: str | None, device: tor
     atomic_write(out / f"{name}.json", json.dumps({"command": command, "machine": machine, **payload}, indent=2))
     atomic_write(out / f"{name}.txt", f"command: {command}\nmachine: {machine}\n\n{text}\n")
     return out / f"{name}.json"
-
-
-def dash_or(value: float | None, scale: float = 1.0, fmt: str = "{:.3g}") -> str:
-    """``fmt`` of value * scale for benchmark tables, or '-' for a missing value."""
-    return "-" if value is None else fmt.format(value * scale)
 
 
 def run_path(out: Path, optimizer: str, seed: int) -> Path:
@@ -129,64 +123,3 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
                     parsed[k] = float(v) if v not in ("", None) else None
             rows.append(parsed)
     return rows
-
-
-def mean_std(values: Iterable[float | None], sep: str = " +- ") -> str:
-    """'mean<sep>std' over the finite values ('-' if none; the value alone if one)."""
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return "-"
-    if len(vals) == 1:
-        return f"{vals[0]:.4g}"
-    return f"{statistics.mean(vals):.4g}{sep}{statistics.stdev(vals):.2g}"
-
-
-def runs_by_optimizer(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for r in summary["runs"]:
-        grouped.setdefault(r["optimizer"], []).append(r)
-    return grouped
-
-
-def default_metric(summary: dict[str, Any]) -> str:
-    """``x_error`` where the problem has a ground truth (any run recorded one), else ``loss``."""
-    return "x_error" if any(r["final"].get("x_error") is not None for r in summary["runs"]) else "loss"
-
-
-def final_values(summary: dict[str, Any], metric: str) -> dict[str, dict[int, float]]:
-    """Final held-out ``metric`` per optimizer and seed (finite values only)."""
-    values: dict[str, dict[int, float]] = {}
-    for opt, rs in runs_by_optimizer(summary).items():
-        values[opt] = {r["seed"]: r["final"][metric] for r in rs
-                       if r["final"].get(metric) is not None and math.isfinite(r["final"][metric])}
-    return values
-
-
-def ratios_to_adam(summary: dict[str, Any], metric: str | None = None) -> tuple[str, dict[str, float]]:
-    """Adam's mean final ``metric`` divided by each other optimizer's (> 1: lower than Adam).
-
-    ``metric`` defaults to :func:`default_metric`. Returns (metric, ratios).
-    """
-    metric = metric or default_metric(summary)
-    means = {o: statistics.mean(v.values()) for o, v in final_values(summary, metric).items() if v}
-    if "adam" not in means:
-        return metric, {}
-    return metric, {o: means["adam"] / v for o, v in means.items() if o != "adam" and v > 0}
-
-
-def seeds_below_adam(summary: dict[str, Any], metric: str | None = None) -> dict[str, tuple[int, int]]:
-    """Per optimizer (not Adam): in how many of the seeds both ran its final ``metric`` is below Adam's with the
-    same seed (same initial weights and data), as (count, seeds compared)."""
-    values = final_values(summary, metric or default_metric(summary))
-    adam = values.get("adam", {})
-    out = {}
-    for opt, v in values.items():
-        shared = sorted(set(v) & set(adam))
-        if opt != "adam" and shared:
-            out[opt] = (sum(v[s] < adam[s] for s in shared), len(shared))
-    return out
-
-
-def component_names(summary: dict[str, Any]) -> list[str]:
-    """Names of the problem's component losses recorded in the runs' final metrics (besides loss and x_error)."""
-    return sorted({k for r in summary["runs"] for k in r["final"] if k not in ("loss", "x_error")})

@@ -1,15 +1,12 @@
 """Specification of n-TangentProp (physopt.derivatives.tangentprop): both routes equal nested autograd."""
-import argparse
 import copy
 import functools
-import json
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from physopt.bench import tangentprop_bench
 from physopt.derivatives.tangentprop import (METHODS, faa_di_bruno_coefficient, nested_autograd_derivatives,
                                              ntangentprop, partitions, tanh_derivative_polynomial,
                                              taylor_coefficients)
@@ -166,30 +163,3 @@ def test_bad_arguments_raise_clear_errors():
         nested_autograd_derivatives(net, x, 2, torch.ones(4, 3))
     with pytest.raises(ValueError, match="unknown n-TangentProp method"):
         ntangentprop(net, x, 2, v, method="taylor")
-
-
-def test_benchmark_rows_agree_across_methods_and_skip_slow_orders(tmp_path):
-    rows = tangentprop_bench.run(orders=(1, 3), width=8, depth=2, batch=8, repeats=1, out=tmp_path, command="t")
-    assert [(r["order"], r["method"]) for r in rows] == [(n, m) for n in (1, 3) for m in tangentprop_bench.METHODS]
-    for n in (1, 3):
-        losses = [r["loss"] for r in rows if r["order"] == n]
-        assert max(losses) - min(losses) <= 1e-5 * max(losses)
-    assert len(tangentprop_bench.ratios(rows)) == 4
-    assert "autograd/recurrence" in tangentprop_bench.format_rows(rows)
-    assert json.loads((tmp_path / "timing.json").read_text())["command"] == "t"
-    skipped = tangentprop_bench.run(orders=(1, 2), width=4, depth=1, batch=4, methods=["autograd"], repeats=1,
-                                    max_step_s=0.0)
-    assert skipped[0]["step_s"] is not None and skipped[1]["note"].startswith("skipped")
-    assert tangentprop_bench.parse_orders("1-3,6") == [1, 2, 3, 6]
-    with pytest.raises(ValueError, match="--orders"):
-        tangentprop_bench.parse_orders("1..9")
-    with pytest.raises(ValueError, match="unknown method"):
-        tangentprop_bench.run(orders=(1,), methods=["zcs"])
-
-
-def test_benchmark_subcommand_quick(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    tangentprop_bench.register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["tangentprop-bench", "--quick", "--out", str(tmp_path)])
-    assert args.func(args) == 0
-    assert "speed-up" in capsys.readouterr().out and (tmp_path / "timing.txt").exists()

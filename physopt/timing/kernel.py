@@ -1,0 +1,136 @@
+"""The one timing kernel of every micro-benchmark: wall time with ``torch.utils.benchmark``, peak memory, a device
+sync, and one protocol for measuring in a fresh Python process.
+
+Time: :func:`time_call` runs ``fn`` once as a warm-up (under :func:`measure_peak`), then lets
+``torch.utils.benchmark.Timer.blocked_autorange`` choose how many calls make a reading (it synchronises CUDA around
+each block) until there are ``min_runs`` readings; a call slower than ``min_time_s`` is read one call at a time,
+exactly ``min_runs`` times. Every table reports the median and the
+interquartile range (IQR) of those calls.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the call; on the CPU the growth of
+the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` before the call). A CPU
+process that has already allocated and freed memory reuses that heap and under-reports, so benchmarks that compare
+CPU peaks measure each case in a fresh process (:func:`run_isolated`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils import benchmark
+from torch.utils.benchmark.utils.common import TaskSpec
+
+
+def sync(device: torch.device | str) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so a wall-clock reading covers it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _proc_status(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def measure_peak(fn: Callable[[], Any], device: torch.device) -> tuple[Any, int | None]:
+    """Run ``fn`` once: (its result, the peak extra memory in bytes it needed, or None where unmeasurable)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out, torch.cuda.max_memory_allocated(device) - base
+    try:
+        Path("/proc/self/clear_refs").write_text("5")       # reset VmHWM to the current RSS
+    except OSError:
+        return fn(), None
+    base = _proc_status("VmRSS")
+    out = fn()
+    peak = _proc_status("VmHWM")
+    return out, None if (base is None or peak is None) else max(0, peak - base)
+
+
+@dataclasses.dataclass
+class Timing:
+    """One measurement: the warm-up call's result and time, median and IQR of the timed calls (seconds per call),
+    all timed calls, and the peak extra memory of the warm-up call (bytes, None where unmeasurable)."""
+    first: Any
+    warmup_s: float
+    median_s: float
+    iqr_s: float
+    times_s: list[float]
+    peak_bytes: int | None
+
+
+def time_call(fn: Callable[[], Any], device: torch.device | str, *, min_runs: int = 3,
+              min_time_s: float = 0.2) -> Timing:
+    """Time ``fn()``: one warm-up call (its result and peak memory kept), then at least ``min_runs`` timed calls and
+    at least ``min_time_s`` seconds of them (``torch.utils.benchmark``, at this process's torch thread count).
+    A call slower than ``min_time_s`` is timed exactly ``min_runs`` times. ``times_s`` are seconds per call of
+    each reading (a reading of a fast call averages a block of calls)."""
+    if min_runs < 1:
+        raise ValueError(f"min_runs must be >= 1, got {min_runs}")
+    device = torch.device(device)
+    start = time.perf_counter()
+    first, peak = measure_peak(fn, device)
+    sync(device)
+    warmup = time.perf_counter() - start
+    threads = torch.get_num_threads()
+    if warmup >= min_time_s:
+        # slow calls: exactly min_runs of them, one per reading (Timer.timeit would add two warm-up calls each)
+        times = []
+        for _ in range(min_runs):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        parts = [benchmark.Measurement(1, times, TaskSpec("fn()", "pass", num_threads=threads))]
+    else:
+        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+        parts = [timer.blocked_autorange(min_run_time=min_time_s)]
+        while sum(len(m.raw_times) for m in parts) < min_runs:
+            parts.append(timer.blocked_autorange(min_run_time=min_time_s))
+    (m,) = benchmark.Measurement.merge(parts)
+    return Timing(first, warmup, m.median, m.iqr, list(m.times), peak)
+
+
+def run_isolated(target: str, kwargs: dict[str, Any]) -> tuple[Any, str | None]:
+    """Call ``module:function(**kwargs)`` in a fresh Python process with this process's torch thread count.
+
+    ``kwargs`` and the return value travel as JSON. Returns (the value, None), or (None, why) when the process
+    failed (e.g. killed for memory), so a benchmark records the case instead of stopping.
+    """
+    spec = json.dumps({"target": target, "kwargs": kwargs, "threads": torch.get_num_threads()})
+    proc = subprocess.run([sys.executable, "-m", "physopt.timing.kernel"], input=spec, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return None, f"failed in its process ({proc.returncode}): {last[-200:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+def _child() -> None:
+    """The fresh process of :func:`run_isolated`: a JSON spec on stdin, the JSON result as the last stdout line."""
+    spec = json.loads(sys.stdin.read())
+    torch.set_num_threads(spec["threads"])
+    module, _, name = spec["target"].partition(":")
+    fn = getattr(importlib.import_module(module), name)
+    print(json.dumps(fn(**spec["kwargs"])))
+
+
+if __name__ == "__main__":  # pragma: no cover - the process of run_isolated
+    _child()

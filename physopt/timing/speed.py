@@ -1,0 +1,107 @@
+"""Speed table (``physopt speed``): time per training iteration and peak extra memory of every optimizer on each
+problem, as ratios to Adam measured in the same run.
+
+Per problem and optimizer: the default network from seed 0, one batch of the optimizer's batch size (the paper's,
+or the preset's), one warm-up step, then the median and IQR of at least ``repeats`` steps (:mod:`physopt.timing.kernel`). Each
+(problem, optimizer) is measured in a fresh Python process by default (:func:`physopt.timing.kernel.run_isolated`):
+the CPU peak (VmHWM) of a process that has already allocated and freed memory under-reports, because freed heap is
+reused. The optimizers' batch sizes may
+differ (the HIG paper's do); the table shows them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from physopt.bench.methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
+from physopt.bench.table import Column, format_table, text_column
+
+from .kernel import run_isolated, time_call
+
+
+def time_optimizers(problem: Any, optimizers: Sequence[str], repeats: int = 3,
+                    batch_size: int | None = None) -> list[dict[str, Any]]:
+    """One row per optimizer: batch size, median seconds per iteration, peak extra bytes."""
+    rows = [time_one(problem, name, repeats, batch_size) for name in optimizers]
+    return add_ratios(rows)
+
+
+def time_one(problem: Any, name: str, repeats: int, batch_size: int | None = None) -> dict[str, Any]:
+    """Median seconds per training iteration and peak extra bytes of optimizer ``name`` on ``problem``."""
+    method = get_method(name)
+    hp = resolve_hyperparameters(method, problem, {"batch_size": batch_size} if batch_size else None)
+    batch = problem.sample(hp["batch_size"], torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    step = method.build(problem.default_network(), problem, optimizer_arguments(hp))
+    row = {"problem": problem.name, "optimizer": name, "batch": hp["batch_size"], "repeats": repeats}
+    try:
+        t = time_call(lambda: step(batch), problem.device, min_runs=repeats)
+        row.update(step_s=t.median_s, iqr_s=t.iqr_s, peak_bytes=t.peak_bytes, note=None)
+    except Diverged as err:
+        row.update(step_s=None, iqr_s=None, peak_bytes=None, note=f"diverged: {err}")
+    return row
+
+
+def time_one_isolated(problem: str, preset: str, name: str, repeats: int, device: str) -> dict[str, Any]:
+    """:func:`time_in_preset` in a fresh Python process."""
+    row, why = run_isolated("physopt.timing.speed:time_in_preset", {"problem": problem, "preset": preset,
+                                                                    "optimizer": name, "repeats": repeats,
+                                                                    "device": str(device)})
+    if why is None:
+        return row
+    return {"problem": problem, "optimizer": name, "batch": None, "repeats": repeats, "step_s": None, "iqr_s": None,
+            "peak_bytes": None, "note": why}
+
+
+def time_in_preset(problem: str, preset: str, optimizer: str, repeats: int, device: str) -> dict[str, Any]:
+    """:func:`time_one` on ``problem`` built at the sizes of ``preset``."""
+    from problems import get_problem
+    from problems.presets import get_preset
+    p = get_preset(problem, preset)
+    return time_one(get_problem(problem, device=device, **p.config), optimizer, repeats, p.batch_size)
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """time_vs_adam and memory_vs_adam per row, against the Adam row of the same problem."""
+    for r in rows:
+        adam = next((a for a in rows if a["problem"] == r["problem"] and a["optimizer"] == "adam" and a["step_s"]),
+                    None)
+        r["time_vs_adam"] = r["step_s"] / adam["step_s"] if adam and r["step_s"] else None
+        r["memory_vs_adam"] = (r["peak_bytes"] / adam["peak_bytes"]
+                               if adam and r["peak_bytes"] and adam["peak_bytes"] else None)
+    return rows
+
+
+COLUMNS = [text_column("problem", "problem"), text_column("optimizer", "optimizer"), Column("batch", "batch", "{}"),
+           Column("ms / it", "step_s", "{:.3g}", 1e3), Column("IQR ms", "iqr_s", "{:.2g}", 1e3),
+           Column("vs adam", "time_vs_adam", "{:.3g}x"), Column("peak MiB", "peak_bytes", "{:.1f}", 2 ** -20),
+           Column("vs adam", "memory_vs_adam", "{:.3g}x"), text_column("note", "note")]
+
+
+def format_speed(rows: list[dict[str, Any]]) -> str:
+    return format_table(rows, COLUMNS)
+
+
+def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", repeats: int = 3,
+              device: torch.device | str = "cpu", isolated: bool = True, log: Callable[[str], None] | None = None,
+              checkpoint: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """The speed table over ``problems`` (default: all) with each problem's canonical optimizers, at the problem
+    sizes of ``preset``; ``checkpoint(rows)`` after each problem."""
+    from problems import get_problem, list_problems
+    from problems.presets import get_preset
+    names = list(problems) if problems else list_problems()
+    plans = [(name, get_preset(name, preset)) for name in names]
+    rows: list[dict[str, Any]] = []
+    for name, p in plans:
+        if log:
+            log(f"speed: {name} ({preset} sizes)")
+        problem = get_problem(name, device=device, **p.config)
+        if isolated:
+            rows += add_ratios([time_one_isolated(name, preset, o, repeats, device)
+                                for o in problem.default_optimizers])
+        else:
+            rows += time_optimizers(problem, problem.default_optimizers, repeats, p.batch_size)
+        if checkpoint:
+            checkpoint(rows)
+    return rows

@@ -1,0 +1,131 @@
+"""Time per training step and peak memory of ZCS vs FuncLoop vs DataVect (``physopt zcs-bench``).
+
+The ZCS paper's scaling benchmark (Leng & Thiyagalingam 2023, Sec. 4.1, Fig. 2): the PDE
+sum_{k=0}^P (d/dx + d/dy)^k u = 0 on the unit square, DeepONet branch [50, 128, 128, 128], trunk [2, 128, 128, 128],
+tanh, Adam. One step = forward + derivative fields + loss + backward + Adam update. M, N and P are varied one at a
+time around a centre setting; every engine starts from the same weights and data, and ratios FuncLoop/ZCS and
+DataVect/ZCS compare rows measured in the same run. Time and peak memory: :mod:`physopt.timing.kernel`;
+by default every (engine, setting) runs in a fresh process, so on the CPU the resident-set growth is not hidden by
+heap memory a previous measurement left behind.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from physopt.bench.table import Column, format_table, text_column
+from physopt.derivatives import ENGINES
+
+from .kernel import run_isolated, time_call
+
+ENGINE_NAMES = tuple(ENGINES)
+QUICK = {"ms": (2, 4), "ns": (50, 100), "ps": (1, 2), "center": (4, 100, 2), "repeats": 1}
+
+
+def settings(ms: Sequence[int], ns: Sequence[int], ps: Sequence[int],
+             center: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+    """(M, N, P) settings varying one of them at a time around ``center``, without duplicates."""
+    m0, n0, p0 = center
+    rows = [(m, n0, p0) for m in ms] + [(m0, n, p0) for n in ns] + [(m0, n0, p) for p in ps]
+    return list(dict.fromkeys(rows))
+
+
+def time_step(engine: str, m: int, n: int, order: int, repeats: int, device: str = "cpu",
+              dtype: str = "float32", seed: int = 0) -> dict[str, Any]:
+    """One warm-up step, then at least ``repeats`` timed steps (median, IQR); the warm-up's peak extra memory."""
+    from problems.operators import ScalingPDE, training_step
+    dev = torch.device(device)
+    problem = ScalingPDE(order, dtype=getattr(torch, dtype), device=dev)
+    batch = problem.sample(m, n, torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)
+    net = problem.default_network()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    t = time_call(lambda: training_step(problem, net, optimizer, batch, engine), dev, min_runs=repeats)
+    return {"engine": engine, "m": m, "n": n, "order": order, "repeats": len(t.times_s), "warmup_s": t.warmup_s,
+            "step_s": t.median_s, "iqr_s": t.iqr_s, "times_s": t.times_s, "peak_bytes": t.peak_bytes,
+            "first_loss": t.first, "note": None}
+
+
+def time_step_isolated(engine: str, m: int, n: int, order: int, repeats: int, device: str = "cpu",
+                       dtype: str = "float32", seed: int = 0) -> dict[str, Any]:
+    """:func:`time_step` in a fresh Python process; a process that fails (e.g. killed for memory) gives a row with
+    a note."""
+    row, why = run_isolated("physopt.timing.zcs:time_step", {"engine": engine, "m": m, "n": n, "order": order,
+                                                             "repeats": repeats, "device": device, "dtype": dtype,
+                                                             "seed": seed})
+    return row if why is None else _skipped(engine, m, n, order, why)
+
+
+def _skipped(engine: str, m: int, n: int, order: int, why: str) -> dict[str, Any]:
+    return {"engine": engine, "m": m, "n": n, "order": order, "repeats": 0, "warmup_s": None, "step_s": None,
+            "iqr_s": None, "times_s": [], "peak_bytes": None, "first_loss": None, "note": why}
+
+
+def run(ms: Sequence[int] = (5, 10, 20, 40), ns: Sequence[int] = (250, 500, 1000, 2000),
+        ps: Sequence[int] = (1, 2, 3, 4), center: tuple[int, int, int] = (20, 1000, 3),
+        engines: Sequence[str] = ENGINE_NAMES, repeats: int = 3, device: str = "cpu", max_step_s: float = 60.0,
+        isolate: bool = True, log: Callable[[str], None] | None = None,
+        checkpoint: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """Rows per (engine, M, N, P), each measured in a fresh process unless ``isolate`` is False. A setting at least
+    as large in M, N and P as one whose warm-up step took longer than ``max_step_s`` (or failed) is skipped for
+    that engine (noted in the row) rather than run."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise ValueError(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
+    device = str(device)
+    rows: list[dict[str, Any]] = []
+    too_slow: dict[str, list[tuple[int, int, int]]] = {e: [] for e in engines}
+    for m, n, order in settings(ms, ns, ps, center):
+        for engine in engines:
+            slow = [s for s in too_slow[engine] if s[0] <= m and s[1] <= n and s[2] <= order]
+            if slow:
+                row = _skipped(engine, m, n, order, f"skipped: M, N, P >= {slow[0]}, which took > {max_step_s} s "
+                               "or failed")
+            else:
+                if log:
+                    log(f"{engine}: M={m} N={n} P={order} ...")
+                row = (time_step_isolated if isolate else time_step)(engine, m, n, order, repeats, device)
+                if row["warmup_s"] is None or row["warmup_s"] > max_step_s:
+                    too_slow[engine].append((m, n, order))
+            rows.append(row)
+        if checkpoint:                                # written as each setting finishes
+            checkpoint(rows)
+    return rows
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (M, N, P): FuncLoop/ZCS and DataVect/ZCS ratios of step time and peak memory (same run)."""
+    by_setting: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_setting.setdefault((r["m"], r["n"], r["order"]), {})[r["engine"]] = r
+    out = []
+    for (m, n, order), by_engine in by_setting.items():
+        zcs = by_engine.get("zcs")
+        for base in ("funcloop", "datavect"):
+            b = by_engine.get(base)
+            if zcs is None or b is None or zcs["step_s"] is None or b["step_s"] is None:
+                continue
+            mem = (b["peak_bytes"] / zcs["peak_bytes"]
+                   if b["peak_bytes"] is not None and zcs["peak_bytes"] else None)
+            out.append({"m": m, "n": n, "order": order, "baseline": base, "time": b["step_s"] / zcs["step_s"],
+                        "memory": mem})
+    return out
+
+
+COLUMNS = [text_column("engine", "engine"), Column("M", "m", "{}"), Column("N", "n", "{}"), Column("P", "order", "{}"),
+           Column("step s", "step_s"), Column("IQR s", "iqr_s"), Column("warm-up s", "warmup_s"),
+           Column("peak MiB", "peak_bytes", "{:.1f}", 2 ** -20), Column("loss", "first_loss", "{:.4g}"),
+           text_column("note", "note")]
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A table of step times (median, IQR) and peak memory, then the ratios to ZCS."""
+    lines = [format_table(rows, COLUMNS), "", "ratios to ZCS (same run): time, peak memory"]
+    for q in ratios(rows):
+        memory = "-" if q["memory"] is None else f"{q['memory']:.3g}x"
+        lines.append(f"  M={q['m']:<3} N={q['n']:<5} P={q['order']}  {q['baseline']:<8}/zcs: time {q['time']:.3g}x, "
+                     f"memory {memory}")
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""Progress of long commands: plain lines for logs, a tqdm bar on a terminal, silence when asked."""
+import pytest
+
+from physopt.bench.progress import BarProgress, LineProgress, NoProgress, as_progress, terminal_progress
+
+
+def test_plain_lines_name_the_run_its_iteration_time_and_metrics():
+    lines = []
+    p = LineProgress(lines.append)
+    p.start("adam      seed 0", 300, None)
+    p.update(30, 1.25, "loss 0.5")
+    p.log("skipped")
+    assert lines == ["  adam      seed 0  it     30/300      1.2s  loss 0.5", "skipped"]
+
+
+def test_a_callable_becomes_plain_lines_and_none_silence():
+    lines = []
+    as_progress(lines.append).log("x")
+    assert lines == ["x"] and isinstance(as_progress(None), NoProgress)
+    with pytest.raises(TypeError, match="progress"):
+        as_progress(42)
+
+
+def test_the_bar_counts_iterations_or_seconds(capsys):
+    pytest.importorskip("tqdm")
+    bar = BarProgress()
+    bar.start("hig seed 0", None, 10.0)       # a time budget: the bar counts training seconds
+    bar.update(5, 4.0, "loss 1")
+    assert bar.bar.n == 4.0 and bar.bar.total == 10.0
+    bar.start("adam seed 0", 100, None)
+    bar.update(20, 1.0, "loss 2")
+    assert bar.bar.n == 20 and bar.bar.total == 100
+    bar.finish()
+    assert "adam seed 0" in capsys.readouterr().err
+
+
+def test_off_a_terminal_the_cli_writes_plain_lines_and_quiet_writes_nothing():
+    assert isinstance(terminal_progress(quiet=True), NoProgress)
+    assert isinstance(terminal_progress(), LineProgress)      # pytest captures stderr: not a terminal
