@@ -140,7 +140,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in sorted(PROBLEMS):
         cls = PROBLEMS[name]
         inv = "SIP update" if cls.defines_inverse() else "no inverse"
-        print(f"  {name:<14} {cls.description}  [{inv}; batch {cls.default_batch_size}]")
+        print(f"  {name:<14} {cls.description}  [{inv}; batch {cls.benchmark.batch_size}]")
     print("optimizers:")
     for name, m in METHODS.items():
         print(f"  {name:<14} {m.description}")
@@ -158,7 +158,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seeds = int_list(args.seeds, "--seeds", 0) if args.seeds is not None else [0]
     evaluations = args.evaluations if args.evaluations is not None else 30
     if args.preset:
-        from problems.presets import get_preset
+        from problems import get_preset
         preset = get_preset(args.problem, args.preset)
         if args.iterations is None and args.time_budget is None:
             args.iterations, args.time_budget = preset.iterations, preset.time_budget
@@ -175,16 +175,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     at_least(args.iterations, 1, "--iterations")
     at_least(args.batch_size, 1, "--batch-size")
     at_least(args.evaluations, 1, "--evaluations")
+    at_least(args.held_out_size, 1, "--held-out-size")
     device = resolve_device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
-    optimizers = names(args.optimizers) or list(problem.default_optimizers)
+    optimizers = names(args.optimizers) or list(problem.benchmark.optimizers)
     progress = progress_for(args)
     progress.log(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
     summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
                       time_budget=args.time_budget, batch_size=args.batch_size,
                       hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
-                      evaluations=evaluations, command=command_line(args), progress=progress)
+                      evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
+                      progress=progress)
     print(format_summary(summary))
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
@@ -419,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of the problem")
     c.add_argument("--evaluations", type=int, default=None, help="held-out evaluations per run (curve points; "
                    "default 30, or the preset's)")
+    c.add_argument("--held-out-size", type=int, default=None, help="examples in the held-out set every run is "
+                   "evaluated on (default: the problem's benchmark settings)")
     add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
     add_quiet(c)

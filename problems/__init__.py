@@ -11,6 +11,7 @@ from .navier_stokes import NavierStokesProblem
 from .oscillators import OscillatorsProblem
 from .poisson import PoissonHIGProblem, PoissonProblem
 from .quantum_dipole import QuantumDipoleProblem
+from .settings import PRESET_NAMES, BenchmarkSettings, OptimizerSettings, Preset
 from .toys import ExpProblem, HIGToyProblem, RotatedSineProblem
 
 PROBLEMS: dict[str, type[Problem]] = {}
@@ -43,7 +44,12 @@ def list_problems() -> list[str]:
     return sorted(PROBLEMS)
 
 
+def get_preset(problem: str, preset: str) -> Preset:
+    """The preset ``preset`` (quick, standard, paper) of the registered problem ``problem``."""
+    return lookup("problem", problem, PROBLEMS).benchmark.preset(preset, problem)
+
+
 __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError", "PROBLEMS", "register", "get_problem",
-           "list_problems", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
+           "list_problems", "get_preset", "PRESET_NAMES", "BenchmarkSettings", "OptimizerSettings", "Preset", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
            "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem",
            "NavierStokesProblem"]

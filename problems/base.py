@@ -13,6 +13,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .settings import BenchmarkSettings
+
 
 class Batch(NamedTuple):
     """A mini-batch of inverse problems. A NamedTuple, so ``torch.func.vmap`` can map over it.
@@ -83,12 +85,9 @@ class Problem(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type[ProblemConfig]]
-    #: hyperparameters per optimizer name, as the paper used them: {"adam": {"lr": 1e-3}, ...}
-    hyperparameters: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: the optimizers a comparison of this problem runs by default
-    default_optimizers: ClassVar[tuple[str, ...]] = ("adam", "sgd", "sip")
-    #: batch size the paper trained with
-    default_batch_size: ClassVar[int] = 32
+    #: what the bench needs to compare optimizers on this problem (optimizers, hyperparameters, batch sizes,
+    #: presets, held-out size), apart from the physics config
+    benchmark: ClassVar[BenchmarkSettings] = BenchmarkSettings()
     #: name of the x-space metric shown in tables
     x_error_name: ClassVar[str] = "x_error"
 

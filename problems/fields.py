@@ -18,7 +18,6 @@ class FieldConfig(ProblemConfig):
     dx: float = 1.0
     unet_levels: int = 4
     unet_filters: int = 16
-    test_size: int = 64
 
 
 class FieldProblem(Problem):

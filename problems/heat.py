@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch
 from .fields import FieldConfig, FieldProblem
 from .grids import fft_wavenumbers_squared, spectral_diffusion
@@ -101,8 +102,13 @@ class HeatProblem(FieldProblem):
     name = "heat"
     description = "2-D periodic heat equation, nu*t = 8, rectangle sources, U-net (SIP paper Sec. 3.5, Fig. 6c,d)"
     Config = HeatConfig
-    hyperparameters = {"adam": {"lr": 1e-3}, "sip": {"lr": 1e-3}, "sgd": {"lr": 2e-6 * 128}}
-    default_batch_size = 128
+    benchmark = BenchmarkSettings(
+        optimizers=("adam", "sgd", "sip"), batch_size=128, held_out_size=64,
+        source="SIP paper Sec. 3.5 / authors' code: batch 128; 64 held-out examples (ours)",
+        per_optimizer={"adam": opt("authors' code", lr=1e-3), "sip": opt("authors' code (Adam's rate)", lr=1e-3),
+                       "sgd": opt("authors' code 2e-6 on the summed loss, times the batch size 128", lr=2e-6 * 128)},
+        presets={"quick": quick(resolution=16, max_half_size=3.0), "standard": Preset(iterations=300, batch_size=32),
+                 "paper": Preset(iterations=10_000)})
     preserve_mean = True
 
     def sample_solution(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:

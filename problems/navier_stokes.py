@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig
 from .grids import smooth_noise
 from .networks import UNet
@@ -46,7 +47,6 @@ class NavierStokesConfig(ProblemConfig):
     frequency_falloff: float = 80.0
     unet_levels: int = 5
     unet_filters: int = 16
-    test_size: int = 64
     max_cfl: float = 10.0
 
 
@@ -77,10 +77,15 @@ class NavierStokesProblem(Problem):
     description = ("2-D incompressible flow, v0 from markers (m0, mT), 64x64 MAC grid, 8 MacCormack steps, U-net "
                    "(SIP paper Sec. 3.5, Fig. 7)")
     Config = NavierStokesConfig
-    # Adam 5e-3 for both as the authors; the paper runs no SGD here: sgd's rate was picked by results/run_tune.sh
-    # (results/tune/navier-stokes_sgd.json: 1e-2 and above make velocities the simulation cannot step).
-    hyperparameters = {"adam": {"lr": 5e-3}, "sip": {"lr": 5e-3}, "sgd": {"lr": 1e-3}}
-    default_batch_size = 64
+    benchmark = BenchmarkSettings(
+        optimizers=("adam", "sgd", "sip"), batch_size=64, held_out_size=64,
+        source="SIP paper Sec. 3.5 / authors' code: batch 64; 64 held-out examples (ours)",
+        per_optimizer={
+            "adam": opt("authors' code", lr=5e-3), "sip": opt("authors' code", lr=5e-3),
+            "sgd": opt("ours: the paper runs no SGD here; results/tune/navier-stokes_sgd.json (1e-2 and above make "
+                       "velocities the simulation cannot step)", lr=1e-3)},
+        presets={"quick": quick(iterations=2, batch_size=2, resolution=16, dx=8.0, unet_levels=3),
+                 "standard": Preset(iterations=200), "paper": Preset(iterations=20_000)})
     x_error_name = "v0 L1 error"
 
     def __init__(self, config: NavierStokesConfig | None = None, **kwargs):

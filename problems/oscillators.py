@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig, ProblemError
 from .integrators import integrate
 from .networks import mlp
@@ -29,13 +30,12 @@ def _as_coupling(value: Any) -> tuple[float, ...]:
 class OscillatorsConfig(ProblemConfig):
     """n coupled oscillators with interaction strength ``alpha``; the scalar control u(t) acts on mass i with weight
     ``coupling[i]``. RK4 with ``dt`` = 0.125 for ``steps`` = 96 steps (T = 12), one control value per step.
-    HIG paper, Appendix B.2: 2 masses, alpha = 1, c = (0, 3). ``test_size`` is the held-out set size."""
+    HIG paper, Appendix B.2: 2 masses, alpha = 1, c = (0, 3)."""
     n_masses: int = 2
     alpha: float = 1.0
     coupling: tuple[float, ...] = (0.0, 3.0)
     dt: float = 0.125
     steps: int = 96
-    test_size: int = 1024
 
     def __post_init__(self):
         self.coupling = _as_coupling(self.coupling)
@@ -68,18 +68,15 @@ class OscillatorsProblem(Problem):
     description = ("control n coupled nonlinear oscillators back to their start state, RK4, 96 steps "
                    "(HIG paper Sec. 3.1, Fig. 2)")
     Config = OscillatorsConfig
-    default_optimizers = ("adam", "sgd", "adagrad", "adadelta", "rmsprop", "gn", "hig")
-    default_batch_size = 128
-    # HIG paper, Table 2 / authors' code (best runs of Fig. 2b)
-    hyperparameters = {
-        "adam": {"lr": 3e-4, "batch_size": 512},
-        "sgd": {"lr": 0.1, "batch_size": 512},
-        "adagrad": {"lr": 0.1, "batch_size": 512},
-        "adadelta": {"lr": 0.1, "batch_size": 512},
-        "rmsprop": {"lr": 1e-4, "batch_size": 512},
-        "gn": {"lr": 1.0, "truncation": 1e-6, "batch_size": 128},
-        "hig": {"lr": 1.0, "truncation": 1e-6, "batch_size": 128},
-    }
+    _paper = "HIG paper, Table 2 / authors' code (best runs of Fig. 2b)"
+    benchmark = BenchmarkSettings(
+        optimizers=("adam", "sgd", "adagrad", "adadelta", "rmsprop", "gn", "hig"), batch_size=128,
+        held_out_size=1024, source=_paper,
+        per_optimizer={"adam": opt(_paper, 512, lr=3e-4), "sgd": opt(_paper, 512, lr=0.1),
+                       "adagrad": opt(_paper, 512, lr=0.1), "adadelta": opt(_paper, 512, lr=0.1),
+                       "rmsprop": opt(_paper, 512, lr=1e-4), "gn": opt(_paper, 128, lr=1.0, truncation=1e-6),
+                       "hig": opt(_paper, 128, lr=1.0, truncation=1e-6)},
+        presets={"quick": quick(), "standard": Preset(time_budget=60), "paper": Preset(time_budget=600)})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from physopt import NewtonUpdate
+from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig
 from .networks import mlp
 
@@ -18,7 +19,6 @@ class ExpConfig(ProblemConfig):
     x_low: float = -12.0
     x_high: float = 0.0
     newton_max_step: float = 1.0
-    test_size: int = 1000
 
 
 class ExpProblem(Problem):
@@ -34,8 +34,13 @@ class ExpProblem(Problem):
     name = "exp"
     description = "P(x) = exp(x), x* ~ U(-12, 0): scale variance of first-order training (SIP paper Fig. 2)"
     Config = ExpConfig
-    hyperparameters = {"adam": {"lr": 1e-3}, "sgd": {"lr": 1e-2}, "sip": {"lr": 1e-3}}
-    default_batch_size = 100
+    benchmark = BenchmarkSettings(
+        optimizers=("adam", "sgd", "sip"), batch_size=100, held_out_size=1000,
+        source="SIP paper Sec. 3 / authors' code: batch 100, 1000 test examples",
+        per_optimizer={"adam": opt("authors' code", lr=1e-3), "sgd": opt("authors' code", lr=1e-2),
+                       "sip": opt("authors' code (Adam's rate)", lr=1e-3)},
+        presets={"quick": quick(iterations=5, batch_size=16), "standard": Preset(iterations=3000),
+                 "paper": Preset(iterations=100_000)})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,7 +74,6 @@ class RotatedSineConfig(ProblemConfig):
     phi: float = 45.0
     gamma: float = 10.0
     max_loss_change: float = 0.2
-    test_size: int = 1000
 
 
 class RotatedSineProblem(Problem):
@@ -85,8 +89,19 @@ class RotatedSineProblem(Problem):
     name = "rotated-sine"
     description = "y = (sin x^1, x^2), x^ = diag(10/xi, 10 xi) R_phi x: conditioning and coupling (SIP paper Sec. 3.4)"
     Config = RotatedSineConfig
-    default_batch_size = 100
     x_error_name = "preimage_distance"
+    benchmark = BenchmarkSettings(
+        optimizers=("adam", "sgd", "sip"), batch_size=100, held_out_size=1000,
+        source="SIP paper Sec. 3.4 / authors' code: batch 100, 1000 test examples",
+        per_optimizer={
+            "adam": opt("authors' code", lr=1e-3), "sip": opt("authors' code (Adam's rate)", lr=1e-3),
+            "sgd": opt("authors' code: 1e-2 / xi^2 (the rate depends on the conditioning)",
+                       lr=lambda config: 1e-2 / config.xi ** 2),
+            "adagrad": opt("ours, not in the paper", lr=3e-3), "adadelta": opt("ours, not in the paper", lr=3e-3),
+            "rmsprop": opt("ours, not in the paper", lr=3e-5)},
+        presets={"quick": quick(iterations=5, batch_size=16),
+                 "standard": Preset(iterations=3000, config={"xi": 32.0, "phi": 45.0}),
+                 "paper": Preset(time_budget=600, config={"xi": 32.0, "phi": 45.0})})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,11 +113,6 @@ class RotatedSineProblem(Problem):
         scale = torch.tensor([c.gamma / c.xi, c.gamma * c.xi], dtype=torch.float64)
         self._map = (scale[:, None] * rot).to(self.device, self.dtype)  # x^ = A x
         self._newton = NewtonUpdate(self._physics, max_loss_change=c.max_loss_change)
-
-    @property
-    def hyperparameters(self):  # SGD's rate depends on the conditioning (authors' code: 1e-2 / xi^2)
-        return {"adam": {"lr": 1e-3}, "sgd": {"lr": 1e-2 / self.config.xi ** 2}, "sip": {"lr": 1e-3},
-                "adagrad": {"lr": 3e-3}, "adadelta": {"lr": 3e-3}, "rmsprop": {"lr": 3e-5}}
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -152,7 +162,6 @@ class HIGToyConfig(ProblemConfig):
     """x ~ U(-1, 1); targets (sin 6x, cos 9x); the second network output is scaled by gamma (HIG paper Sec. 2.1)."""
     gamma: float = 0.01
     hidden: int = 7
-    test_size: int = 1024
 
 
 class HIGToyProblem(Problem):
@@ -168,14 +177,17 @@ class HIGToyProblem(Problem):
     name = "hig-toy"
     description = "f(x) -> (f1, gamma f2) fits (sin 6x, cos 9x), 7 tanh units, gamma = 0.01 (HIG paper Sec. 2.1)"
     Config = HIGToyConfig
-    default_optimizers = ("adam", "sgd", "adagrad", "adadelta", "rmsprop", "gn", "hig")
-    default_batch_size = 256
-    # HIG paper / authors' code: Adam lr 0.3, GN tau 1e-4, HIG lr 1 tau 1e-6, batch 256.
-    # SGD, Adagrad, Adadelta, RMSprop: not in the paper; the best of a grid on 500-iteration runs scored on a validation
-    # seed (`bash results/run_tune.sh`, results/tune/hig-toy_*.json).
-    hyperparameters = {"adam": {"lr": 0.3}, "gn": {"lr": 1.0, "truncation": 1e-4},
-                       "hig": {"lr": 1.0, "truncation": 1e-6},
-                       "sgd": {"lr": 0.1}, "adagrad": {"lr": 1.0}, "adadelta": {"lr": 100.0}, "rmsprop": {"lr": 0.1}}
+    _tuned = "ours: not in the paper; best of a grid on 500-iteration runs (results/tune/hig-toy_*.json)"
+    benchmark = BenchmarkSettings(
+        optimizers=("adam", "sgd", "adagrad", "adadelta", "rmsprop", "gn", "hig"), batch_size=256,
+        held_out_size=1024, source="HIG paper Sec. 2.1 / authors' code: batch 256",
+        per_optimizer={"adam": opt("HIG paper / authors' code", lr=0.3),
+                       "gn": opt("HIG paper / authors' code", lr=1.0, truncation=1e-4),
+                       "hig": opt("HIG paper / authors' code", lr=1.0, truncation=1e-6),
+                       "sgd": opt(_tuned, lr=0.1), "adagrad": opt(_tuned, lr=1.0), "adadelta": opt(_tuned, lr=100.0),
+                       "rmsprop": opt(_tuned, lr=0.1)},
+        presets={"quick": quick(iterations=5, batch_size=16), "standard": Preset(iterations=500),
+                 "paper": Preset(iterations=10_000)})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -24,8 +24,10 @@ def test_defaults_are_the_papers_setup(problem):
     c = problem.config
     assert (c.resolution, c.dx, c.steps, c.dt) == (64, 2.0, 8, 0.25)
     assert problem.size == 128 and problem.duration == 2.0 and problem.x_shape == (2, 64, 64)
-    assert problem.hyperparameters["adam"]["lr"] == problem.hyperparameters["sip"]["lr"] == 5e-3
-    assert problem.default_batch_size == 64
+    lr = {o: problem.benchmark.hyperparameters(o, problem.config)["lr"] for o in ("adam", "sip")}
+    assert lr == {"adam": 5e-3, "sip": 5e-3}
+    settings = problem.benchmark
+    assert settings.batch_size == 64
 
 
 def test_markers_fill_the_requested_fraction_inside_their_box(problem):

@@ -213,9 +213,10 @@ def test_default_network_has_the_papers_2956_weights():
 def test_paper_settings():
     c = OscillatorsConfig()
     assert (c.n_masses, c.alpha, c.coupling, c.dt, c.steps) == (2, 1.0, (0.0, 3.0), 0.125, 96)
-    assert set(OscillatorsProblem.hyperparameters) == set(OscillatorsProblem.default_optimizers)
-    assert OscillatorsProblem.hyperparameters["hig"] == {"lr": 1.0, "truncation": 1e-6, "batch_size": 128}
-    assert OscillatorsProblem.hyperparameters["adam"] == {"lr": 3e-4, "batch_size": 512}
+    settings, config = OscillatorsProblem.benchmark, OscillatorsProblem.Config()
+    assert set(settings.per_optimizer) == set(settings.optimizers)
+    assert settings.hyperparameters("hig", config) == {"lr": 1.0, "truncation": 1e-6, "batch_size": 128}
+    assert settings.hyperparameters("adam", config) == {"lr": 3e-4, "batch_size": 512}
     assert not OscillatorsProblem.defines_inverse()
 
 

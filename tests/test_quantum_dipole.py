@@ -158,17 +158,18 @@ def test_norm_is_conserved_for_random_controls():
 def test_config_and_network_match_the_paper():
     p = get_problem("quantum-dipole")
     c = p.config
-    assert (c.points, c.length, c.dt, c.steps, c.test_size) == (16, 2.0, 0.05, 384, 1024)
-    assert p.x_shape == (384,) and p.default_batch_size == 16
+    assert (c.points, c.length, c.dt, c.steps) == (16, 2.0, 0.05, 384)
+    assert get_problem("quantum-dipole").benchmark.held_out_size == 1024
+    assert p.x_shape == (384,) and p.benchmark.batch_size == 16
     torch.manual_seed(0)
     net = p.default_network()
     assert sum(w.numel() for w in net.parameters()) == 9484              # paper App. B.4
     assert sum(isinstance(m, torch.nn.Tanh) for m in net) == 3
     batch = p.sample(3, torch.Generator().manual_seed(0))
     assert p.predict(net, batch).shape == (3, 384)
-    assert p.hyperparameters["hig"] == {"lr": 0.5, "truncation": 1e-5, "batch_size": 16}
-    assert p.hyperparameters["adam"]["batch_size"] == 256
-    assert set(p.hyperparameters) == set(p.default_optimizers)
+    assert p.benchmark.hyperparameters("hig", p.config) == {"lr": 0.5, "truncation": 1e-5, "batch_size": 16}
+    assert p.benchmark.hyperparameters("adam", p.config)["batch_size"] == 256
+    assert set(p.benchmark.per_optimizer) == set(p.benchmark.optimizers)
 
 
 def test_targets_are_normalised_real_superpositions_of_the_first_two_excited_states():

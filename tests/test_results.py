@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from physopt.bench.report import anchor, write_report
-from physopt.bench.results import final_values
+from physopt.bench.summary import final_values
 from problems import get_problem, list_problems
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -31,7 +31,7 @@ def test_every_problem_has_its_canonical_benchmark_at_the_standard_preset(name):
     s = summary(name)
     assert s["command"].startswith("physopt bench --preset standard")
     runs = {(r["optimizer"], r["seed"]) for r in s["runs"]}
-    expected = {(o, seed) for o in get_problem(name).default_optimizers for seed in SEEDS}
+    expected = {(o, seed) for o in get_problem(name).benchmark.optimizers for seed in SEEDS}
     assert runs == expected
     for seed in SEEDS:   # fairness: the same initial weights per seed for every optimizer
         assert len({r["init_checksum"] for r in s["runs"] if r["seed"] == seed}) == 1, (name, seed)

@@ -18,11 +18,12 @@ from .train import RunResult, held_out_set, train_run
 def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), iterations: int | None = None,
             time_budget: float | None = None, batch_size: int | None = None,
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
-            resume: bool = True, evaluations: int = 30, command: str | None = None,
+            resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
             progress: ProgressLike = None) -> dict[str, Any]:
     """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
 
-    With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained.
+    With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained. Every run is
+    evaluated on one held-out set of ``held_out_size`` examples (default: the problem's benchmark settings).
     """
     if not optimizers:
         raise ValueError("give at least one optimizer")
@@ -52,6 +53,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         "iterations": iterations,
         "time_budget_s": time_budget,
         "seeds": list(seeds),
+        "held_out_size": held_out_size or problem.benchmark.held_out_size,
         "optimizers": [m.name for m in methods],
         "hyperparameters": resolved,
         "x_error_name": problem.x_error_name,
@@ -59,7 +61,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                     "one fixed held-out set for all runs; evaluation time excluded from wall_time_s",
     }
     report = as_progress(progress)
-    held_out = held_out_set(problem)
+    held_out = held_out_set(problem, header["held_out_size"])
     here = machine_label(header["machine"])
     runs: list[RunResult] = []
     for seed in seeds:
@@ -67,7 +69,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             spec = {"problem": problem.name, "config": header["config"], "optimizer": m.name, "seed": seed,
                     "iterations": iterations, "time_budget_s": time_budget, "batch_size": batch_sizes[m.name],
                     "hyperparameters": resolved[m.name], "device": header["device"], "dtype": header["dtype"],
-                    "evaluations": evaluations}
+                    "evaluations": evaluations, "held_out_size": header["held_out_size"]}
             cached = load_run(out_dir, m.name, seed, spec) if (out_dir is not None and resume) else None
             if cached is not None:
                 report.log(f"  {m.name:<9} seed {seed}  already finished in {out_dir}, skipped")

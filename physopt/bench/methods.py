@@ -144,8 +144,8 @@ def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, A
     Always includes ``batch_size`` (the paper's for this optimizer and problem, else the problem's default); it is
     a setting of the run, not of the optimizer (see :func:`optimizer_arguments`).
     """
-    hp = {"batch_size": problem.default_batch_size, **method.defaults}
-    hp.update(problem.hyperparameters.get(method.name, {}))
+    hp = {"batch_size": problem.benchmark.batch_size, **method.defaults}
+    hp.update(problem.benchmark.hyperparameters(method.name, problem.config))
     hp.update(overrides or {})
     validate_hyperparameters(method.name, hp)
     bs = hp["batch_size"]

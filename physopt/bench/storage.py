@@ -71,11 +71,17 @@ def save_run(out: Path, spec: dict[str, Any], result: RunResult) -> None:
 
 
 def _comparable(spec: Any) -> Any:
-    """A run spec without the copy of ``batch_size`` inside ``hyperparameters`` (specs written before it was added
-    there carry it only as the ``batch_size`` field), so such finished runs are still recognised."""
+    """A run spec in today's layout, so finished runs written in earlier layouts are still recognised: without the
+    copy of ``batch_size`` inside ``hyperparameters`` (older specs carry it only as the ``batch_size`` field), and
+    with the held-out size as ``held_out_size`` (older specs carry it as the config field ``test_size``)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("hyperparameters"), dict):
         return spec
-    return {**spec, "hyperparameters": {k: v for k, v in spec["hyperparameters"].items() if k != "batch_size"}}
+    spec = {**spec, "hyperparameters": {k: v for k, v in spec["hyperparameters"].items() if k != "batch_size"}}
+    config = spec.get("config")
+    if isinstance(config, dict) and "test_size" in config:
+        spec["config"] = {k: v for k, v in config.items() if k != "test_size"}
+        spec.setdefault("held_out_size", config["test_size"])
+    return spec
 
 
 def load_run(out: Path, optimizer: str, seed: int, spec: dict[str, Any]) -> RunResult | None:

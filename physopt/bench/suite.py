@@ -29,8 +29,7 @@ def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *
               device: torch.device = torch.device("cpu"), out: str | Path = "results", resume: bool = True,
               command: str | None = None, progress: ProgressLike = None) -> list[dict[str, Any]]:
     """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers."""
-    from problems import list_problems, get_problem
-    from problems.presets import get_preset
+    from problems import get_preset, get_problem, list_problems
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
     report = as_progress(progress)
@@ -38,8 +37,8 @@ def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *
     for name, p in plans:
         problem = get_problem(name, device=device, **p.config)
         report.log(f"physopt bench: {name} ({preset} preset) on {device}: "
-                   f"{', '.join(problem.default_optimizers)}")
-        summaries.append(compare(problem, problem.default_optimizers, seeds=seeds or p.seeds,
+                   f"{', '.join(problem.benchmark.optimizers)}")
+        summaries.append(compare(problem, problem.benchmark.optimizers, seeds=seeds or p.seeds,
                                  iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
                                  out=results_dir(out, name, preset, device), resume=resume,
                                  evaluations=p.evaluations, command=command, progress=report))

@@ -69,7 +69,7 @@ def weights_checksum(net: nn.Module) -> str:
 
 def held_out_set(problem: Any, size: int | None = None):
     """The fixed held-out batch every run is evaluated on."""
-    n = size if size is not None else getattr(problem.config, "test_size", 256)
+    n = size if size is not None else problem.benchmark.held_out_size
     return problem.sample(n, torch.Generator().manual_seed(HELD_OUT_SEED))
 
 

@@ -30,7 +30,7 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
     for lr in lrs:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rates must be finite numbers > 0, got {lr!r}")
-    n = validation_size if validation_size is not None else getattr(problem.config, "test_size", 256)
+    n = validation_size if validation_size is not None else problem.benchmark.held_out_size
     validation = problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
     report = as_progress(progress)
     rows = []

@@ -57,7 +57,7 @@ def time_one_isolated(problem: str, preset: str, name: str, repeats: int, device
 def time_in_preset(problem: str, preset: str, optimizer: str, repeats: int, device: str) -> dict[str, Any]:
     """:func:`time_one` on ``problem`` built at the sizes of ``preset``."""
     from problems import get_problem
-    from problems.presets import get_preset
+    from problems import get_preset
     p = get_preset(problem, preset)
     return time_one(get_problem(problem, device=device, **p.config), optimizer, repeats, p.batch_size)
 
@@ -89,7 +89,7 @@ def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", r
     """The speed table over ``problems`` (default: all) with each problem's canonical optimizers, at the problem
     sizes of ``preset``; ``checkpoint(rows)`` after each problem."""
     from problems import get_problem, list_problems
-    from problems.presets import get_preset
+    from problems import get_preset
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]
     rows: list[dict[str, Any]] = []
@@ -99,9 +99,9 @@ def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", r
         problem = get_problem(name, device=device, **p.config)
         if isolated:
             rows += add_ratios([time_one_isolated(name, preset, o, repeats, device)
-                                for o in problem.default_optimizers])
+                                for o in problem.benchmark.optimizers])
         else:
-            rows += time_optimizers(problem, problem.default_optimizers, repeats, p.batch_size)
+            rows += time_optimizers(problem, problem.benchmark.optimizers, repeats, p.batch_size)
         if checkpoint:
             checkpoint(rows)
     return rows

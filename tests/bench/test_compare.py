@@ -56,7 +56,7 @@ def test_time_budget_and_problem_parameters(tmp_path, cli):
 
 def test_compare_hig_and_gn_with_the_papers_batch_size_per_optimizer(tmp_path, cli):
     code, out, err = cli("compare", "oscillators", "--optimizers", "adam,gn,hig", "--iterations", "3",
-                         "--device", "cpu", "--evaluations", "1", "--param", "steps=8", "--param", "test_size=32",
+                         "--device", "cpu", "--evaluations", "1", "--param", "steps=8", "--held-out-size", "32",
                          "--out", str(tmp_path))
     assert code == 0, err
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -70,7 +70,7 @@ def test_compare_hig_and_gn_with_the_papers_batch_size_per_optimizer(tmp_path, c
     assert "held-out loss of adam / held-out loss of optimizer" in out    # no ground truth: loss ratios
     # --batch-size overrides every optimizer's
     code, _, err = cli("compare", "oscillators", "--optimizers", "hig", "--iterations", "1", "--device",
-                       "cpu", "--evaluations", "1", "--param", "steps=8", "--param", "test_size=8",
+                       "cpu", "--evaluations", "1", "--param", "steps=8", "--held-out-size", "8",
                        "--batch-size", "4", "--out", str(tmp_path / "b4"))
     assert code == 0, err
     assert json.loads((tmp_path / "b4" / "summary.json").read_text())["batch_size"] == {"hig": 4}
@@ -79,7 +79,7 @@ def test_compare_hig_and_gn_with_the_papers_batch_size_per_optimizer(tmp_path, c
 def test_component_losses_are_recorded_beside_the_loss(tmp_path, cli):
     """quantum-dipole reports the paper's low- and high-energy losses (Fig. 4c) in the table, summary and curves."""
     code, out, err = cli("compare", "quantum-dipole", "--optimizers", "adam,hig", "--iterations", "2",
-                         "--device", "cpu", "--evaluations", "1", "--param", "steps=8", "--param", "test_size=16",
+                         "--device", "cpu", "--evaluations", "1", "--param", "steps=8", "--held-out-size", "16",
                          "--out", str(tmp_path))
     assert code == 0, err
     assert "le_loss:" in out and "he_loss:" in out
