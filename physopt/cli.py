@@ -55,27 +55,59 @@ def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return out
 
 
+def number_list(text: str, what: str, cast: type = float, minimum: float | None = None) -> list:
+    """'1,2,3' -> [1, 2, 3] with each value cast and checked (>= ``minimum``)."""
+    kind = "integers" if cast is int else "numbers"
+    try:
+        values = [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated {kind}, e.g. 1,2,3; got '{text}'") from None
+    if not values:
+        raise ValueError(f"{what} is empty")
+    if minimum is not None and min(values) < minimum:
+        raise ValueError(f"{what} needs {kind} >= {minimum}, got '{text}'")
+    return values
+
+
 def int_list(text: str, what: str, minimum: int = 1) -> list[int]:
-    """'1,2,3' -> [1, 2, 3], each >= ``minimum``."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated integers, got '{text}'") from None
-    if not values:
-        raise ValueError(f"{what} is empty")
-    if min(values) < minimum:
-        raise ValueError(f"{what} needs integers >= {minimum}, got '{text}'")
-    return values
+    return number_list(text, what, int, minimum)
 
 
-def float_list(text: str, what: str) -> list[float]:
+def orders(text: str) -> list[int]:
+    """'1-9' or '1,2,6,9' (or a mix, '1-3,6') -> the derivative orders, each >= 0."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        lo_hi = number_list(f"{lo},{hi or lo}", "--orders (like 1-9 or 1,2,6,9)", int, 0)
+        out += range(lo_hi[0], lo_hi[1] + 1)
+    if not out:
+        raise ValueError(f"--orders is empty, got '{text}'")
+    return sorted(set(out))
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        value = float(text)
     except ValueError:
-        raise ValueError(f"{what} must be comma-separated numbers, e.g. 1e-4,3e-4,1e-3; got '{text}'") from None
-    if not values:
-        raise ValueError(f"{what} is empty")
-    return values
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def names(text: str | None, allowed: Sequence[str] | None = None, what: str = "name") -> list[str] | None:
@@ -87,11 +119,6 @@ def names(text: str | None, allowed: Sequence[str] | None = None, what: str = "n
         from .names import lookup
         out = [lookup(what, n, {a: a for a in allowed}) for n in out]
     return out
-
-
-def at_least(value: int | float | None, minimum: int | float, flag: str) -> None:
-    if value is not None and value < minimum:
-        raise ValueError(f"{flag} must be >= {minimum}, got {value}")
 
 
 def resolve_device(device: str = "auto"):
@@ -172,10 +199,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
               f"{args.batch_size or 'of the paper per optimizer'}, config {config or 'the paper defaults'}")
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both), or --preset quick|standard|paper")
-    at_least(args.iterations, 1, "--iterations")
-    at_least(args.batch_size, 1, "--batch-size")
-    at_least(args.evaluations, 1, "--evaluations")
-    at_least(args.held_out_size, 1, "--held-out-size")
     device = resolve_device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
@@ -214,8 +237,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
-    at_least(args.iterations, 1, "--iterations")
-    lrs = float_list(args.lrs, "--lrs")
+    lrs = number_list(args.lrs, "--lrs")
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
     optimizer = args.optimizer.lower()
     result = tune(problem, optimizer, lrs, iterations=args.iterations, time_budget=args.time_budget,
@@ -233,38 +255,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_micro(args: argparse.Namespace, name: str, measure: Callable[[Any, Callable[[Any], None]], Any],
+              fmt: Callable[[Any], str], payload: Callable[[Any], dict[str, Any]]) -> int:
+    """The protocol of every micro-benchmark command: ``measure(device, save)`` runs it (calling ``save(rows)`` as
+    parts finish, so an interrupted run keeps them), then its table is printed and ``--out/NAME.json/.txt``
+    written with the command and the machine."""
+    device = resolve_device(args.device)
+
+    def save(result: Any) -> None:
+        write_micro(args, name, device, fmt(result), payload(result))
+
+    result = measure(device, save)
+    save(result)
+    print(fmt(result))
+    return 0
+
+
 def cmd_speed(args: argparse.Namespace) -> int:
     from .timing.speed import format_speed, run_speed
-
-    at_least(args.repeats, 1, "--repeats")
-    device = resolve_device(args.device)
-    rows = run_speed(names(args.problems), args.preset, args.repeats, device, isolated=not args.in_process,
-                     log=None if args.quiet else log,
-                     checkpoint=lambda rows: write_micro(args, "speed", device, format_speed(rows),
-                                                         {"preset": args.preset, "rows": rows}))
-    print(format_speed(rows))
-    return 0
+    return run_micro(args, "speed", lambda device, save: run_speed(
+        names(args.problems), args.preset, args.repeats, device, isolated=not args.in_process,
+        log=None if args.quiet else log, checkpoint=save), format_speed, lambda rows: {"preset": args.preset,
+                                                                                       "rows": rows})
 
 
 def cmd_hig_timing(args: argparse.Namespace) -> int:
-    import torch
-
     from .timing import hig
-
-    at_least(args.repeats, 1, "--repeats")
-    device = resolve_device(args.device)
-    rows = hig.run(names(args.setups, hig.SETUPS, "setup"), names(args.routes, hig.ROUTES, "route"), args.repeats,
-                   device, names(args.dtypes, ("float32", "float64"), "dtype"), log=log,
-                   checkpoint=lambda rows: write_micro(args, "timing", device, hig.format_rows(rows),
-                                                       {"torch": torch.__version__, "device": str(device),
-                                                        "rows": rows}))
-    print(hig.format_rows(rows))
-    return 0
+    setups, routes = names(args.setups, hig.SETUPS, "setup"), names(args.routes, hig.ROUTES, "route")
+    dtypes = names(args.dtypes, ("float32", "float64"), "dtype")
+    return run_micro(args, "timing", lambda device, save: hig.run(setups, routes, args.repeats, device, dtypes,
+                                                                  log=log, checkpoint=save),
+                     hig.format_rows, lambda rows: {"rows": rows})
 
 
 def cmd_zcs_bench(args: argparse.Namespace) -> int:
     from .timing import zcs
-
     if args.quick:
         q = zcs.QUICK
         ms, ns, ps, center, repeats = q["ms"], q["ns"], q["ps"], q["center"], q["repeats"]
@@ -273,66 +298,49 @@ def cmd_zcs_bench(args: argparse.Namespace) -> int:
         center, repeats = tuple(int_list(args.center, "--center")), args.repeats
         if len(center) != 3:
             raise ValueError(f"--center is M,N,P, got '{args.center}'")
-    at_least(repeats, 1, "--repeats")
-    device = resolve_device(args.device)
-    rows = zcs.run(ms, ns, ps, center, names(args.engines, zcs.ENGINE_NAMES, "engine"), repeats, str(device),
-                   args.max_step_s, isolate=not (args.quick or args.in_process), log=log,
-                   checkpoint=lambda rows: write_micro(args, "timing", device, zcs.format_rows(rows),
-                                                       {"rows": rows, "ratios": zcs.ratios(rows)}))
-    print(zcs.format_rows(rows))
-    return 0
+    engines = names(args.engines, zcs.ENGINE_NAMES, "engine")
+    return run_micro(args, "timing", lambda device, save: zcs.run(
+        ms, ns, ps, center, engines, repeats, str(device), args.max_step_s,
+        isolate=not (args.quick or args.in_process), log=log, checkpoint=save),
+        zcs.format_rows, lambda rows: {"rows": rows, "ratios": zcs.ratios(rows)})
 
 
 def cmd_tangentprop_bench(args: argparse.Namespace) -> int:
     import torch
 
     from .timing import tangentprop
-
     if args.threads is not None:
-        at_least(args.threads, 1, "--threads")
         torch.set_num_threads(args.threads)
     size = dict(tangentprop.QUICK) if args.quick else {
-        "orders": tangentprop.parse_orders(args.orders), "width": args.width, "depth": args.depth,
-        "batch": args.batch, "repeats": args.repeats}
-    device = resolve_device(args.device)
-    rows = tangentprop.run(**size, methods=names(args.methods, tangentprop.METHODS, "method"), device=str(device),
-                           dtype=args.dtype, max_step_s=args.max_step_s, log=log,
-                           checkpoint=lambda rows: write_micro(args, "timing", device, tangentprop.format_rows(rows),
-                                                               {"rows": rows, "ratios": tangentprop.ratios(rows)}))
-    print(tangentprop.format_rows(rows))
-    return 0
+        "orders": orders(args.orders), "width": args.width, "depth": args.depth, "batch": args.batch,
+        "repeats": args.repeats}
+    methods = names(args.methods, tangentprop.METHODS, "method")
+    return run_micro(args, "timing", lambda device, save: tangentprop.run(
+        **size, methods=methods, device=str(device), dtype=args.dtype, max_step_s=args.max_step_s, log=log,
+        checkpoint=save), tangentprop.format_rows, lambda rows: {"rows": rows, "ratios": tangentprop.ratios(rows)})
 
 
 def cmd_ns_step_bench(args: argparse.Namespace) -> int:
     from .timing import fluid
-
-    at_least(args.repeats, 1, "--repeats")
-    at_least(args.batch, 1, "--batch")
-    device = resolve_device(args.device)
-    rows = fluid.step_timing(args.batch, args.resolution, args.repeats, str(device))
-    text = fluid.format_step_rows(rows)
-    print(text)
-    write_micro(args, "step_timing", device, text, {"rows": rows})
-    return 0
+    return run_micro(args, "step_timing", lambda device, save: fluid.step_timing(
+        args.batch, args.resolution, args.repeats, str(device)), fluid.format_step_rows, lambda rows: {"rows": rows})
 
 
 def cmd_ns_inference(args: argparse.Namespace) -> int:
     from .timing import fluid
-
-    at_least(args.train_iterations, 0, "--train-iterations")
-    at_least(args.batch, 1, "--batch")
-    at_least(args.solver_iterations, 1, "--solver-iterations")
-    at_least(args.repeats, 1, "--repeats")
-    device = resolve_device(args.device)
-    result = fluid.inference_speed(args.train_iterations, args.batch, args.solver_iterations, args.repeats,
-                                   str(device), log=log)
-    text = fluid.format_inference(result)
-    print(text)
-    write_micro(args, "inference", device, text, result)
-    return 0
+    return run_micro(args, "inference", lambda device, save: fluid.inference_speed(
+        args.train_iterations, args.batch, args.solver_iterations, args.repeats, str(device), log=log),
+        fluid.format_inference, lambda result: result)
 
 
 # ---- the parser -------------------------------------------------------------------------------------------------
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``physopt compare: error: ... (see physopt compare --help)``, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default (where it has one and the help does not state it), keeps the example's lines."""
@@ -375,14 +383,14 @@ def add_problem_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_length(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--iterations", type=int, default=None, help=f"training iterations per {what}")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help=f"training seconds per {what}")
-    p.add_argument("--batch-size", type=int, default=None, help="one batch size for all (default: the paper's per "
+    p.add_argument("--iterations", type=count(1), default=None, help=f"training iterations per {what}")
+    p.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help=f"training seconds per {what}")
+    p.add_argument("--batch-size", type=count(1), default=None, help="one batch size for all (default: the paper's per "
                    "optimizer)")
 
 
 def add_repeats(p: argparse.ArgumentParser, default: int) -> None:
-    p.add_argument("--repeats", type=int, default=default, help="timed calls after one warm-up, at least "
+    p.add_argument("--repeats", type=count(1), default=default, help="timed calls after one warm-up, at least "
                    "(median and IQR reported)")
 
 
@@ -398,7 +406,7 @@ def _command(sub, name: str, handler: Handler, help: str, example: str) -> argpa
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``physopt`` parser (imports nothing heavy)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, formatter_class=_Formatter,
         description="Optimizers for neural networks trained through differentiable physics (SIP, HIG), benchmark "
                     "problems, and fair comparisons.",
@@ -419,9 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", default=None, help="comma-separated, e.g. 0,1,2 (default: 0, or the preset's)")
     add_device(c)
     c.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of the problem")
-    c.add_argument("--evaluations", type=int, default=None, help="held-out evaluations per run (curve points; "
+    c.add_argument("--evaluations", type=count(1), default=None, help="held-out evaluations per run (curve points; "
                    "default 30, or the preset's)")
-    c.add_argument("--held-out-size", type=int, default=None, help="examples in the held-out set every run is "
+    c.add_argument("--held-out-size", type=count(1), default=None, help="examples in the held-out set every run is "
                    "evaluated on (default: the problem's benchmark settings)")
     add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
@@ -480,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--center", default="20,1000,3", help="centre setting M,N,P (the acceptance point)")
     z.add_argument("--engines", default="zcs,funcloop,datavect", help="comma-separated: zcs, funcloop, datavect")
     add_repeats(z, 3)
-    z.add_argument("--max-step-s", type=float, default=60.0,
+    z.add_argument("--max-step-s", type=positive_float, default=60.0,
                    help="skip baseline settings at least as large as one whose warm-up step took longer")
     z.add_argument("--in-process", action="store_true",
                    help="measure in this process instead of a fresh one per engine and setting (CPU peaks less exact)")
@@ -492,34 +500,34 @@ def build_parser() -> argparse.ArgumentParser:
                  "time jets u..u^(n) + backward: n-TangentProp routes vs nested autograd",
                  "physopt tangentprop-bench --orders 1-6 --threads 1")
     g.add_argument("--orders", default="1-9", help="derivative orders n, e.g. 1-9 or 1,3,6,9")
-    g.add_argument("--width", type=int, default=64, help="hidden units per layer")
-    g.add_argument("--depth", type=int, default=3, help="hidden layers")
-    g.add_argument("--batch", type=int, default=256, help="points per step")
+    g.add_argument("--width", type=count(1), default=64, help="hidden units per layer")
+    g.add_argument("--depth", type=count(1), default=3, help="hidden layers")
+    g.add_argument("--batch", type=count(1), default=256, help="points per step")
     g.add_argument("--methods", default="recurrence,faa_di_bruno,autograd",
                    help="comma-separated: recurrence, faa_di_bruno, autograd")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of the network")
     add_repeats(g, 5)
-    g.add_argument("--max-step-s", type=float, default=60.0,
+    g.add_argument("--max-step-s", type=positive_float, default=60.0,
                    help="skip a method's higher orders once its warm-up step took longer than this")
     add_device(g)
-    g.add_argument("--threads", type=int, default=None,
+    g.add_argument("--threads", type=count(1), default=None,
                    help="torch CPU threads (default: torch's); 1 avoids slow-downs on a busy machine")
     add_out(g, None, "timing.json and timing.txt")
     g.add_argument("--quick", action="store_true", help="tiny network, orders 1-3, one repeat: a smoke test")
 
     s = _command(sub, "ns-step-bench", cmd_ns_step_bench, "time one Navier-Stokes step: physopt's solver vs "
                  "PhiFlow's", "physopt ns-step-bench --batch 8 --resolution 32 --repeats 3")
-    s.add_argument("--batch", type=int, default=64)
-    s.add_argument("--resolution", type=int, default=64)
+    s.add_argument("--batch", type=count(1), default=64, help="examples per step")
+    s.add_argument("--resolution", type=count(16), default=64, help="grid cells per side")
     add_repeats(s, 5)
     add_device(s)
     add_out(s, None, "step_timing.json and step_timing.txt")
 
     i = _command(sub, "ns-inference", cmd_ns_inference, "trained network vs iterative inverse solver per problem "
                  "(SIP paper Table 1)", "physopt ns-inference --train-iterations 20 --batch 8")
-    i.add_argument("--train-iterations", type=int, default=200, help="SIP training iterations before measuring")
-    i.add_argument("--batch", type=int, default=64)
-    i.add_argument("--solver-iterations", type=int, default=8, help="iterations of x <- x + U(x) (paper: 7)")
+    i.add_argument("--train-iterations", type=count(0), default=200, help="SIP training iterations before measuring")
+    i.add_argument("--batch", type=count(1), default=64, help="problems per batch")
+    i.add_argument("--solver-iterations", type=count(1), default=8, help="iterations of x <- x + U(x) (paper: 7)")
     add_repeats(i, 5)
     add_device(i)
     add_out(i, None, "inference.json and inference.txt")

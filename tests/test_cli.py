@@ -17,7 +17,6 @@ def test_list_names_problems_and_optimizers(cli):
     (["compare", "exp", "--optimizers", "sip", "--iterations", "1", "--hparam", "sip.lr=0"],
      "learning rate must be a finite number > 0"),
     (["compare", "exp", "--optimizers", "adam"], "--iterations"),
-    (["compare", "exp", "--iterations", "0"], "--iterations must be >= 1"),
     (["compare", "exp", "--iterations", "1", "--param", "nope=1"], "unknown config field"),
     (["compare", "exp", "--iterations", "1", "--seeds", "a"], "--seeds"),
 ])
@@ -40,11 +39,35 @@ def test_python_dash_m_physopt_runs_the_command():
     assert proc.returncode == 0 and "navier-stokes" in proc.stdout and "hig" in proc.stdout
 
 
-def test_version(cli):
+def test_version(cli, capsys):
     from importlib.metadata import version
     with pytest.raises(SystemExit) as exit_:
         cli("--version")
-    assert exit_.value.code == 0
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"physopt {version('physopt')}"
+
+
+def test_orders_and_number_lists_parse_ranges_and_name_the_flag():
+    from physopt.cli import number_list, orders
+    assert orders("1-3,6") == [1, 2, 3, 6] and orders("2") == [2]
+    assert number_list("1e-3, 3e-3", "--lrs") == [1e-3, 3e-3]
+    with pytest.raises(ValueError, match="--orders"):
+        orders("1..9")
+    with pytest.raises(ValueError, match="--ms needs integers >= 1"):
+        number_list("0,2", "--ms", int, 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tangentprop-bench", "--width", "0"], "argument --width: must be >= 1, got 0"),
+    (["compare", "exp", "--iterations", "0"], "argument --iterations: must be >= 1, got 0"),
+    (["compare", "exp", "--time-budget", "-1"], "argument --time-budget: must be a finite number > 0, got -1"),
+    (["speed", "--repeats", "x"], "argument --repeats: expected an integer, got 'x'"),
+])
+def test_flag_values_are_checked_by_the_parser_in_one_line(capsys, argv, message):
+    from physopt.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and message in err and "--help" in err
 
 
 def subcommands():

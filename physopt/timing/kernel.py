@@ -108,6 +108,38 @@ def time_call(fn: Callable[[], Any], device: torch.device | str, *, min_runs: in
     return Timing(first, warmup, m.median, m.iqr, list(m.times), peak)
 
 
+def timing_row(t: Timing) -> dict[str, Any]:
+    """The columns every micro-benchmark row has: number of readings, warm-up, median, IQR, readings, peak."""
+    return {"repeats": len(t.times_s), "warmup_s": t.warmup_s, "step_s": t.median_s, "iqr_s": t.iqr_s,
+            "times_s": t.times_s, "peak_bytes": t.peak_bytes}
+
+
+def skipped_row(note: str, **keys: Any) -> dict[str, Any]:
+    """A row for a case that was not measured, with the reason in ``note``."""
+    return {**keys, "repeats": 0, "warmup_s": None, "step_s": None, "iqr_s": None, "times_s": [], "peak_bytes": None,
+            "note": note}
+
+
+class SkipLarger:
+    """Skips the cases that are at least as large, in every size, as one whose warm-up took longer than
+    ``max_step_s`` (or failed) for the same method: baselines whose cost explodes are not run to their end."""
+
+    def __init__(self, max_step_s: float):
+        self.max_step_s = max_step_s
+        self.slow: dict[str, list[tuple[int, ...]]] = {}
+
+    def why(self, method: str, size: tuple[int, ...]) -> str | None:
+        """Why ``method`` at ``size`` is skipped, or None to measure it."""
+        for s in self.slow.get(method, []):
+            if all(a <= b for a, b in zip(s, size)):
+                return f"skipped: {s} took > {self.max_step_s} s or failed"
+        return None
+
+    def record(self, method: str, size: tuple[int, ...], warmup_s: float | None) -> None:
+        if warmup_s is None or warmup_s > self.max_step_s:
+            self.slow.setdefault(method, []).append(size)
+
+
 def run_isolated(target: str, kwargs: dict[str, Any]) -> tuple[Any, str | None]:
     """Call ``module:function(**kwargs)`` in a fresh Python process with this process's torch thread count.
 

@@ -17,7 +17,7 @@ import torch
 from physopt.bench.methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 from physopt.bench.table import Column, format_table, text_column
 
-from .kernel import run_isolated, time_call
+from .kernel import run_isolated, skipped_row, time_call, timing_row
 
 
 def time_optimizers(problem: Any, optimizers: Sequence[str], repeats: int = 3,
@@ -34,13 +34,11 @@ def time_one(problem: Any, name: str, repeats: int, batch_size: int | None = Non
     batch = problem.sample(hp["batch_size"], torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     step = method.build(problem.default_network(), problem, optimizer_arguments(hp))
-    row = {"problem": problem.name, "optimizer": name, "batch": hp["batch_size"], "repeats": repeats}
+    row = {"problem": problem.name, "optimizer": name, "batch": hp["batch_size"]}
     try:
-        t = time_call(lambda: step(batch), problem.device, min_runs=repeats)
-        row.update(step_s=t.median_s, iqr_s=t.iqr_s, peak_bytes=t.peak_bytes, note=None)
+        return {**row, **timing_row(time_call(lambda: step(batch), problem.device, min_runs=repeats)), "note": None}
     except Diverged as err:
-        row.update(step_s=None, iqr_s=None, peak_bytes=None, note=f"diverged: {err}")
-    return row
+        return skipped_row(f"diverged: {err}", **row)
 
 
 def time_one_isolated(problem: str, preset: str, name: str, repeats: int, device: str) -> dict[str, Any]:
@@ -48,10 +46,7 @@ def time_one_isolated(problem: str, preset: str, name: str, repeats: int, device
     row, why = run_isolated("physopt.timing.speed:time_in_preset", {"problem": problem, "preset": preset,
                                                                     "optimizer": name, "repeats": repeats,
                                                                     "device": str(device)})
-    if why is None:
-        return row
-    return {"problem": problem, "optimizer": name, "batch": None, "repeats": repeats, "step_s": None, "iqr_s": None,
-            "peak_bytes": None, "note": why}
+    return row if why is None else skipped_row(why, problem=problem, optimizer=name, batch=None)
 
 
 def time_in_preset(problem: str, preset: str, optimizer: str, repeats: int, device: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from physopt.bench.table import Column, format_table, text_column
 from physopt.derivatives import TANGENTPROP_METHODS as NTP_METHODS
 from physopt.derivatives import nested_autograd_derivatives, ntangentprop
 
-from .kernel import time_call
+from .kernel import SkipLarger, skipped_row, time_call, timing_row
 
 METHODS = (*NTP_METHODS, "autograd")
 QUICK = {"orders": (1, 2, 3), "width": 16, "depth": 2, "batch": 32, "repeats": 1}
@@ -46,8 +46,7 @@ def time_order(method: str, net: nn.Sequential, x: Tensor, n: int, repeats: int)
         return float(loss.detach())
 
     t = time_call(step, x.device, min_runs=repeats)
-    return {"method": method, "order": n, "repeats": len(t.times_s), "warmup_s": t.warmup_s, "step_s": t.median_s,
-            "iqr_s": t.iqr_s, "times_s": t.times_s, "peak_bytes": t.peak_bytes, "loss": t.first, "note": None}
+    return {"method": method, "order": n, **timing_row(t), "loss": t.first, "note": None}
 
 
 def run(orders: Sequence[int] = tuple(range(1, 10)), width: int = 64, depth: int = 3, batch: int = 256,
@@ -69,19 +68,17 @@ def run(orders: Sequence[int] = tuple(range(1, 10)), width: int = 64, depth: int
     x = (2 * torch.rand(batch, 1, generator=torch.Generator().manual_seed(seed), dtype=dt) - 1).to(dev)
     setting = {"width": width, "depth": depth, "batch": batch, "dtype": dtype}
     rows: list[dict[str, Any]] = []
-    too_slow: dict[str, int] = {}
+    guard = SkipLarger(max_step_s)
     for n in sorted(orders):
         for method in methods:
-            if method in too_slow:
-                row = {"method": method, "order": n, "repeats": 0, "warmup_s": None, "step_s": None, "iqr_s": None, "times_s": [],
-                       "peak_bytes": None, "loss": None,
-                       "note": f"skipped: order {too_slow[method]} took > {max_step_s} s"}
+            why = guard.why(method, (n,))
+            if why:
+                row = skipped_row(why, method=method, order=n, loss=None)
             else:
                 if log:
                     log(f"{method}: n={n} ...")
                 row = time_order(method, net, x, n, repeats)
-                if row["warmup_s"] > max_step_s:
-                    too_slow[method] = n
+                guard.record(method, (n,), row["warmup_s"])
             rows.append({**row, **setting})
         if checkpoint:                                # written as each order finishes
             checkpoint(rows)
@@ -114,17 +111,3 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     for q in ratios(rows):
         lines.append(f"  n={q['order']:<2} autograd/{q['method']:<13} {q['speedup']:.3g}x")
     return "\n".join(lines)
-
-
-def parse_orders(text: str) -> list[int]:
-    """'1-9' or '1,2,6,9' (or a mix, '1-3,6') -> the orders, each >= 0."""
-    orders: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            lo, _, hi = part.partition("-")
-            orders += range(int(lo), int(hi or lo) + 1)
-    except ValueError:
-        raise ValueError(f"--orders must look like 1-9 or 1,2,6,9, got '{text}'") from None
-    if not orders:
-        raise ValueError(f"--orders is empty, got '{text}'")
-    return sorted(set(orders))

@@ -17,7 +17,7 @@ import torch
 from physopt.bench.table import Column, format_table, text_column
 from physopt.derivatives import ENGINES
 
-from .kernel import run_isolated, time_call
+from .kernel import SkipLarger, run_isolated, skipped_row, time_call, timing_row
 
 ENGINE_NAMES = tuple(ENGINES)
 QUICK = {"ms": (2, 4), "ns": (50, 100), "ps": (1, 2), "center": (4, 100, 2), "repeats": 1}
@@ -42,9 +42,7 @@ def time_step(engine: str, m: int, n: int, order: int, repeats: int, device: str
     net = problem.default_network()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     t = time_call(lambda: training_step(problem, net, optimizer, batch, engine), dev, min_runs=repeats)
-    return {"engine": engine, "m": m, "n": n, "order": order, "repeats": len(t.times_s), "warmup_s": t.warmup_s,
-            "step_s": t.median_s, "iqr_s": t.iqr_s, "times_s": t.times_s, "peak_bytes": t.peak_bytes,
-            "first_loss": t.first, "note": None}
+    return {"engine": engine, "m": m, "n": n, "order": order, **timing_row(t), "first_loss": t.first, "note": None}
 
 
 def time_step_isolated(engine: str, m: int, n: int, order: int, repeats: int, device: str = "cpu",
@@ -54,12 +52,7 @@ def time_step_isolated(engine: str, m: int, n: int, order: int, repeats: int, de
     row, why = run_isolated("physopt.timing.zcs:time_step", {"engine": engine, "m": m, "n": n, "order": order,
                                                              "repeats": repeats, "device": device, "dtype": dtype,
                                                              "seed": seed})
-    return row if why is None else _skipped(engine, m, n, order, why)
-
-
-def _skipped(engine: str, m: int, n: int, order: int, why: str) -> dict[str, Any]:
-    return {"engine": engine, "m": m, "n": n, "order": order, "repeats": 0, "warmup_s": None, "step_s": None,
-            "iqr_s": None, "times_s": [], "peak_bytes": None, "first_loss": None, "note": why}
+    return row if why is None else skipped_row(why, engine=engine, m=m, n=n, order=order, first_loss=None)
 
 
 def run(ms: Sequence[int] = (5, 10, 20, 40), ns: Sequence[int] = (250, 500, 1000, 2000),
@@ -77,19 +70,17 @@ def run(ms: Sequence[int] = (5, 10, 20, 40), ns: Sequence[int] = (250, 500, 1000
         raise ValueError(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     device = str(device)
     rows: list[dict[str, Any]] = []
-    too_slow: dict[str, list[tuple[int, int, int]]] = {e: [] for e in engines}
+    guard = SkipLarger(max_step_s)
     for m, n, order in settings(ms, ns, ps, center):
         for engine in engines:
-            slow = [s for s in too_slow[engine] if s[0] <= m and s[1] <= n and s[2] <= order]
-            if slow:
-                row = _skipped(engine, m, n, order, f"skipped: M, N, P >= {slow[0]}, which took > {max_step_s} s "
-                               "or failed")
+            why = guard.why(engine, (m, n, order))
+            if why:
+                row = skipped_row(why, engine=engine, m=m, n=n, order=order, first_loss=None)
             else:
                 if log:
                     log(f"{engine}: M={m} N={n} P={order} ...")
                 row = (time_step_isolated if isolate else time_step)(engine, m, n, order, repeats, device)
-                if row["warmup_s"] is None or row["warmup_s"] > max_step_s:
-                    too_slow[engine].append((m, n, order))
+                guard.record(engine, (m, n, order), row["warmup_s"])
             rows.append(row)
         if checkpoint:                                # written as each setting finishes
             checkpoint(rows)
