@@ -275,7 +275,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from .timing.speed import format_speed, run_speed
     return run_micro(args, "speed", lambda device, save: run_speed(
         names(args.problems), args.preset, args.repeats, device, isolated=not args.in_process,
-        log=None if args.quiet else log, checkpoint=save), format_speed, lambda rows: {"preset": args.preset,
+        progress=progress_for(args), checkpoint=save), format_speed, lambda rows: {"preset": args.preset,
                                                                                        "rows": rows})
 
 

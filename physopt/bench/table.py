@@ -38,7 +38,7 @@ class Column:
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return str(value)
-        return self.fmt.format(value * self.scale) if self.scale != 1.0 or self.fmt else str(value)
+        return self.fmt.format(value * self.scale if self.scale != 1.0 else value)
 
 
 def text_column(title: str, key: str | None = None, **kwargs: Any) -> Column:

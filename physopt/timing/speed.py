@@ -10,21 +10,16 @@ differ (the HIG paper's do); the table shows them.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import torch
 
+from physopt.bench.progress import ProgressLike, as_progress
 from physopt.bench.methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 from physopt.bench.table import Column, format_table, text_column
 
 from .kernel import run_isolated, skipped_row, time_call, timing_row
-
-
-def time_optimizers(problem: Any, optimizers: Sequence[str], repeats: int = 3,
-                    batch_size: int | None = None) -> list[dict[str, Any]]:
-    """One row per optimizer: batch size, median seconds per iteration, peak extra bytes."""
-    rows = [time_one(problem, name, repeats, batch_size) for name in optimizers]
-    return add_ratios(rows)
 
 
 def time_one(problem: Any, name: str, repeats: int, batch_size: int | None = None) -> dict[str, Any]:
@@ -79,24 +74,26 @@ def format_speed(rows: list[dict[str, Any]]) -> str:
 
 
 def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", repeats: int = 3,
-              device: torch.device | str = "cpu", isolated: bool = True, log: Callable[[str], None] | None = None,
+              device: torch.device | str = "cpu", isolated: bool = True, progress: ProgressLike = None,
               checkpoint: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """The speed table over ``problems`` (default: all) with each problem's canonical optimizers, at the problem
-    sizes of ``preset``; ``checkpoint(rows)`` after each problem."""
-    from problems import get_problem, list_problems
-    from problems import get_preset
+    sizes of ``preset``; ``checkpoint(rows)`` after each problem, ``progress`` after each optimizer."""
+    from problems import PROBLEMS, get_preset, get_problem, list_problems
     names = list(problems) if problems else list_problems()
-    plans = [(name, get_preset(name, preset)) for name in names]
+    plans = [(name, get_preset(name, preset), PROBLEMS[name].benchmark.optimizers) for name in names]
+    report = as_progress(progress)
+    report.start(f"speed ({preset} sizes)", sum(len(optimizers) for *_, optimizers in plans), None)
     rows: list[dict[str, Any]] = []
-    for name, p in plans:
-        if log:
-            log(f"speed: {name} ({preset} sizes)")
-        problem = get_problem(name, device=device, **p.config)
-        if isolated:
-            rows += add_ratios([time_one_isolated(name, preset, o, repeats, device)
-                                for o in problem.benchmark.optimizers])
-        else:
-            rows += time_optimizers(problem, problem.benchmark.optimizers, repeats, p.batch_size)
+    start = time.perf_counter()
+    for name, p, optimizers in plans:
+        problem = None if isolated else get_problem(name, device=device, **p.config)
+        measured = []
+        for o in optimizers:
+            measured.append(time_one_isolated(name, preset, o, repeats, str(device)) if isolated
+                            else time_one(problem, o, repeats, p.batch_size))
+            report.update(len(rows) + len(measured), time.perf_counter() - start, f"{name} {o}")
+        rows += add_ratios(measured)
         if checkpoint:
             checkpoint(rows)
+    report.finish()
     return rows

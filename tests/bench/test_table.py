@@ -23,6 +23,10 @@ def test_markdown_tables_have_a_header_rule_and_one_line_per_row():
         "| sip | - | 1.0 | diverged |"]
 
 
+def test_integers_stay_integers():
+    assert format_table([{"b": 16}], [Column("batch", "b", "{}")], style="markdown").splitlines()[-1] == "| 16 |"
+
+
 def test_a_column_can_compute_its_cell():
     col = Column("grid", cell=lambda r: f"{r['n']}^2")
     assert format_table([{"n": 64}], [col], style="markdown").splitlines()[-1] == "| 64^2 |"
