@@ -4,17 +4,49 @@
 * :class:`NewtonUpdate`, :class:`GaussNewtonUpdate` - generic SIP physics updates for any differentiable simulator.
 * :class:`HIG` / :class:`GaussNewton` - half-inverse gradients (Schnell et al., ICLR 2022) and mini-batch
   Gauss-Newton; functional layer :func:`hig_direction`, :func:`half_inverse`, :func:`per_example_jacobian`.
+
+Names are imported on first use (PEP 562), so ``import physopt`` and ``physopt --help`` do not load torch.
 """
-from .names import UnknownNameError, lookup
-from .hig import HIG, GaussNewton, HIGStats, hig_direction
-from .jacobian import JacobianError, MemoryBoundError, per_example_jacobian
-from .linalg import HalfInversionError, half_inverse
-from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_loss
-from .updates import GaussNewtonUpdate, NewtonUpdate, saddle_free_newton_step
+from __future__ import annotations
 
-__version__ = "0.2.0"
+import importlib
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["SIP", "sip_loss", "check_physics_update", "PhysicsUpdateError", "NewtonUpdate", "GaussNewtonUpdate",
-           "saddle_free_newton_step", "HIG", "GaussNewton", "HIGStats", "hig_direction", "half_inverse",
-           "per_example_jacobian", "HalfInversionError", "JacobianError", "MemoryBoundError", "UnknownNameError",
-           "lookup", "__version__"]
+#: public name -> the module (relative to physopt) that defines it
+_EXPORTS = {
+    "SIP": "sip", "sip_loss": "sip", "check_physics_update": "sip", "PhysicsUpdateError": "sip",
+    "NewtonUpdate": "updates", "GaussNewtonUpdate": "updates", "saddle_free_newton_step": "updates",
+    "HIG": "hig", "GaussNewton": "hig", "HIGStats": "hig", "hig_direction": "hig",
+    "half_inverse": "linalg", "HalfInversionError": "linalg",
+    "per_example_jacobian": "jacobian", "JacobianError": "jacobian", "MemoryBoundError": "jacobian",
+    "UnknownNameError": "names", "lookup": "names",
+}
+
+try:
+    __version__ = metadata.version("physopt")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'physopt' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .hig import HIG, GaussNewton, HIGStats, hig_direction
+    from .jacobian import JacobianError, MemoryBoundError, per_example_jacobian
+    from .linalg import HalfInversionError, half_inverse
+    from .names import UnknownNameError, lookup
+    from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_loss
+    from .updates import GaussNewtonUpdate, NewtonUpdate, saddle_free_newton_step
