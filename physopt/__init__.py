@@ -18,8 +18,8 @@ _EXPORTS = {
     "SIP": "sip", "sip_loss": "sip", "check_physics_update": "sip", "PhysicsUpdateError": "sip",
     "NewtonUpdate": "updates", "GaussNewtonUpdate": "updates", "saddle_free_newton_step": "updates",
     "HIG": "hig", "GaussNewton": "hig", "HIGStats": "hig", "hig_direction": "hig",
-    "half_inverse": "linalg", "HalfInversionError": "linalg",
-    "per_example_jacobian": "jacobian", "JacobianError": "jacobian", "MemoryBoundError": "jacobian",
+    "half_inverse": "hig", "HalfInversionError": "hig",
+    "per_example_jacobian": "hig", "JacobianError": "hig", "MemoryBoundError": "hig",
     "UnknownNameError": "names", "lookup": "names",
 }
 
@@ -44,9 +44,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .hig import HIG, GaussNewton, HIGStats, hig_direction
-    from .jacobian import JacobianError, MemoryBoundError, per_example_jacobian
-    from .linalg import HalfInversionError, half_inverse
+    from .hig import (HIG, GaussNewton, HalfInversionError, HIGStats, JacobianError, MemoryBoundError, half_inverse,
+                      hig_direction, per_example_jacobian)
     from .names import UnknownNameError, lookup
     from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_loss
     from .updates import GaussNewtonUpdate, NewtonUpdate, saddle_free_newton_step

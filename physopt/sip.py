@@ -10,12 +10,13 @@ The adjoint of the physics is replaced by the update of an inverse solver. For a
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+
+from .validation import check_choice, check_number
 
 __all__ = ["SIP", "sip_loss", "check_physics_update", "PhysicsUpdateError"]
 
@@ -40,8 +41,7 @@ def sip_loss(x: Tensor, dx: Tensor, reduction: str = "mean") -> Tensor:
     Returns:
         A scalar tensor.
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_choice("reduction", reduction, _REDUCTIONS)
     if dx.shape != x.shape:
         raise ValueError(f"the physics update dx has shape {tuple(dx.shape)} but the prediction x has shape "
                          f"{tuple(x.shape)}; the inverse update must return one entry per entry of x")
@@ -106,12 +106,9 @@ class SIP(Optimizer):
             raise TypeError(f"inverse must be a callable inverse(x, *args) -> dx, got {type(inverse).__name__}")
         if not (isinstance(base, type) and issubclass(base, Optimizer)):
             raise TypeError(f"base must be a torch.optim.Optimizer class such as torch.optim.Adam, got {base!r}")
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        lr = base_kwargs.get("lr")
-        if lr is not None and (not isinstance(lr, (int, float, Tensor)) or not float(lr) > 0
-                               or not math.isfinite(float(lr))):
-            raise ValueError(f"Invalid learning rate: lr={lr}; it must be a finite number > 0")
+        check_choice("reduction", reduction, _REDUCTIONS)
+        if "lr" in base_kwargs:
+            check_number("lr", base_kwargs["lr"], low=0, low_inclusive=False)
         self.base = base(params, **base_kwargs)
         self.inverse = inverse
         self.reduction = reduction

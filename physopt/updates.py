@@ -13,12 +13,13 @@ example i of x), written in torch ops that ``torch.func`` can transform.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from torch.func import grad, hessian, jvp, vjp, vmap
+
+from .validation import check_integer, check_number
 
 __all__ = ["NewtonUpdate", "GaussNewtonUpdate", "saddle_free_newton_step"]
 
@@ -94,8 +95,7 @@ class NewtonUpdate:
         if not callable(physics):
             raise TypeError(f"physics must be callable P(x) -> y, got {type(physics).__name__}")
         for name, value in (("max_loss_change", max_loss_change), ("max_step", max_step)):
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number > 0 or None, got {value}")
+            check_number(name, value, low=0, low_inclusive=False, optional=True)
         self.physics = physics
         self.loss = loss if loss is not None else _half_squared_error
         self.max_loss_change = max_loss_change
@@ -147,12 +147,9 @@ class GaussNewtonUpdate:
     def __init__(self, physics: Physics, damping: float = 1e-4, max_iterations: int = 50, tolerance: float = 1e-6):
         if not callable(physics):
             raise TypeError(f"physics must be callable P(x) -> y, got {type(physics).__name__}")
-        if not (damping >= 0 and math.isfinite(damping)):
-            raise ValueError(f"damping must be a finite number >= 0, got {damping}")
-        if not (isinstance(max_iterations, int) and max_iterations >= 1):
-            raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations}")
-        if not tolerance > 0:
-            raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        check_number("damping", damping, low=0)
+        check_integer("max_iterations", max_iterations, low=1)
+        check_number("tolerance", tolerance, low=0, low_inclusive=False)
         self.physics = physics
         self.damping = damping
         self.max_iterations = max_iterations

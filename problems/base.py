@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .settings import BenchmarkSettings
+from .solvers.errors import SimulationError  # noqa: F401  re-exported: defined beside the solvers that raise it
 
 
 class Batch(NamedTuple):
@@ -47,11 +48,6 @@ class Batch(NamedTuple):
 
 class ProblemError(ValueError):
     """Bad input to a problem (wrong shape, device or dtype); the message names the problem and the fix."""
-
-
-class SimulationError(ValueError):
-    """The simulation cannot go on from this state (a velocity that carries the flow across half the domain in one
-    step, NaN/inf in the state). In training this means the run diverged: the bench records it as such."""
 
 
 @dataclasses.dataclass

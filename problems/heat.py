@@ -10,7 +10,7 @@ from torch import Tensor
 from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch
 from .fields import FieldConfig, FieldProblem
-from .grids import fft_wavenumbers_squared, spectral_diffusion
+from .solvers.grids import fft_wavenumbers_squared, spectral_diffusion
 
 
 @dataclasses.dataclass
@@ -92,7 +92,7 @@ def damped_inverse_diffusion(dy: Tensor, amount: float, dx: float = 1.0, noise_l
 class HeatProblem(FieldProblem):
     r"""Infer the initial heat sources x from the diffused profile: P(x) = exp(nu t Laplace) x, periodic.
 
-    Diffusion is applied exactly per Fourier mode (:func:`problems.grids.spectral_diffusion`) in float64 (as the
+    Diffusion is applied exactly per Fourier mode (:func:`problems.solvers.grids.spectral_diffusion`) in float64 (as the
     authors did); P destroys high frequencies, so dP/dx is near-singular. The default network's output is shifted
     to the mean of its input, since diffusion keeps the mean.
     SIP update: dx = :func:`damped_inverse_diffusion` of the residual y* - P(x).

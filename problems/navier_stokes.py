@@ -2,7 +2,7 @@
 
 A fluid region is marked with a passive colorant m0; after time T the marker is observed again (mT). The unknown
 x = v0 is the initial velocity: P(x) = marker at T after simulating the incompressible Euler/Navier-Stokes
-equations from (project(x), m0) (:func:`problems.staggered.fluid_step`, 8 steps of dt = 0.25 on 64x64 cells of
+equations from (project(x), m0) (:func:`problems.solvers.staggered.fluid_step`, 8 steps of dt = 0.25 on 64x64 cells of
 size 2, periodic). The network sees [m0, mT] and predicts the staggered v0.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from torch import Tensor, nn
 
 from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig
-from .grids import smooth_noise
+from .solvers.grids import smooth_noise
 from .networks import UNet
-from .staggered import (centre_of_mass, centred_velocity, check_cfl, check_velocity, face_positions, fluid_step,
-                        project)
+from .solvers.staggered import (centre_of_mass, centred_velocity, check_cfl, check_velocity, face_positions,
+                                fluid_step, project)
 
 
 @dataclasses.dataclass
@@ -64,7 +64,7 @@ class VelocityNet(nn.Module):
 class NavierStokesProblem(Problem):
     r"""Infer the initial velocity v0 of a 2-D incompressible flow from the marker at t = 0 and t = T.
 
-    Physics: P(x) = m(T) from :func:`problems.staggered.fluid_step` applied ``steps`` times to (project(x), m0).
+    Physics: P(x) = m(T) from :func:`problems.solvers.staggered.fluid_step` applied ``steps`` times to (project(x), m0).
     Loss (for gradient training): L = sum_k w_k |F[m(T) - mT]_k|, w_k = exp(-|k|^2 falloff^2 / 2), mean (k = 0)
     ignored, as the authors (PhiFlow's ``frequency_loss`` with n = 1, falloff 80).
     SIP update (:meth:`inverse_update`): estimate the uniform motion from m0, the vortex strength of the prediction,

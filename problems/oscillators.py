@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig, ProblemError
-from .integrators import integrate
+from .solvers.integrators import integrate
 from .networks import mlp
 
 

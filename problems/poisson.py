@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig
 from .fields import FieldConfig, FieldProblem
-from .grids import laplace_dirichlet, smooth_noise, solve_poisson_dirichlet
+from .solvers.grids import laplace_dirichlet, smooth_noise, solve_poisson_dirichlet
 from .networks import mlp
 
 
@@ -25,8 +25,9 @@ class PoissonConfig(FieldConfig):
 class PoissonProblem(FieldProblem):
     r"""Infer the source x of Poisson's equation from its potential: P(x) = L^{-1} x.
 
-    L is the 5-point Laplacian with zero Dirichlet boundary (:func:`problems.grids.laplace_dirichlet`); P is solved
-    exactly with a 2-D discrete sine transform (:func:`problems.grids.solve_poisson_dirichlet`), O(n log n).
+    L is the 5-point Laplacian with zero Dirichlet boundary (:func:`problems.solvers.grids.laplace_dirichlet`); P is
+    solved exactly with a 2-D discrete sine transform (:func:`problems.solvers.grids.solve_poisson_dirichlet`),
+    O(n log n).
     The network input is y* = P(x*). SIP update: the exact inverse of the residual,
         dx = -L (P(x) - y*),   so x + dx = L y* = x*  (step 1, authors' code).
     Metric: L1 error of x against x* (sum over cells, batch mean).

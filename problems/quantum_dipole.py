@@ -6,7 +6,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from . import schroedinger as sch
+from .solvers import schroedinger as sch
 from .settings import BenchmarkSettings, Preset, opt, quick
 from .base import Batch, Problem, ProblemConfig, ProblemError
 from .networks import mlp
@@ -25,8 +25,8 @@ class QuantumDipoleConfig(ProblemConfig):
 class QuantumDipoleProblem(Problem):
     r"""Steer the ground state of a particle in a box into a given superposition of the 1st and 2nd excited states.
 
-    Physics (:mod:`problems.schroedinger`): i dpsi/dt = (-d^2/dx^2 + u(t) x) psi on [0, 2], psi = 0 at both ends,
-    Crank-Nicolson with one control value u_n per step, (I + i dt/2 H_n) psi^{n+1} = (I - i dt/2 H_n) psi^n,
+    Physics (:mod:`problems.solvers.schroedinger`): i dpsi/dt = (-d^2/dx^2 + u(t) x) psi on [0, 2], psi = 0 at both
+    ends, Crank-Nicolson with one control value u_n per step, (I + i dt/2 H_n) psi^{n+1} = (I - i dt/2 H_n) psi^n,
     H_n = -D2 + u_n diag(x). The solution x of the inverse problem is the control sequence (u_0 .. u_{N-1}); the
     physics output is the final state y = P(u) = psi(T) as 2n = 28 real numbers (real parts, then imaginary parts).
 

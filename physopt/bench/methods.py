@@ -6,13 +6,13 @@ backpropagate the problem's loss through its physics (the adjoint); SIP feeds th
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
 
 from physopt import HIG, SIP, HalfInversionError, PhysicsUpdateError, lookup
+from physopt.validation import check_integer, check_number
 
 
 class Diverged(FloatingPointError):
@@ -34,16 +34,13 @@ class Method:
 
 
 def validate_hyperparameters(method: str, hparams: dict[str, Any]) -> None:
-    """Reject non-positive or non-finite learning rates with a message naming the method."""
-    lr = hparams.get("lr")
-    if lr is None:
-        return
+    """Reject a learning rate that is not a finite number > 0, or a batch size that is not an integer >= 1, with a
+    message naming the method (:mod:`physopt.validation`)."""
     try:
-        value = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"{method}: learning rate must be a number, got {lr!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{method}: learning rate must be a finite number > 0, got lr={lr}")
+        check_number("lr", hparams.get("lr"), low=0, low_inclusive=False, optional=True)
+        check_integer("batch_size", hparams.get("batch_size"), low=1, optional=True)
+    except ValueError as err:
+        raise ValueError(f"{method}: {err}") from None
 
 
 def _check_finite_grads(net: nn.Module, where: str) -> None:
@@ -148,9 +145,6 @@ def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, A
     hp.update(problem.benchmark.hyperparameters(method.name, problem.config))
     hp.update(overrides or {})
     validate_hyperparameters(method.name, hp)
-    bs = hp["batch_size"]
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-        raise ValueError(f"{method.name}: batch_size must be an integer >= 1, got {bs!r}")
     return hp
 
 

@@ -8,7 +8,7 @@ interrupted bench re-run with the same command skips finished runs and trains on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

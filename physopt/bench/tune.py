@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
+
+from physopt.validation import check_number
 
 from .progress import ProgressLike, as_progress
 from .storage import write_benchmark
@@ -28,8 +30,7 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
     if not lrs:
         raise ValueError("give at least one learning rate")
     for lr in lrs:
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"learning rates must be finite numbers > 0, got {lr!r}")
+        check_number("lr", lr, low=0, low_inclusive=False)
     n = validation_size if validation_size is not None else problem.benchmark.held_out_size
     validation = problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
     report = as_progress(progress)

@@ -1,0 +1,143 @@
+"""The dense route: the stacked per-example Jacobian J of physics output w.r.t. all weights, half-inverted whole.
+
+    J = [ dy_1/dtheta ; dy_2/dtheta ; ... ; dy_b/dtheta ],   y_i = P(NN(inputs_i | theta), args_i)  flattened,
+
+a (b |y|) x |theta| matrix, example-major, from ``vmap(jacrev(y_i(theta)))`` (any network, any vmap-safe physics).
+Its half-inversion (:mod:`physopt.hig.decompositions`) is either ``gram`` (J J^T = U S^2 U^T, for wide J) or ``svd``
+(thin SVD of J, the HIG paper's reference). Memory: J itself is b |y| |theta| numbers; see :mod:`physopt.hig.memory`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .decompositions import Spectrum, _check_finite, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
+from .memory import plan_chunks
+from .per_example import (Physics, check_batch, check_nonzero, jacobian_chunks, one_example, physics_output,
+                          trainable_parameters)
+
+__all__ = ["StackedJacobian", "per_example_jacobian", "DenseRoute", "build_gram", "build_svd"]
+
+
+@dataclasses.dataclass
+class StackedJacobian:
+    """J (b*|y| x |theta|, example-major), y (b, *y_shape), the parameter layout, and the chunk size used."""
+    J: Tensor
+    y: Tensor
+    names: list[str]
+    shapes: list[torch.Size]
+    chunk_size: int
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """Split a vector over all weights into per-parameter tensors."""
+        out, start = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            n = shape.numel()
+            out[name] = flat[start:start + n].reshape(shape)
+            start += n
+        return out
+
+
+def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any,
+                         chunk_size: int | None = None, memory_bound: int | None = None,
+                         extra_bytes: int = 0) -> StackedJacobian:
+    """Stacked per-example Jacobian of  y_i = physics(model(inputs_i), *args_i)  w.r.t. all trainable weights.
+
+    Args:
+        model: any ``nn.Module``; evaluated with :func:`torch.func.functional_call`.
+        inputs: network inputs (b, ...).
+        physics: ``physics(x, *args) -> y`` batched, differentiable and vmap-safe.
+        args: extra physics arguments; every tensor in them is split per example along dim 0.
+        chunk_size: examples per vmap call; by default the largest that keeps the estimated peak under
+            ``memory_bound`` (all examples when no bound is given).
+        memory_bound: bytes the Jacobian computation may use, including ``extra_bytes`` (e.g. its decomposition).
+
+    Raises:
+        MemoryBoundError: J and ``extra_bytes`` alone exceed the bound, or not even one example fits.
+        JacobianError: torch.func cannot differentiate the physics, or the Jacobian is identically zero.
+    """
+    params = trainable_parameters(model)
+    device = next(iter(params.values())).device
+    b = check_batch(inputs, args, device)
+    frozen = {n: t.detach() for n, t in model.named_parameters() if n not in params}
+    buffers = {**dict(model.named_buffers()), **frozen}
+    detached = {n: p.detach() for n, p in params.items()}
+    n_params = sum(p.numel() for p in params.values())
+
+    y_full = physics_output(model, inputs, physics, args)
+    chunk_size = plan_chunks(model, inputs, physics, args, y_full, n_params, chunk_size, memory_bound, extra_bytes,
+                             "the stacked Jacobian")
+    m, dtype = y_full[0].numel(), y_full.dtype
+
+    def y_of(theta: dict[str, Tensor], inp: Tensor, *a: Any) -> tuple[Tensor, Tensor]:
+        y = one_example(physics, functional_call(model, ({**theta}, buffers), (inp.unsqueeze(0),)), a)
+        return y, y
+
+    J = torch.empty(b * m, n_params, dtype=dtype, device=device)
+    y = torch.empty(b, m, dtype=dtype, device=device)
+    for start, stop, jac, y_chunk in jacobian_chunks(y_of, detached, inputs, args, chunk_size):
+        col = 0
+        for name, p in params.items():
+            J[start * m:stop * m, col:col + p.numel()] = jac[name].reshape((stop - start) * m, -1)
+            col += p.numel()
+        y[start:stop] = y_chunk
+    check_nonzero(J, "Jacobian of the physics output w.r.t. the weights")
+    return StackedJacobian(J, y.view(y_full.shape), list(params), [p.shape for p in params.values()], chunk_size)
+
+
+@dataclasses.dataclass
+class DenseRoute:
+    """HIG on the dense J: ``coefficients(g)`` decomposes J, ``apply_transpose(w)`` maps back to the weights.
+
+    gram: w = max(S)^beta U S^(kappa-1) U^T g and the direction is J^T w;
+    svd:  w = S^kappa U^T g (right-singular coordinates) and the direction is max(S)^beta V w.
+    Both give max(S)^beta V S^kappa U^T g (HIG paper, Eq. 7).
+    """
+    jacobian: StackedJacobian
+    name: str
+    _svd: tuple[Tensor, float] | None = None
+
+    @property
+    def y(self) -> Tensor:
+        return self.jacobian.y
+
+    @property
+    def chunk_size(self) -> int:
+        return self.jacobian.chunk_size
+
+    def coefficients(self, g: Tensor, *, kappa: float, beta: float, truncation: float,
+                     dtype: torch.dtype) -> tuple[Tensor, Spectrum]:
+        J = self.jacobian.J
+        if self.name == "svd":
+            c, Vh, scale, spectrum = svd_coefficients(J, g, kappa=kappa, beta=beta, truncation=truncation,
+                                                      dtype=dtype)
+            self._svd = (Vh, scale)
+            return c, spectrum
+        _check_finite("Jacobian", J)
+        return gram_coefficients(gram_matrix(J, dtype), g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
+
+    def apply_transpose(self, w: Tensor) -> dict[str, Tensor]:
+        if self.name == "svd":
+            Vh, scale = self._svd
+            return self.jacobian.unflatten(scale * (Vh.T @ w))
+        return self.jacobian.unflatten(jt_vector(self.jacobian.J, w))
+
+
+def _build(name: str, model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, *, chunk_size: int | None,
+           memory_bound: int | None, extra_bytes: int) -> DenseRoute:
+    return DenseRoute(per_example_jacobian(model, inputs, physics, *args, chunk_size=chunk_size,
+                                           memory_bound=memory_bound, extra_bytes=extra_bytes), name)
+
+
+def build_gram(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, **plan: Any) -> DenseRoute:
+    """The dense route with the Gram decomposition (cheaper when b |y| < |theta|)."""
+    return _build("gram", model, inputs, physics, args, **plan)
+
+
+def build_svd(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, **plan: Any) -> DenseRoute:
+    """The dense route with the thin SVD (the HIG paper's reference; for tall J, b |y| >= |theta|)."""
+    return _build("svd", model, inputs, physics, args, **plan)

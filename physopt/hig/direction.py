@@ -1,0 +1,130 @@
+"""The functional core of HIG: the update direction J^<beta,kappa> g for one batch, through one of the routes.
+
+A route turns (model, inputs, physics, args) into an object with
+
+    y                       the physics output (b, ...), from the same forward pass as the derivatives,
+    chunk_size              examples per vmap call that were used,
+    coefficients(g, ...)    decomposes the Jacobian and returns coefficients w and the :class:`Spectrum`,
+    apply_transpose(w)      maps w back to one tensor per trainable parameter,
+
+so that  apply_transpose(coefficients(g)) = max(S)^beta V S^kappa U^T g  (HIG paper, Eq. 7). :data:`ROUTES` maps a
+route name to its builder; a builder returns None where its route does not apply (``factored`` on a non-Linear
+network). A new route is one module with a ``build`` function and one entry in :data:`ROUTES`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from . import dense, factored
+from .decompositions import HalfInversionError, Spectrum, choose_decomposition
+from .memory import decomposition_bytes
+from .per_example import Physics, slice_examples, trainable_parameters
+from ..validation import check_choice
+
+__all__ = ["HIGStats", "HIG_ROUTES", "ROUTES", "Route", "hig_direction", "loss_gradient"]
+
+Loss = Callable[..., Tensor]
+
+
+class Route(Protocol):
+    """What :func:`hig_direction` needs from a route (see the module docstring)."""
+    name: str
+    y: Tensor
+    chunk_size: int
+
+    def coefficients(self, g: Tensor, *, kappa: float, beta: float, truncation: float,
+                     dtype: torch.dtype) -> tuple[Tensor, Spectrum]: ...
+
+    def apply_transpose(self, w: Tensor) -> dict[str, Tensor]: ...
+
+
+#: route name -> builder(model, inputs, physics, args, *, chunk_size, memory_bound, extra_bytes) -> Route | None
+ROUTES: dict[str, Callable[..., Route | None]] = {
+    "factored": factored.build,
+    "gram": dense.build_gram,
+    "svd": dense.build_svd,
+}
+#: what ``auto`` tries, by the decomposition a wide (gram) or tall (svd) Jacobian calls for, first that applies wins
+AUTO = {"gram": ("factored", "gram"), "svd": ("svd",)}
+HIG_ROUTES = ("auto", *ROUTES)
+
+
+@dataclasses.dataclass
+class HIGStats:
+    """What one step did: route, chunk size, the shape of J, how many singular values were kept, and timings (s)."""
+    route: str
+    rows: int
+    cols: int
+    chunk_size: int
+    kept: int
+    condition: float
+    loss: float
+    jacobian_s: float
+    decomposition_s: float
+    apply_s: float
+
+
+def _sync(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def loss_gradient(loss: Loss, y: Tensor, args: tuple) -> tuple[Tensor, Tensor]:
+    """g = dL/dy with L = mean_i L_i(y_i) (or the scalar ``loss`` returns), flattened example-major; and L (0-dim,
+    detached)."""
+    y = y.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = loss(y, *args)
+        if value.dim() == 1 and value.shape[0] == y.shape[0]:
+            value = value.mean()
+        elif value.dim() != 0:
+            raise ValueError(f"loss must return per-example losses of shape ({y.shape[0]},) or a scalar, got shape "
+                             f"{tuple(value.shape)}")
+        if not torch.isfinite(value):
+            raise HalfInversionError(f"the loss is {value.item()} (NaN/inf): check the physics and the network output; "
+                                     f"the weights were not changed")
+        (g,) = torch.autograd.grad(value, y)
+    return g.reshape(-1), value.detach()
+
+
+def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss, *args: Any, kappa: float = -0.5,
+                  beta: float = 0.0, truncation: float = 1e-6, route: str = "auto",
+                  dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
+                  chunk_size: int | None = None) -> tuple[dict[str, Tensor], HIGStats]:
+    """The functional core of :class:`physopt.HIG`: J^<beta,kappa> g per trainable parameter (not yet scaled by -eta).
+
+    ``physics(model(inputs), *args) -> y`` (batched, vmap-safe), ``loss(y, *args) -> (b,)`` per-example losses.
+    ``route``: ``auto`` (factored where it applies and J is wide, else gram for wide and svd for tall J) or one of
+    :data:`ROUTES`. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss).
+    """
+    check_choice("route", route, HIG_ROUTES)
+    params = trainable_parameters(model)
+    device = next(iter(params.values())).device
+    n_params = sum(p.numel() for p in params.values())
+    t0 = _sync(device)
+    with torch.no_grad():   # b * |y| from one example, to pick the route and size its memory
+        rows = physics(model(inputs[:1]), *slice_examples(args, 0, 1))[0].numel() * inputs.shape[0]
+    candidates = AUTO[choose_decomposition(rows, n_params)] if route == "auto" else (route,)
+    for name in candidates:
+        jacobian = ROUTES[name](model, inputs, physics, args, chunk_size=chunk_size, memory_bound=memory_bound,
+                                extra_bytes=decomposition_bytes(name, rows, n_params))
+        if jacobian is not None:
+            break
+    else:
+        raise ValueError("route='factored' needs a model whose trainable weights all sit in nn.Linear layers, "
+                         "each applied once per forward to a (batch, features) input; use route='auto'")
+    g, value = loss_gradient(loss, jacobian.y, args)
+    t1 = _sync(device)
+    w, spectrum = jacobian.coefficients(g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
+    t2 = _sync(device)
+    direction = jacobian.apply_transpose(w)
+    t3 = _sync(device)
+    stats = HIGStats(spectrum.route, rows, n_params, jacobian.chunk_size, spectrum.kept, spectrum.condition,
+                     float(value), t1 - t0, t2 - t1, t3 - t2)
+    return direction, stats

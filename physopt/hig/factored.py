@@ -1,0 +1,200 @@
+"""The factored route: HIG for networks whose trainable weights all sit in ``nn.Linear`` layers.
+
+For such a network (each Linear applied once per forward to a (b, in) input) the per-example Jacobian factors per
+layer l into the layer inputs a_i and D_l = dy/do_l (o_l = W_l a + b_l):  dy_i/dW_l = D_l,i (x) a_i,
+dy_i/db_l = D_l,i.  The Gram matrix J J^T is then assembled from the factors (:func:`factored_gram`) in
+O((b|y|)^2 * sum_l width_l) instead of O((b|y|)^2 * |theta|), and J is never formed; J^T w is one outer product per
+layer (:func:`factored_jt_vector`). Same half-inversion as the dense Gram route (:mod:`physopt.hig.decompositions`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .decompositions import Spectrum, _check_finite, gram_coefficients
+from .memory import plan_chunks
+from .per_example import (Physics, check_batch, check_nonzero, jacobian_chunks, one_example, physics_output,
+                          trainable_parameters)
+
+__all__ = ["LinearFactor", "FactoredJacobian", "linear_layers", "linear_factors", "factored_gram",
+           "factored_jt_vector", "FactoredRoute", "build"]
+
+
+@dataclasses.dataclass
+class LinearFactor:
+    """One ``nn.Linear`` layer: its inputs A (b, in) and D = dy/d(layer output), shape (b*|y|, out)."""
+    weight: str
+    bias: str | None
+    A: Tensor
+    D: Tensor
+
+
+@dataclasses.dataclass
+class FactoredJacobian:
+    """The stacked Jacobian in factored form (one :class:`LinearFactor` per layer), y (b, *y_shape), chunk size."""
+    factors: list[LinearFactor]
+    y: Tensor
+    chunk_size: int
+
+
+def linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]] | None:
+    """The model's Linear layers if they hold all trainable weights (so the factored form applies), else None."""
+    params = {n for n, p in model.named_parameters() if p.requires_grad}
+    layers, covered = [], set()
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            prefix = f"{name}." if name else ""
+            own = {prefix + n for n, p in mod.named_parameters(recurse=False) if p.requires_grad}
+            if own and not mod.weight.requires_grad:
+                return None  # a trainable bias on a frozen weight: use the generic route
+            if own:
+                layers.append((name, mod))
+                covered |= own
+    return layers if layers and covered == params else None
+
+
+def _record_layer_inputs(model: nn.Module, layers: list[tuple[str, nn.Linear]], inputs: Tensor) -> list[Tensor] | None:
+    """Each layer's input in a plain batched forward, or None if a layer is called != once or not on (b, in)."""
+    seen: dict[str, list[Tensor]] = {name: [] for name, _ in layers}
+    handles = [mod.register_forward_hook(lambda mod, inp, out, name=name: seen[name].append(inp[0].detach()))
+               for name, mod in layers]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    b = inputs.shape[0]
+    recorded = []
+    for name, _ in layers:
+        calls = seen[name]
+        if len(calls) != 1 or calls[0].dim() != 2 or calls[0].shape[0] != b:
+            return None
+        recorded.append(calls[0])
+    return recorded
+
+
+def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any, chunk_size: int | None = None,
+                   memory_bound: int | None = None, extra_bytes: int = 0) -> FactoredJacobian | None:
+    """The stacked Jacobian in factored form, or None when the model is not a network of plain Linear layers
+    (each applied once per example to a (b, in) input) plus parameter-free modules.
+
+    D_l = dy/do_l is obtained as a per-example ``jacrev`` w.r.t. a zero perturbation added to every layer output
+    (forward hooks); A_l from one batched forward. Memory bounding and errors as in :func:`per_example_jacobian`.
+    """
+    layers = linear_layers(model)
+    if layers is None:
+        return None
+    params = trainable_parameters(model)
+    device = next(iter(params.values())).device
+    b = check_batch(inputs, args, device)
+    A = _record_layer_inputs(model, layers, inputs)
+    if A is None:
+        return None
+    width = sum(mod.out_features for _, mod in layers)
+    y_full = physics_output(model, inputs, physics, args)
+    chunk_size = plan_chunks(model, inputs, physics, args, y_full, width, chunk_size, memory_bound, extra_bytes,
+                             "the factored Jacobian")
+    m, dtype = y_full[0].numel(), y_full.dtype
+
+    holder: dict[str, Tensor] = {}
+    handles = [mod.register_forward_hook(lambda mod, inp, out, name=name: out + holder[name]) for name, mod in layers]
+    state = {**{n: p.detach() for n, p in model.named_parameters()}, **dict(model.named_buffers())}
+
+    def y_of(eps: dict[str, Tensor], inp: Tensor, *a: Any) -> tuple[Tensor, Tensor]:
+        holder.update(eps)
+        y = one_example(physics, functional_call(model, state, (inp.unsqueeze(0),)), a)
+        return y, y
+
+    zeros = {name: torch.zeros(mod.out_features, dtype=dtype, device=device) for name, mod in layers}
+    D = {name: torch.empty(b * m, mod.out_features, dtype=dtype, device=device) for name, mod in layers}
+    y = torch.empty(b, m, dtype=dtype, device=device)
+    try:
+        for start, stop, jac, y_chunk in jacobian_chunks(y_of, zeros, inputs, args, chunk_size):
+            for name in D:
+                D[name][start * m:stop * m] = jac[name].reshape((stop - start) * m, -1)
+            y[start:stop] = y_chunk
+    finally:
+        for h in handles:
+            h.remove()
+    check_nonzero(torch.cat([d.reshape(-1) for d in D.values()]), "Jacobian of the physics output w.r.t. the "
+                                                                    "network output")
+    factors = []
+    for (name, mod), a in zip(layers, A):
+        prefix = f"{name}." if name else ""
+        bias = prefix + "bias" if (mod.bias is not None and mod.bias.requires_grad) else None
+        factors.append(LinearFactor(prefix + "weight", bias, a.to(dtype), D[name]))
+    return FactoredJacobian(factors, y.view(y_full.shape), chunk_size)
+
+
+def factored_gram(factors, rows_per_example: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """G = J J^T from per-layer factors: with dy_i/dW_l = D_l,i (x) a_i (and dy_i/db_l = D_l,i),
+
+        G[(i,k),(j,k')] = sum_l (D_l D_l^T)[(i,k),(j,k')] * (a_i . a_j + [layer has a bias]),
+
+    O((b|y|)^2 sum_l width_l) flops instead of O((b|y|)^2 |theta|). ``factors``: :class:`LinearFactor`.
+    """
+    m = rows_per_example
+    rows = factors[0].D.shape[0]
+    b = rows // m
+    G = torch.zeros(rows, rows, dtype=dtype, device=factors[0].D.device)
+    G4 = G.view(b, m, b, m)
+    for f in factors:
+        D, A = f.D.to(dtype), f.A.to(dtype)
+        _check_finite("Jacobian", D)
+        K = A @ A.T
+        if f.bias is not None:
+            K = K + 1.0
+        G4.add_((D @ D.T).view(b, m, b, m) * K[:, None, :, None])
+    return G
+
+
+def factored_jt_vector(factors, w: Tensor, rows_per_example: int) -> dict[str, Tensor]:
+    """J^T w per parameter:  dW_l = sum_i c_i a_i^T,  db_l = sum_i c_i,  with  c_i = sum_k w_(i,k) D_l,(i,k)."""
+    m = rows_per_example
+    out: dict[str, Tensor] = {}
+    for f in factors:
+        D, A = f.D.to(w.dtype), f.A.to(w.dtype)
+        c = (w[:, None] * D).view(A.shape[0], m, D.shape[1]).sum(1)     # (b, out)
+        out[f.weight] = c.T @ A
+        if f.bias is not None:
+            out[f.bias] = c.sum(0)
+    return out
+
+
+@dataclasses.dataclass
+class FactoredRoute:
+    """HIG on the factored Jacobian: w = max(S)^beta U S^(kappa-1) U^T g from the factored Gram matrix
+    (``coefficients``), then the direction J^T w layer by layer (``apply_transpose``)."""
+    jacobian: FactoredJacobian
+    name: str = "factored"
+
+    @property
+    def y(self) -> Tensor:
+        return self.jacobian.y
+
+    @property
+    def chunk_size(self) -> int:
+        return self.jacobian.chunk_size
+
+    def coefficients(self, g: Tensor, *, kappa: float, beta: float, truncation: float,
+                     dtype: torch.dtype) -> tuple[Tensor, Spectrum]:
+        G = factored_gram(self.jacobian.factors, self.y[0].numel(), dtype)
+        w, spectrum = gram_coefficients(G, g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
+        spectrum.route = self.name
+        return w, spectrum
+
+    def apply_transpose(self, w: Tensor) -> dict[str, Tensor]:
+        return factored_jt_vector(self.jacobian.factors, w, self.y[0].numel())
+
+
+def build(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, *, chunk_size: int | None,
+          memory_bound: int | None, extra_bytes: int) -> FactoredRoute | None:
+    """The factored route, or None when the model is not a network of plain Linear layers."""
+    factored = linear_factors(model, inputs, physics, *args, chunk_size=chunk_size, memory_bound=memory_bound,
+                              extra_bytes=extra_bytes)
+    return None if factored is None else FactoredRoute(factored)

@@ -1,0 +1,138 @@
+"""The per-example machinery under every HIG route: batch checks, torch.func transforms, chunks.
+
+For a batch of b examples the HIG update (Schnell et al., ICLR 2022, Eq. 7) needs derivatives of
+
+    y_i = P(NN(inputs_i | theta), args_i)     (flattened, |y| entries per example)
+
+for each example separately. Every route computes them as ``vmap(jacrev(f))`` over the examples, ``chunk_size``
+examples at a time (:func:`jacobian_chunks`), where f differentiates y_i w.r.t. what the route needs: all weights
+(:mod:`physopt.hig.dense`) or a zero perturbation of every Linear layer's output (:mod:`physopt.hig.factored`).
+Every tensor in ``args`` is split per example along dim 0.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.func import jacrev, vmap
+
+Physics = Callable[..., Tensor]
+
+
+class JacobianError(RuntimeError):
+    """The per-example Jacobian could not be computed (the physics is not differentiable, or not torch.func-safe)."""
+
+
+# ---- inputs ---------------------------------------------------------------------------------------------------------
+def trainable_parameters(model: nn.Module) -> dict[str, Tensor]:
+    """Named parameters with ``requires_grad``, checked to share one device."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if not params:
+        raise ValueError("the model has no trainable parameters (none with requires_grad=True)")
+    devices = sorted({str(p.device) for p in params.values()})
+    if len(devices) > 1:
+        where = {d: [n for n, p in params.items() if str(p.device) == d][:3] for d in devices}
+        raise ValueError(f"the model's parameters live on several devices {where}; the stacked Jacobian needs them on "
+                         f"one: move the model with model.to(device)")
+    return params
+
+
+def _map_tensors(fn: Callable[[Tensor], Any], obj: Any) -> Any:
+    """Apply ``fn`` to every tensor in a nest of tuples / NamedTuples / lists / dicts; other leaves unchanged."""
+    if isinstance(obj, Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_map_tensors(fn, o) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_map_tensors(fn, o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(fn, v) for k, v in obj.items()}
+    return obj
+
+
+def _in_dims(obj: Any) -> Any:
+    """vmap in_dims for a nest: 0 for tensors (every tensor argument is per-example), None for the rest."""
+    if isinstance(obj, Tensor):
+        return 0
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_in_dims(o) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_in_dims(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _in_dims(v) for k, v in obj.items()}
+    return None
+
+
+def slice_examples(args: Any, start: int, stop: int) -> Any:
+    return _map_tensors(lambda t: t[start:stop], args)
+
+
+def check_batch(inputs: Tensor, args: tuple, device: torch.device) -> int:
+    """The batch size; every tensor argument must be on ``device`` with the same leading dimension."""
+    if not isinstance(inputs, Tensor) or inputs.dim() < 1:
+        raise ValueError(f"inputs must be a tensor with a leading batch dimension, got {type(inputs).__name__}")
+    b = inputs.shape[0]
+    problems: list[str] = []
+
+    def check(t: Tensor) -> Tensor:
+        if t.dim() < 1 or t.shape[0] != b:
+            problems.append(f"a tensor argument of shape {tuple(t.shape)} has no leading batch dimension of size {b}; "
+                            f"every tensor argument is split per example: pass shared tensors through the physics "
+                            f"function's closure instead")
+        elif t.device != device:
+            problems.append(f"a tensor argument is on {t.device} but the model is on {device}: move it there")
+        return t
+
+    check(inputs)
+    _map_tensors(check, args)
+    if problems:
+        raise ValueError(problems[0])
+    return b
+
+
+# ---- running the transforms ------------------------------------------------------------------------------------------
+def physics_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple) -> Tensor:
+    """The batched physics output y = physics(model(inputs), *args) without a graph, checked to be (b, ...)."""
+    b = inputs.shape[0]
+    with torch.no_grad():
+        y = physics(model(inputs), *args)
+    if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[0] != b:
+        raise ValueError(f"physics returned {type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))}; "
+                         f"it must return a tensor whose leading dimension is the batch size {b}")
+    return y
+
+
+def one_example(physics: Physics, x: Tensor, args: tuple) -> Tensor:
+    """y_i flattened to (|y|,): ``physics`` on x (the network output for one example, a batch of 1) and args_i
+    (which vmap passes without their batch dimension; it is restored here)."""
+    return physics(x, *_map_tensors(lambda t: t.unsqueeze(0), args)).reshape(-1)
+
+
+def jacobian_chunks(y_of: Callable[..., tuple[Tensor, Tensor]], primal: Any, inputs: Tensor, args: tuple,
+                    chunk_size: int) -> Iterator[tuple[int, int, Any, Tensor]]:
+    """``vmap(jacrev(y_of, has_aux=True))`` over ``chunk_size`` examples at a time: yields (start, stop, jac, y).
+
+    ``y_of(primal, input_i, *args_i) -> (y_i, y_i)`` is differentiated w.r.t. ``primal`` (shared by all examples).
+    """
+    per_example = vmap(jacrev(y_of, has_aux=True), in_dims=(None, 0, *_in_dims(args)))
+    b = inputs.shape[0]
+    for start in range(0, b, chunk_size):
+        stop = min(b, start + chunk_size)
+        try:
+            jac, y_chunk = per_example(primal, inputs[start:stop], *slice_examples(args, start, stop))
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise JacobianError(
+                f"computing per-example Jacobians with torch.func.vmap(jacrev(...)) failed: {err}\nThe network and "
+                f"the physics must be pure torch functions of their inputs: no .item()/.numpy()/.tolist(), no "
+                f"in-place writes into inputs, no Python branching on tensor values, no BatchNorm in training mode "
+                f"(use model.eval() or a per-example normalisation)") from err
+        yield start, stop, jac, y_chunk
+
+
+def check_nonzero(rows: Tensor, what: str) -> None:
+    """JacobianError if ``rows`` is zero everywhere (the physics output does not depend on what was differentiated)."""
+    if not bool((rows != 0).any()):
+        raise JacobianError(f"the {what} is zero for every example: the physics output does not depend on the "
+                            f"network output (is the physics differentiable w.r.t. its input? a .detach(), "
+                            f"torch.no_grad() or a round trip through numpy breaks the chain)")

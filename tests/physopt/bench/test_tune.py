@@ -1,0 +1,25 @@
+"""tune: learning rates from short runs on a validation set of their own, recorded."""
+import json
+
+import pytest
+
+
+def test_tune_picks_the_best_learning_rate_and_records_it(tmp_path, cli):
+    code, out, _ = cli("tune", "exp", "--optimizer", "adam", "--lrs", "1e-6,1e-2", "--iterations", "60",
+                       "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path), "--quiet")
+    assert code == 0 and "best lr for adam on exp: 0.01" in out
+    result = json.loads((tmp_path / "exp_adam.json").read_text())
+    assert result["best_lr"] == 0.01 and [r["lr"] for r in result["rows"]] == [1e-6, 1e-2]
+    assert result["rows"][1]["score"] < result["rows"][0]["score"] and result["command"].startswith("physopt tune")
+    assert result["validation_seed"] != 2_147_483_647          # not the held-out set that compare reports
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["tune", "exp", "--optimizer", "adam", "--lrs", "1e-3"], "--iterations"),
+    (["tune", "exp", "--optimizer", "adam", "--lrs", "fast", "--iterations", "1"], "comma-separated numbers"),
+    (["tune", "exp", "--optimizer", "adam", "--lrs", "-1", "--iterations", "1"], "Invalid lr: -1.0; it must be a finite number > 0"),
+    (["tune", "exp", "--optimizer", "adamm", "--lrs", "1e-3", "--iterations", "1"], "adam"),
+])
+def test_tune_bad_input_gets_a_clear_error(cli, argv, message):
+    code, _, err = cli(*argv, "--out", "")
+    assert code == 2 and message in err

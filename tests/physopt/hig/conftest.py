@@ -1,0 +1,40 @@
+"""Shared fixtures for the HIG route tests: a small network, a nonlinear 'solver' with outputs on different scales,
+and the independent reference, the whole batch's Jacobian from torch.autograd.functional.jacobian."""
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+
+def scaled_physics(x, target):
+    """Three outputs on scales 10, 1 and 0.01, coupled nonlinearly."""
+    return torch.stack([10 * torch.sin(x[:, 0]), x[:, 1] * x[:, 2], 0.01 * x[:, 3]], dim=-1)
+
+
+@pytest.fixture
+def physics():
+    return scaled_physics
+
+
+@pytest.fixture
+def setup():
+    """setup(seed, b) -> (net, inputs, target): a double-precision MLP 3 -> 8 -> 4 and a batch of b examples."""
+    def make(seed=0, b=5):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+        return net, torch.randn(b, 3, dtype=torch.float64), torch.randn(b, 3, dtype=torch.float64)
+    return make
+
+
+@pytest.fixture
+def dense_reference():
+    """d(all outputs)/d(all weights) of the whole batch, (b*|y|, |theta|) example-major, with plain autograd."""
+    def reference(net, inputs, target, physics=scaled_physics):
+        names = [n for n, _ in net.named_parameters()]
+
+        def y_of(*ps):
+            return physics(functional_call(net, dict(zip(names, ps)), (inputs,)), target).reshape(-1)
+
+        blocks = torch.autograd.functional.jacobian(y_of, tuple(net.parameters()))
+        return torch.cat([j.reshape(j.shape[0], -1) for j in blocks], dim=1)
+    return reference

@@ -1,0 +1,84 @@
+"""physopt.hig.direction: hig_direction looks its route up in one table; every route gives the paper's update."""
+import pytest
+import torch
+from torch import nn
+
+from physopt.hig import direction as direction_module
+from physopt.hig.direction import HIG_ROUTES, ROUTES, hig_direction, loss_gradient
+
+
+def mse(y, target):
+    return 0.5 * (y - target).pow(2).sum(-1)
+
+
+def flat(direction):
+    return torch.cat([v.reshape(-1) for v in direction.values()])
+
+
+def test_every_route_gives_the_half_inverse_of_the_dense_svd(setup, physics, dense_reference):
+    """dtheta = V S^-1/2 U^T g with J = U S V^T from a dense SVD and g = dL/dy of the batch-mean loss (Eq. 7)."""
+    net, inputs, target = setup(b=4)
+    J = dense_reference(net, inputs, target)
+    y = physics(net(inputs), target)
+    g = ((y - target) / 4).reshape(-1)                       # d/dy of mean_i 1/2 |y_i - target_i|^2
+    U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+    expected = Vh.T @ (s ** -0.5 * (U.T @ g))
+    assert set(ROUTES) == {"factored", "gram", "svd"} and HIG_ROUTES[0] == "auto"
+    for route in HIG_ROUTES:
+        d, stats = hig_direction(net, inputs, physics, mse, target, route=route, truncation=0.0)
+        assert stats.route == ("factored" if route == "auto" else route)
+        assert (stats.rows, stats.cols, stats.kept) == (12, 68, 12)
+        assert stats.loss == pytest.approx(mse(y, target).mean().item())
+        torch.testing.assert_close(flat(d), expected)
+
+
+def test_auto_takes_svd_for_tall_jacobians_and_gram_where_the_network_does_not_factor(setup, physics):
+    net, inputs, target = setup(b=40)                        # 120 rows > 68 weights
+    assert hig_direction(net, inputs, physics, mse, target)[1].route == "svd"
+
+    class Scaled(nn.Module):                                 # a weight outside nn.Linear: no factored form
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 4).double()
+            self.scale = nn.Parameter(torch.ones(4, dtype=torch.float64))
+
+        def forward(self, x):
+            return self.lin(x) * self.scale
+
+    _, inputs, target = setup(b=2)
+    assert hig_direction(Scaled(), inputs, physics, mse, target)[1].route == "gram"
+    with pytest.raises(ValueError, match="route='factored' needs a model"):
+        hig_direction(Scaled(), inputs, physics, mse, target, route="factored")
+    with pytest.raises(ValueError, match="Invalid route: 'qr'"):
+        hig_direction(Scaled(), inputs, physics, mse, target, route="qr")
+
+
+def test_a_new_route_is_one_entry_in_the_table(setup, physics, monkeypatch):
+    """hig_direction dispatches through ROUTES: a registered builder is used with the memory plan it is given."""
+    seen = {}
+
+    def build_spy(model, inputs, physics, args, **plan):
+        seen.update(plan)
+        route = ROUTES["gram"](model, inputs, physics, args, **plan)
+        route.name = "spy"
+        return route
+
+    monkeypatch.setitem(ROUTES, "spy", build_spy)
+    monkeypatch.setattr(direction_module, "HIG_ROUTES", (*HIG_ROUTES, "spy"))
+    net, inputs, target = setup(b=2)
+    d, stats = hig_direction(net, inputs, physics, mse, target, route="spy", chunk_size=1)
+    reference, _ = hig_direction(net, inputs, physics, mse, target, route="gram")
+    assert seen == {"chunk_size": 1, "memory_bound": None, "extra_bytes": 8 * 4 * 6 ** 2}
+    assert stats.route == "gram" and stats.chunk_size == 1      # the spectrum names the decomposition it used
+    torch.testing.assert_close(flat(d), flat(reference))
+
+
+def test_loss_gradient_takes_per_example_or_scalar_losses():
+    y = torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64)
+    g, value = loss_gradient(lambda v: 0.5 * v.pow(2).sum(-1), y, ())
+    torch.testing.assert_close(g, y.reshape(-1) / 2)
+    assert value.dim() == 0 and not value.requires_grad and value.item() == pytest.approx(9.75)
+    g_scalar, _ = loss_gradient(lambda v: 0.5 * v.pow(2).sum(-1).mean(), y, ())
+    torch.testing.assert_close(g_scalar, g)
+    with pytest.raises(ValueError, match=r"per-example losses of shape \(2,\) or a scalar"):
+        loss_gradient(lambda v: v, y, ())

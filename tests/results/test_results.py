@@ -1,0 +1,89 @@
+"""The committed results/ back what the README says: every bundled problem has its canonical benchmark, the report is
+regenerated from those files, and the orderings the README claims are the orderings in them.
+
+These tests read the committed result files, not a fresh run; re-running `bash results/run_bench.sh` and finding
+different outcomes makes them fail, which is the point: the README must then be updated."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from physopt.bench.report import anchor, write_report
+from physopt.bench.summary import final_values
+from problems import get_problem, list_problems
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+SEEDS = [0, 1, 2]
+
+
+def summary(problem: str) -> dict:
+    return json.loads((RESULTS / problem / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("name", list_problems())
+def test_every_problem_has_its_canonical_benchmark_at_the_standard_preset(name):
+    for file in ("summary.json", "curves.csv", "curves.png"):
+        assert (RESULTS / name / file).is_file(), f"results/{name}/{file} missing: run bash results/run_bench.sh"
+    s = summary(name)
+    assert s["command"].startswith("physopt bench --preset standard")
+    runs = {(r["optimizer"], r["seed"]) for r in s["runs"]}
+    expected = {(o, seed) for o in get_problem(name).benchmark.optimizers for seed in SEEDS}
+    assert runs == expected
+    for seed in SEEDS:   # fairness: the same initial weights per seed for every optimizer
+        assert len({r["init_checksum"] for r in s["runs"] if r["seed"] == seed}) == 1, (name, seed)
+
+
+def test_results_readme_is_regenerated_from_the_files(tmp_path, monkeypatch):
+    shutil.copytree(RESULTS, tmp_path / "results", ignore=shutil.ignore_patterns("*.png", "runs"))
+    monkeypatch.chdir(tmp_path)
+    regenerated = write_report("results").read_text()
+    assert regenerated == (RESULTS / "README.md").read_text(), "results/README.md is stale: run physopt report results"
+
+
+def wins_in_every_seed(problem: str, optimizer: str, metric: str) -> bool:
+    values = final_values(summary(problem), metric)
+    return all(values[optimizer][seed] < values["adam"][seed] for seed in SEEDS)
+
+
+@pytest.mark.parametrize("problem", ["poisson", "heat", "navier-stokes"])
+def test_sip_beats_adam_in_x_space_error(problem):
+    assert wins_in_every_seed(problem, "sip", "x_error")
+
+
+@pytest.mark.parametrize("problem", ["oscillators", "quantum-dipole"])
+def test_hig_beats_adam_in_loss_at_equal_wall_clock_time(problem):
+    s = summary(problem)
+    assert s["time_budget_s"] and s.get("iterations") is None
+    assert all(abs(r["wall_time_s"] - s["time_budget_s"]) < 0.1 * s["time_budget_s"] for r in s["runs"]
+               if r["optimizer"] in ("adam", "hig"))
+    assert wins_in_every_seed(problem, "hig", "loss")
+
+
+def test_the_overview_links_to_sections_that_exist():
+    text = (RESULTS / "README.md").read_text()
+    headings = {anchor(h) for h in re.findall(r"^## (.+)$", text, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links and set(links) <= headings
+
+
+def test_hig_beats_adam_on_the_toy_problem_at_the_papers_length():
+    s = summary("paper-cpu/hig-toy")
+    assert s["iterations"] == 10_000 and s["command"].startswith("physopt bench --preset paper")
+    assert wins_in_every_seed("paper-cpu/hig-toy", "hig", "loss")
+    assert wins_in_every_seed("paper-cpu/hig-toy", "hig", "x_error")
+
+
+@pytest.mark.parametrize("problem", ["oscillators", "quantum-dipole"])
+def test_hig_beats_adam_in_loss_at_the_papers_600_second_budget(problem):
+    s = summary(f"paper-cpu/{problem}")
+    assert s["time_budget_s"] == 600 and s["command"].startswith(f"physopt compare {problem} --preset paper")
+    assert {(r["optimizer"], r["seed"]) for r in s["runs"]} == {(o, seed) for o in ("adam", "hig") for seed in SEEDS}
+    for seed in SEEDS:   # same initial weights, and the 600 s of both spent on the same machine
+        runs = [r for r in s["runs"] if r["seed"] == seed]
+        assert len({r["init_checksum"] for r in runs}) == 1 and len({r["machine"] for r in runs}) == 1, seed
+        assert runs[0]["machine"], "the machine is recorded"
+    assert wins_in_every_seed(f"paper-cpu/{problem}", "hig", "loss")
