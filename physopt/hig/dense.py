@@ -17,8 +17,8 @@ from torch.func import functional_call
 
 from .decompositions import Spectrum, _check_finite, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
 from .memory import plan_chunks
-from .per_example import (Physics, check_batch, check_nonzero, jacobian_chunks, one_example, physics_output,
-                          trainable_parameters)
+from .per_example import (OverJacobian, Physics, check_batch, check_nonzero, jacobian_chunks, one_example,
+                          physics_output, trainable_parameters)
 
 __all__ = ["StackedJacobian", "per_example_jacobian", "DenseRoute", "build_gram", "build_svd"]
 
@@ -90,7 +90,7 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
 
 
 @dataclasses.dataclass
-class DenseRoute:
+class DenseRoute(OverJacobian):
     """HIG on the dense J: ``coefficients(g)`` decomposes J, ``apply_transpose(w)`` maps back to the weights.
 
     gram: w = max(S)^beta U S^(kappa-1) U^T g and the direction is J^T w;
@@ -100,14 +100,6 @@ class DenseRoute:
     jacobian: StackedJacobian
     name: str
     _svd: tuple[Tensor, float] | None = None
-
-    @property
-    def y(self) -> Tensor:
-        return self.jacobian.y
-
-    @property
-    def chunk_size(self) -> int:
-        return self.jacobian.chunk_size
 
     def coefficients(self, g: Tensor, *, kappa: float, beta: float, truncation: float,
                      dtype: torch.dtype) -> tuple[Tensor, Spectrum]:

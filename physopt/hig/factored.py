@@ -17,8 +17,8 @@ from torch.func import functional_call
 
 from .decompositions import Spectrum, _check_finite, gram_coefficients
 from .memory import plan_chunks
-from .per_example import (Physics, check_batch, check_nonzero, jacobian_chunks, one_example, physics_output,
-                          trainable_parameters)
+from .per_example import (OverJacobian, Physics, check_batch, check_nonzero, jacobian_chunks, one_example,
+                          physics_output, trainable_parameters)
 
 __all__ = ["LinearFactor", "FactoredJacobian", "linear_layers", "linear_factors", "factored_gram",
            "factored_jt_vector", "FactoredRoute", "build"]
@@ -167,19 +167,11 @@ def factored_jt_vector(factors, w: Tensor, rows_per_example: int) -> dict[str, T
 
 
 @dataclasses.dataclass
-class FactoredRoute:
+class FactoredRoute(OverJacobian):
     """HIG on the factored Jacobian: w = max(S)^beta U S^(kappa-1) U^T g from the factored Gram matrix
     (``coefficients``), then the direction J^T w layer by layer (``apply_transpose``)."""
     jacobian: FactoredJacobian
     name: str = "factored"
-
-    @property
-    def y(self) -> Tensor:
-        return self.jacobian.y
-
-    @property
-    def chunk_size(self) -> int:
-        return self.jacobian.chunk_size
 
     def coefficients(self, g: Tensor, *, kappa: float, beta: float, truncation: float,
                      dtype: torch.dtype) -> tuple[Tensor, Spectrum]:

@@ -136,3 +136,18 @@ def check_nonzero(rows: Tensor, what: str) -> None:
         raise JacobianError(f"the {what} is zero for every example: the physics output does not depend on the "
                             f"network output (is the physics differentiable w.r.t. its input? a .detach(), "
                             f"torch.no_grad() or a round trip through numpy breaks the chain)")
+
+
+class OverJacobian:
+    """Base of a route that holds a Jacobian object with ``y`` and ``chunk_size`` (:mod:`physopt.hig.direction`)."""
+    jacobian: Any
+
+    @property
+    def y(self) -> Tensor:
+        """The physics output (b, ...) from the same pass as the derivatives."""
+        return self.jacobian.y
+
+    @property
+    def chunk_size(self) -> int:
+        """Examples per vmap call that were used."""
+        return self.jacobian.chunk_size

@@ -139,6 +139,20 @@ class SkipLarger:
         if warmup_s is None or warmup_s > self.max_step_s:
             self.slow.setdefault(method, []).append(size)
 
+    def measure(self, method: str, size: tuple[int, ...], timer: Callable[[], dict[str, Any]],
+                skipped: dict[str, Any], log: Callable[[str], None] | None = None,
+                label: str = "") -> dict[str, Any]:
+        """``timer()`` (a row with ``warmup_s``) unless a smaller size was too slow for ``method``; then a
+        :func:`skipped_row` with the ``skipped`` fields. Logs ``method: label ...`` before timing."""
+        why = self.why(method, size)
+        if why:
+            return skipped_row(why, **skipped)
+        if log:
+            log(f"{method}: {label} ...")
+        row = timer()
+        self.record(method, size, row["warmup_s"])
+        return row
+
 
 def run_isolated(target: str, kwargs: dict[str, Any]) -> tuple[Any, str | None]:
     """Call ``module:function(**kwargs)`` in a fresh Python process with this process's torch thread count.

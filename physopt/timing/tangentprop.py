@@ -18,7 +18,7 @@ from physopt.bench.table import Column, format_table, text_column
 from physopt.derivatives import TANGENTPROP_METHODS as NTP_METHODS
 from physopt.derivatives import nested_autograd_derivatives, ntangentprop
 
-from .kernel import SkipLarger, skipped_row, time_call, timing_row
+from .kernel import SkipLarger, time_call, timing_row
 
 METHODS = (*NTP_METHODS, "autograd")
 QUICK = {"orders": (1, 2, 3), "width": 16, "depth": 2, "batch": 32, "repeats": 1}
@@ -71,14 +71,8 @@ def run(orders: Sequence[int] = tuple(range(1, 10)), width: int = 64, depth: int
     guard = SkipLarger(max_step_s)
     for n in sorted(orders):
         for method in methods:
-            why = guard.why(method, (n,))
-            if why:
-                row = skipped_row(why, method=method, order=n, loss=None)
-            else:
-                if log:
-                    log(f"{method}: n={n} ...")
-                row = time_order(method, net, x, n, repeats)
-                guard.record(method, (n,), row["warmup_s"])
+            row = guard.measure(method, (n,), lambda: time_order(method, net, x, n, repeats),
+                                dict(method=method, order=n, loss=None), log, f"n={n}")
             rows.append({**row, **setting})
         if checkpoint:                                # written as each order finishes
             checkpoint(rows)

@@ -73,14 +73,10 @@ def run(ms: Sequence[int] = (5, 10, 20, 40), ns: Sequence[int] = (250, 500, 1000
     guard = SkipLarger(max_step_s)
     for m, n, order in settings(ms, ns, ps, center):
         for engine in engines:
-            why = guard.why(engine, (m, n, order))
-            if why:
-                row = skipped_row(why, engine=engine, m=m, n=n, order=order, first_loss=None)
-            else:
-                if log:
-                    log(f"{engine}: M={m} N={n} P={order} ...")
-                row = (time_step_isolated if isolate else time_step)(engine, m, n, order, repeats, device)
-                guard.record(engine, (m, n, order), row["warmup_s"])
+            timer = time_step_isolated if isolate else time_step
+            row = guard.measure(engine, (m, n, order), lambda: timer(engine, m, n, order, repeats, device),
+                                dict(engine=engine, m=m, n=n, order=order, first_loss=None), log,
+                                f"M={m} N={n} P={order}")
             rows.append(row)
         if checkpoint:                                # written as each setting finishes
             checkpoint(rows)

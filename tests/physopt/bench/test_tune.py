@@ -17,7 +17,8 @@ def test_tune_picks_the_best_learning_rate_and_records_it(tmp_path, cli):
 @pytest.mark.parametrize("argv,message", [
     (["tune", "exp", "--optimizer", "adam", "--lrs", "1e-3"], "--iterations"),
     (["tune", "exp", "--optimizer", "adam", "--lrs", "fast", "--iterations", "1"], "comma-separated numbers"),
-    (["tune", "exp", "--optimizer", "adam", "--lrs", "-1", "--iterations", "1"], "Invalid lr: -1.0; it must be a finite number > 0"),
+    (["tune", "exp", "--optimizer", "adam", "--lrs", "-1", "--iterations", "1"],
+     "Invalid lr: -1.0; it must be a finite number > 0"),
     (["tune", "exp", "--optimizer", "adamm", "--lrs", "1e-3", "--iterations", "1"], "adam"),
 ])
 def test_tune_bad_input_gets_a_clear_error(cli, argv, message):
