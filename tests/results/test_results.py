@@ -87,3 +87,15 @@ def test_hig_beats_adam_in_loss_at_the_papers_600_second_budget(problem):
         assert len({r["init_checksum"] for r in runs}) == 1 and len({r["machine"] for r in runs}) == 1, seed
         assert runs[0]["machine"], "the machine is recorded"
     assert wins_in_every_seed(f"paper-cpu/{problem}", "hig", "loss")
+
+
+def test_every_ratio_the_readme_quotes_is_in_the_generated_report():
+    """The README's figures (e.g. '3.56x') are copied from results/README.md, which `physopt report` regenerates from
+    the committed runs: a rerun that changes a figure fails here until the README is updated."""
+    readme = re.sub(r"```.*?```", "", (RESULTS.parent / "README.md").read_text(), flags=re.S)   # prose only
+    readme = "\n".join(line for line in readme.splitlines() if not line.startswith("|"))       # not tables
+    report = (RESULTS / "README.md").read_text()
+    quoted = set(re.findall(r"(?<![\w.])(\d+(?:\.\d+)?x)\b", readme))
+    assert quoted, "the README quotes no ratio: update this test"
+    missing = sorted(q for q in quoted if not re.search(rf"(?<![\w.]){re.escape(q)}", report))
+    assert not missing, f"README.md quotes {missing}, which results/README.md does not contain"
