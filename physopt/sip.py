@@ -24,6 +24,12 @@ InverseUpdate = Callable[..., Tensor]
 _REDUCTIONS = ("mean", "sum")
 
 
+def _all_finite(tensors) -> bool:
+    """Whether every tensor is free of NaN/inf (one device sync for all of them)."""
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
 class PhysicsUpdateError(FloatingPointError):
     """The physics update (or the gradient it produced) contains NaN or inf; the weights were left unchanged."""
 
@@ -128,7 +134,9 @@ class SIP(Optimizer):
         Returns:
             The proxy loss (detached).
         Raises:
-            PhysicsUpdateError: dx or the resulting gradient is not finite; the weights are left unchanged.
+            PhysicsUpdateError: dx, the resulting gradient or the updated weights are not finite; the weights (and
+                the base optimizer's state) are left as they were before the step.
+            ValueError: a learning rate in ``param_groups`` is not a finite number > 0 (checked at every step).
         """
         if not isinstance(x, Tensor):
             raise TypeError(f"SIP.step expects the network prediction x as a Tensor, got {type(x).__name__}")
@@ -136,6 +144,9 @@ class SIP(Optimizer):
             raise ValueError("the prediction x does not require grad: pass the network output itself, not a "
                              "detached copy, so the proxy loss can reach the weights")
         step = self.steps + 1
+        for group in self.param_groups:            # a scheduler or a user may have changed it since construction
+            if "lr" in group:
+                check_number("lr", group["lr"], low=0, low_inclusive=False)
         if not torch.isfinite(x).all():
             raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}; the weights were "
                                      f"not changed. Lower the learning rate or check the inputs")
@@ -144,14 +155,38 @@ class SIP(Optimizer):
         check_physics_update(dx, x, step)
         proxy = sip_loss(x, dx.to(x.dtype), self.reduction)
         proxy.backward()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None and not torch.isfinite(p.grad).all():
-                    raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights "
-                                             f"were not changed")
+        if not _all_finite(p.grad for p in self._params() if p.grad is not None):
+            raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights were not "
+                                     f"changed")
+        snapshot = self._snapshot()
         self.base.step()
+        if not _all_finite(self._params()):
+            self._restore(snapshot)
+            raise PhysicsUpdateError(f"the base optimizer's update at step {step} made weights NaN/inf (a finite but "
+                                     f"huge step); the step was undone. Lower the learning rate, or cap dx in the "
+                                     f"inverse update (e.g. max_step)")
         self.steps = step
         return proxy.detach()
+
+    def _params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _snapshot(self) -> tuple[list[Tensor], dict[Tensor, dict[str, Any]]]:
+        """Copies of the weights and of the base optimizer's state, to undo a step (one copy of each per step)."""
+        state = {p: {k: v.clone() if isinstance(v, Tensor) else v for k, v in s.items()}
+                 for p, s in self.base.state.items()}
+        return [p.detach().clone() for p in self._params()], state
+
+    def _restore(self, snapshot: tuple[list[Tensor], dict[Tensor, dict[str, Any]]]) -> None:
+        weights, state = snapshot
+        with torch.no_grad():
+            for p, w in zip(self._params(), weights):
+                p.copy_(w)
+        for p in list(self.base.state):
+            if p in state:
+                self.base.state[p] = state[p]
+            else:
+                del self.base.state[p]
 
     def state_dict(self) -> dict[str, Any]:
         return {"base": self.base.state_dict(), "reduction": self.reduction, "steps": self.steps,

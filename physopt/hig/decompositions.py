@@ -51,6 +51,13 @@ class Spectrum:
         return float(s[0] / s[self.kept - 1]) if self.kept else float("nan")
 
 
+def check_spectral_parameters(kappa: float, beta: float, truncation: float) -> None:
+    """kappa and beta finite numbers, the relative truncation tau in [0, 1) (tau >= 1 would drop every direction)."""
+    check_number("kappa", kappa)
+    check_number("beta", beta)
+    check_number("truncation", truncation, low=0, high=1)
+
+
 def truncated_power(s: Tensor, exponent: float, truncation: float) -> Tensor:
     """s^exponent for singular values s > truncation * max(s), 0 for the rest (the HIG paper's relative tau)."""
     if s.numel() == 0:
@@ -174,7 +181,7 @@ def half_inverse(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0
     if J.dim() != 2 or g.dim() != 1 or g.shape[0] != J.shape[0]:
         raise ValueError(f"half_inverse expects J of shape (rows, cols) and g of shape (rows,), got "
                          f"{tuple(J.shape)} and {tuple(g.shape)}")
-    check_number("truncation", truncation, low=0, high=1)
+    check_spectral_parameters(kappa, beta, truncation)
     check_choice("route", route, DECOMPOSITIONS)
     if route == "auto":
         route = choose_decomposition(*J.shape)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from . import dense, factored
-from .decompositions import HalfInversionError, Spectrum, choose_decomposition
+from .decompositions import HalfInversionError, Spectrum, check_spectral_parameters, choose_decomposition
 from .memory import decomposition_bytes
 from .per_example import Physics, slice_examples, trainable_parameters
 from ..validation import check_choice
@@ -67,6 +67,8 @@ class HIGStats:
     jacobian_s: float
     decomposition_s: float
     apply_s: float
+    loss_after: float | None = None   # the batch loss after the step (HIG's guard evaluates it)
+    lr_scale: float = 1.0             # < 1 when the guard had to shrink the step (see HIG's max_loss_increase)
 
 
 def _sync(device: torch.device) -> float:
@@ -104,6 +106,7 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     :data:`ROUTES`. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss).
     """
     check_choice("route", route, HIG_ROUTES)
+    check_spectral_parameters(kappa, beta, truncation)
     params = trainable_parameters(model)
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())

@@ -110,7 +110,7 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
         y = one_example(physics, functional_call(model, state, (inp.unsqueeze(0),)), a)
         return y, y
 
-    zeros = {name: torch.zeros(mod.out_features, dtype=dtype, device=device) for name, mod in layers}
+    zeros = {name: torch.zeros(mod.out_features, dtype=mod.weight.dtype, device=device) for name, mod in layers}
     D = {name: torch.empty(b * m, mod.out_features, dtype=dtype, device=device) for name, mod in layers}
     y = torch.empty(b, m, dtype=dtype, device=device)
     try:

@@ -12,7 +12,9 @@ There is no momentum: each step is optimal for its batch (paper Sec. 2.2). The d
 """
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -56,16 +58,22 @@ class HIG(torch.optim.Optimizer):
         memory_bound: bytes the Jacobian and its decomposition may use; the per-example Jacobian is then computed in
             chunks small enough to fit (None: all examples at once).
         chunk_size: force the number of examples per vmap call.
+        max_loss_increase: guard against a step that blows up (e.g. truncation=0 on an ill-conditioned physics):
+            after the update the batch loss is evaluated again (one forward pass); if it is not finite or more than
+            ``max_loss_increase`` times the loss before, the update is retried with lr scaled by 0.1, 0.01, ...
+            (up to 1e-10), a ``RuntimeWarning`` says so and ``last_stats.lr_scale`` records the factor; if none
+            helps the step is undone and raises :class:`physopt.HalfInversionError`. None switches the guard off.
 
     ``step(inputs, *args)`` returns the batch loss before the update; ``last_stats`` holds a :class:`HIGStats`.
     Every tensor in ``args`` is split per example along dim 0. On NaN/inf anywhere the step raises
-    :class:`physopt.HalfInversionError` and leaves the weights unchanged.
+    :class:`physopt.HalfInversionError` and leaves the weights unchanged. lr, truncation, kappa and beta are
+    validated again at every step (a scheduler or a user may change them in ``param_groups``).
     """
 
     def __init__(self, model: nn.Module, physics: Physics, loss: Loss, lr: float = 1.0, truncation: float = 1e-6,
                  kappa: float = -0.5, beta: float = 0.0, *, route: str = "auto",
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
-                 chunk_size: int | None = None):
+                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
@@ -75,6 +83,7 @@ class HIG(torch.optim.Optimizer):
         memory_bound = check_integer("memory_bound", memory_bound, low=1, optional=True)
         chunk_size = check_integer("chunk_size", chunk_size, low=1, optional=True)
         check_choice("decomposition_dtype", decomposition_dtype, (torch.float32, torch.float64))
+        self.max_loss_increase = check_number("max_loss_increase", max_loss_increase, low=1, optional=True)
         defaults = _check_group(dict(lr=lr, truncation=truncation, kappa=kappa, beta=beta))
         super().__init__(list(trainable_parameters(model).values()), defaults)
         self.model, self.physics, self.loss = model, physics, loss
@@ -100,12 +109,56 @@ class HIG(torch.optim.Optimizer):
         if not all(torch.isfinite(d).all() for d in direction.values()):
             raise HalfInversionError("the update contains NaN/inf; the weights were not changed")
         t = time.perf_counter()
-        with torch.no_grad():
-            for name, p in named.items():
-                p.add_(direction[name].to(p.dtype), alpha=-group["lr"])
-        stats.apply_s += _sync(p.device) - t
+        before = [p.detach().clone() for p in named.values()] if self.max_loss_increase is not None else None
+        self._apply(named, direction, group["lr"])
+        if before is not None:
+            stats.lr_scale, stats.loss_after = self._guard(named, direction, group["lr"], before, stats.loss, inputs,
+                                                           args)
+        stats.apply_s += _sync(next(iter(named.values())).device) - t
         self.last_stats = stats
         return torch.tensor(stats.loss, dtype=torch.float64)
+
+    @staticmethod
+    def _apply(named: dict[str, Tensor], direction: dict[str, Tensor], lr: float) -> None:
+        with torch.no_grad():
+            for name, p in named.items():
+                p.add_(direction[name].to(p.dtype), alpha=-lr)
+
+    def _batch_loss(self, inputs: Tensor, args: tuple) -> float:
+        with torch.no_grad():
+            value = self.loss(self.physics(self.model(inputs), *args), *args)
+        return float(value.mean())
+
+    def _guard(self, named: dict[str, Tensor], direction: dict[str, Tensor], lr: float, before: list[Tensor],
+               loss_before: float, inputs: Tensor, args: tuple) -> tuple[float, float]:
+        """Backtrack (lr x 0.1 per try) while the batch loss after the step is NaN/inf or above
+        max_loss_increase x the loss before (only finiteness where that loss is <= 0); returns (the lr factor used,
+        the loss after)."""
+        limit = self.max_loss_increase * loss_before if loss_before > 0 else math.inf
+        loss_after = self._batch_loss(inputs, args)
+        scale = 1.0
+        while not (math.isfinite(loss_after) and loss_after <= limit):
+            with torch.no_grad():
+                for p, b in zip(named.values(), before):
+                    p.copy_(b)
+            if scale <= _SMALLEST_SCALE:
+                tau = self.param_groups[0]["truncation"]
+                raise HalfInversionError(
+                    f"the update raised the batch loss from {loss_before:.3g} to {loss_after:.3g} even with lr scaled "
+                    f"by {scale:g}; the step was undone. Raise the truncation (tau = {tau:g} keeps directions with "
+                    f"tiny singular values) or lower the learning rate")
+            scale *= 0.1
+            self._apply(named, direction, lr * scale)
+            loss_after = self._batch_loss(inputs, args)
+        if scale < 1.0:
+            warnings.warn(f"{type(self).__name__}: the full step raised the batch loss more than "
+                          f"{self.max_loss_increase:g}x (from {loss_before:.3g}); applied with lr scaled by {scale:g} "
+                          f"(last_stats.lr_scale). Consider a larger truncation or a smaller lr", RuntimeWarning,
+                          stacklevel=3)
+        return scale, loss_after
+
+
+_SMALLEST_SCALE = 1e-10
 
 
 class GaussNewton(HIG):

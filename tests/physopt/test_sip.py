@@ -134,3 +134,53 @@ def test_lr_scheduler_drives_the_base_optimizer():
 def test_public_api_exports():
     for name in ("SIP", "sip_loss", "NewtonUpdate", "GaussNewtonUpdate", "PhysicsUpdateError"):
         assert hasattr(physopt, name)
+
+
+@pytest.mark.parametrize("bad_lr", [float("nan"), -1e-3, 0.0])
+def test_a_learning_rate_changed_after_construction_is_checked_at_the_next_step(bad_lr):
+    net = _net()
+    opt = SIP(net.parameters(), inverse=lambda x: -x, lr=1e-2)
+    before = copy.deepcopy(net.state_dict())
+    opt.param_groups[0]["lr"] = bad_lr
+    opt.zero_grad()
+    with pytest.raises(ValueError, match="Invalid lr"):
+        opt.step(net(torch.randn(4, 3)))
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_a_scheduler_that_drives_the_lr_negative_is_caught():
+    net = _net()
+    opt = SIP(net.parameters(), inverse=lambda x: -x, lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0 - epoch)   # 1, 0, -1, ...
+    opt.zero_grad()
+    opt.step(net(torch.randn(4, 3)))
+    scheduler.step()
+    opt.zero_grad()
+    with pytest.raises(ValueError, match="Invalid lr: 0.0"):
+        opt.step(net(torch.randn(4, 3)))
+
+
+def test_a_finite_but_huge_update_is_undone_with_the_base_optimizers_state():
+    """SGD with lr 1e10 on dx = 1e30 overflows float32 weights: the step is undone and says which step it was."""
+    net = _net()
+    opt = SIP(net.parameters(), inverse=lambda x: torch.full_like(x, 1e30), base=torch.optim.SGD, lr=1e10,
+              momentum=0.9)
+    before = copy.deepcopy(net.state_dict())
+    opt.zero_grad()
+    with pytest.raises(PhysicsUpdateError, match="at step 1 made weights NaN/inf.*undone"):
+        opt.step(net(torch.randn(4, 3)))
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert len(opt.state) == 0 and opt.steps == 0          # no momentum buffer left from the undone step
+    # the optimizer still works: a sane step afterwards equals a fresh optimizer's first step
+    twin = _net()
+    reference = SIP(twin.parameters(), inverse=lambda x: -x, base=torch.optim.SGD, lr=1e-2, momentum=0.9)
+    inputs = torch.randn(4, 3)
+    opt.inverse = lambda x: -x
+    opt.param_groups[0]["lr"] = 1e-2
+    for o, n in ((opt, net), (reference, twin)):
+        o.zero_grad()
+        o.step(n(inputs))
+    for p, q in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)

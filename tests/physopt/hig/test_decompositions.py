@@ -112,3 +112,11 @@ def test_why_the_decomposition_defaults_to_float64():
     exact32, _ = half_inverse_svd(J.float().double(), g.float().double(), truncation=1e-6)
     assert rel(in64.double(), exact32) < 1e-4       # float64 decomposition of the float32 Jacobian: exact
     assert rel(in32.double(), ref) > 0.3            # float32 decomposition: mostly noise
+
+
+@pytest.mark.parametrize("kwargs, match", [({"kappa": float("nan")}, "Invalid kappa"), ({"beta": float("inf")},
+                                           "Invalid beta"), ({"truncation": 1.0}, "Invalid truncation")])
+def test_non_finite_exponents_and_a_truncation_that_drops_everything_are_refused(kwargs, match):
+    J, g = jacobian_with_spectrum(5, 9, torch.ones(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=match):
+        half_inverse(J, g, **kwargs)

@@ -1,5 +1,6 @@
 """physopt.HIG / physopt.GaussNewton: the update of the HIG paper (Eq. 7), torch.optim conventions, clear errors."""
 import copy
+import math
 
 import pytest
 import torch
@@ -140,3 +141,78 @@ def test_memory_bound_only_changes_the_chunk_size():
     assert bounded.last_stats.chunk_size < free.last_stats.chunk_size == 32
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("route", ["auto", "factored", "gram", "svd"])
+def test_a_float32_network_with_float64_physics_works_on_every_route(route):
+    """Mixed precision between network and physics: every route gives the dense SVD route's update."""
+    net32, inputs, target = make(dtype=torch.float32)
+    ref = copy.deepcopy(net32)
+
+    def physics64(x, t):
+        return scaled_physics(x.double(), t)
+
+    target = target.double()
+    opt = physopt.HIG(net32, physics64, mse, route=route)
+    physopt.HIG(ref, physics64, mse, route="svd").step(inputs, target)
+    opt.step(inputs, target)
+    assert opt.last_stats.route == ("factored" if route == "auto" else route)
+    for p, q in zip(net32.parameters(), ref.parameters()):
+        assert p.dtype == torch.float32
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("key, value", [("truncation", 1.0), ("truncation", 2.0), ("kappa", float("nan")),
+                                        ("beta", float("inf")), ("lr", -1.0)])
+def test_hyperparameters_changed_in_param_groups_are_checked_at_every_step(key, value):
+    net, inputs, target = make()
+    opt = physopt.HIG(net, scaled_physics, mse)
+    before = copy.deepcopy(net.state_dict())
+    opt.param_groups[0][key] = value
+    with pytest.raises(ValueError, match=f"Invalid {key}"):
+        opt.step(inputs, target)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def exp_physics(x, target):
+    return torch.exp(x)
+
+
+def far_target_problem():
+    """Gauss-Newton on y = e^x towards y* = 1000 from x ~ 0: the full step jumps to x ~ 1000 and e^x overflows."""
+    torch.manual_seed(0)
+    net = nn.Linear(2, 1).double()
+    inputs = torch.randn(4, 2, dtype=torch.float64)
+    return net, inputs, torch.full((4, 1), 1000.0, dtype=torch.float64)
+
+
+def test_a_step_that_blows_up_the_loss_is_shrunk_said_and_recorded():
+    net, inputs, target = far_target_problem()
+    unguarded = copy.deepcopy(net)
+    physopt.GaussNewton(unguarded, exp_physics, mse, truncation=0.0, max_loss_increase=None).step(inputs, target)
+    assert not torch.isfinite(mse(exp_physics(unguarded(inputs), target), target)).all()   # what the guard prevents
+    opt = physopt.GaussNewton(net, exp_physics, mse, truncation=0.0)
+    with pytest.warns(RuntimeWarning, match="applied with lr scaled by"):
+        before = opt.step(inputs, target).item()
+    stats = opt.last_stats
+    assert stats.lr_scale < 1 and math.isfinite(stats.loss_after) and stats.loss_after <= 1e3 * before
+    assert stats.loss_after == pytest.approx(mse(exp_physics(net(inputs), target), target).mean().item())
+
+
+def test_a_step_no_shrinking_can_save_is_undone_and_raises(monkeypatch):
+    net, inputs, target = far_target_problem()
+    opt = physopt.GaussNewton(net, exp_physics, mse, truncation=0.0)
+    monkeypatch.setattr(opt, "_batch_loss", lambda inputs, args: float("inf"))
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(HalfInversionError, match="step was undone"):
+        opt.step(inputs, target)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_a_normal_step_is_not_touched_by_the_guard():
+    net, inputs, target = make()
+    opt = physopt.HIG(net, scaled_physics, mse)
+    loss_before = opt.step(inputs, target).item()
+    assert opt.last_stats.lr_scale == 1.0 and opt.last_stats.loss_after < loss_before
