@@ -209,7 +209,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       time_budget=args.time_budget, batch_size=args.batch_size,
                       hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
                       evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
-                      progress=progress)
+                      progress=progress, force=args.force)
     print(format_summary(summary))
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
@@ -223,7 +223,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     summaries = run_bench(args.preset, names(args.problems),
                           seeds=int_list(args.seeds, "--seeds", 0) if args.seeds else None,
                           device=resolve_device(args.device), out=args.out, resume=not args.fresh,
-                          command=command_line(args), progress=progress_for(args))
+                          command=command_line(args), progress=progress_for(args), force=args.force)
     for summary in summaries:
         print(format_summary(summary) + "\n")
     print(f"wrote {args.out}/README.md")
@@ -233,13 +233,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from problems import get_problem
 
-    from .bench.tune import format_tuning, tune, write_tuning
+    from .bench.tune import check_tuning_target, format_tuning, tune, write_tuning
 
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
     lrs = number_list(args.lrs, "--lrs")
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
     optimizer = args.optimizer.lower()
+    if args.out:
+        check_tuning_target(args.out, problem.name, optimizer, {"seed": args.seed, "iterations": args.iterations,
+                                                                "time_budget_s": args.time_budget, "lrs": lrs},
+                            force=args.force)
     result = tune(problem, optimizer, lrs, iterations=args.iterations, time_budget=args.time_budget,
                   seed=args.seed, batch_size=args.batch_size,
                   hyperparameters=optimizer_settings(args).get(optimizer, {}), progress=progress_for(args))
@@ -370,6 +374,11 @@ def add_out(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
     p.add_argument("--out", default=default, help=f"directory for {what}" + ("" if default else " (none: print only)"))
 
 
+def add_force(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--force", action="store_true", help=f"replace {what} (without it the command refuses before "
+                   f"training anything)")
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -433,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluated on (default: the problem's benchmark settings)")
     add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
     c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
+    add_force(c, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(c)
 
     b = _command(sub, "bench", cmd_bench, "every problem at a preset with its canonical optimizers; resumable",
@@ -441,8 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--problems", default=None, help="comma-separated (default: all, see `physopt list`)")
     b.add_argument("--seeds", default=None, help="override the preset's seeds, e.g. 0,1,2")
     add_device(b)
-    add_out(b, "results", "the results (OUT/<problem>/ or OUT/<preset>-<device>/<problem>/; README.md regenerated)")
+    add_out(b, "runs/bench", "the results (OUT/<problem>/ or OUT/<preset>-<device>/<problem>/; README.md "
+            "regenerated); the committed results are written only with --out results")
     b.add_argument("--fresh", action="store_true", help="retrain runs already finished")
+    add_force(b, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(b)
 
     u = _command(sub, "tune", cmd_tune, "pick an optimizer's learning rate on short runs from the same weights "
@@ -453,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_length(u, "candidate")
     u.add_argument("--seed", type=int, default=0, help="seed of the weights and the data stream")
     add_device(u)
-    add_out(u, "results/tune", "PROBLEM_OPTIMIZER.json/.txt ('' to skip)")
+    add_out(u, "runs/tune", "PROBLEM_OPTIMIZER.json/.txt ('' to skip; the committed ones are in results/tune)")
+    add_force(u, "a tuning file in --out made with other settings")
     add_quiet(u)
 
     r = _command(sub, "report", cmd_report, "regenerate RESULTS/README.md from the summary.json files under RESULTS",

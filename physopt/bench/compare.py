@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,7 +12,8 @@ import torch
 from .methods import get_method, resolve_hyperparameters
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
-from .storage import load_run, machine_info, machine_label, run_path, save_run, write_summary
+from .storage import (StoredRun, difference, machine_info, machine_label, run_path, same_run, save_run, setting,
+                      stored_runs, write_summary)
 from .train import RunResult, held_out_set, train_run
 
 
@@ -19,11 +21,17 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             time_budget: float | None = None, batch_size: int | None = None,
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
-            progress: ProgressLike = None) -> dict[str, Any]:
+            progress: ProgressLike = None, force: bool = False, check_only: bool = False) -> dict[str, Any] | None:
     """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
 
     With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained. Every run is
     evaluated on one held-out set of ``held_out_size`` examples (default: the problem's benchmark settings).
+
+    Nothing finished is lost or silently replaced: the summary describes every finished run in ``out`` (runs of other
+    optimizers or seeds made with the same setting join it), and a run file made with other settings (or one that
+    cannot be read) stops the command before anything trains, unless ``force`` says to replace it. When nothing new
+    was trained and ``out/summary.json`` already describes these runs, no file is rewritten. ``check_only`` stops
+    after these checks (returns None): a suite checks every problem's directory before the first run trains.
     """
     if not optimizers:
         raise ValueError("give at least one optimizer")
@@ -60,35 +68,116 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         "fairness": "per seed: same initial weights (init_checksum) and the same batch stream for every optimizer; "
                     "one fixed held-out set for all runs; evaluation time excluded from wall_time_s",
     }
+    specs = {(m.name, seed): {"problem": problem.name, "config": header["config"], "optimizer": m.name,
+                              "seed": seed, "iterations": iterations, "time_budget_s": time_budget,
+                              "batch_size": batch_sizes[m.name], "hyperparameters": resolved[m.name],
+                              "device": header["device"], "dtype": header["dtype"], "evaluations": evaluations,
+                              "held_out_size": header["held_out_size"]}
+             for seed in seeds for m in methods}
+    plan = plan_runs(out_dir, specs, resume=resume, force=force)            # refuses before anything trains
+    if check_only:
+        return None
     report = as_progress(progress)
     held_out = held_out_set(problem, header["held_out_size"])
     here = machine_label(header["machine"])
-    runs: list[RunResult] = []
-    for seed in seeds:
-        for m in methods:
-            spec = {"problem": problem.name, "config": header["config"], "optimizer": m.name, "seed": seed,
-                    "iterations": iterations, "time_budget_s": time_budget, "batch_size": batch_sizes[m.name],
-                    "hyperparameters": resolved[m.name], "device": header["device"], "dtype": header["dtype"],
-                    "evaluations": evaluations, "held_out_size": header["held_out_size"]}
-            cached = load_run(out_dir, m.name, seed, spec) if (out_dir is not None and resume) else None
-            if cached is not None:
-                report.log(f"  {m.name:<9} seed {seed}  already finished in {out_dir}, skipped")
-                if time_budget and cached.machine and cached.machine != here:
-                    report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
-                               f"machine; delete {run_path(out_dir, m.name, seed)} to rerun it here")
-                runs.append(cached)
-                continue
-            result = train_run(problem, m.name, seed, iterations=iterations, time_budget=time_budget,
-                               hyperparameters=resolved[m.name], evaluations=evaluations,
-                               held_out=held_out, progress=report)
-            result = dataclasses.replace(result, machine=here)
-            runs.append(result)
-            if out_dir is not None:
-                save_run(out_dir, spec, result)
-    if out_dir is not None:
-        summary = write_summary(out_dir, header, runs)
-        plot_curves(out_dir / "curves.csv", out_dir / "curves.png",
-                    title=f"{problem.name} ({header['device']})", x_error_name=problem.x_error_name)
-    else:
-        summary = dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs])
+    runs: dict[tuple[str, int], RunResult] = {}
+    for (name, seed), spec in specs.items():
+        cached = plan.cached.get((name, seed))
+        if cached is not None:
+            report.log(f"  {name:<9} seed {seed}  already finished in {out_dir}, skipped")
+            if time_budget and cached.machine and cached.machine != here:
+                report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
+                           f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")
+            runs[(name, seed)] = cached
+            continue
+        result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
+                           hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
+                           progress=report)
+        result = dataclasses.replace(result, machine=here)
+        runs[(name, seed)] = result
+        if out_dir is not None:
+            save_run(out_dir, spec, result)
+    if out_dir is None:
+        return dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs.values()])
+    rewritten = {run_path(out_dir, name, seed) for name, seed in specs}
+    for path in plan.replace:                       # --force: files of other settings that this summary replaces
+        if path not in rewritten:
+            path.unlink(missing_ok=True)
+    for (name, seed), stored in plan.joined.items():
+        runs[(name, seed)] = stored.result
+        if name not in header["optimizers"]:
+            header["optimizers"].append(name)
+            header["hyperparameters"][name] = stored.spec.get("hyperparameters")
+            header["batch_size"][name] = stored.spec.get("batch_size")
+    asked = list(seeds)
+    header["seeds"] = sorted({seed for _, seed in runs}, key=lambda s: (0, asked.index(s)) if s in asked else (1, s))
+    ordered = [runs[(name, seed)] for seed in header["seeds"] for name in header["optimizers"] if (name, seed) in runs]
+    trained = any(key not in plan.cached for key in specs)
+    unchanged = None if trained else _summary_describing(out_dir, ordered)
+    if unchanged is not None:
+        report.log(f"  {out_dir}/summary.json already describes these {len(ordered)} runs: nothing rewritten")
+        return unchanged
+    summary = write_summary(out_dir, header, ordered)
+    plot_curves(out_dir / "curves.csv", out_dir / "curves.png",
+                title=f"{problem.name} ({header['device']})", x_error_name=problem.x_error_name)
+    return summary
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """What ``compare`` does with what ``out/runs/`` holds: runs to reuse, runs of the same setting that join the
+    summary, and files to replace (only with ``force``)."""
+    cached: dict[tuple[str, int], RunResult]
+    joined: dict[tuple[str, int], StoredRun]
+    replace: list[Path]
+
+
+def plan_runs(out: Path | None, specs: dict[tuple[str, int], dict[str, Any]], *, resume: bool,
+              force: bool) -> RunPlan:
+    """Match the requested runs against ``out/runs/``; ValueError naming the files when finished runs would be
+    replaced by other settings or left out of the summary (unless ``force``)."""
+    plan = RunPlan({}, {}, [])
+    if out is None:
+        return plan
+    stored, broken = stored_runs(out)
+    if broken and not force:
+        raise broken[0]
+    plan.replace += [err.path for err in broken]
+    shared = setting(next(iter(specs.values())))
+    conflicts = []
+    for key, run in stored.items():
+        if key in specs:
+            if same_run(run.spec, specs[key]):
+                if resume:
+                    plan.cached[key] = run.result
+            elif force:
+                plan.replace.append(run.path)
+            else:
+                conflicts.append(f"{run.path.name}: {difference(run.spec, specs[key])}")
+        elif setting(run.spec) == shared:
+            plan.joined[key] = run
+        elif force:
+            plan.replace.append(run.path)
+        else:
+            conflicts.append(f"{run.path.name} (not asked for here): {difference(setting(run.spec), shared)}")
+    if conflicts:
+        more = f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+        raise ValueError(f"{out} holds finished runs made with other settings, which this command would replace "
+                         f"or leave out of its summary: {'; '.join(conflicts[:3])}{more}. Use another --out, or "
+                         f"--force to replace them")
+    return plan
+
+
+def _summary_describing(out: Path, runs: list[RunResult]) -> dict[str, Any] | None:
+    """The summary in ``out`` if it describes exactly ``runs`` (and its curves file exists), else None."""
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    def known(run: dict[str, Any]) -> dict[str, Any]:   # fields added since a summary was written are None there
+        return {k: v for k, v in run.items() if v is not None and k != "curve"}
+
+    wanted = json.loads(json.dumps([known(r.to_json()) for r in runs]))
+    if [known(r) for r in summary.get("runs", [])] != wanted or not (out / "curves.csv").exists():
+        return None
     return summary

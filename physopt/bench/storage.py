@@ -7,6 +7,7 @@ truncated file behind.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -21,10 +22,20 @@ from .train import RunResult
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; a file that already holds exactly ``text`` is
+    left untouched (so regenerating an unchanged result changes nothing on disk, not even its time stamp)."""
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)     # only still there if the write or the rename failed
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -84,16 +95,83 @@ def _comparable(spec: Any) -> Any:
     return spec
 
 
-def load_run(out: Path, optimizer: str, seed: int, spec: dict[str, Any]) -> RunResult | None:
-    """A finished run with exactly this spec, or None (missing, unreadable or made with other settings)."""
-    path = run_path(out, optimizer, seed)
+#: the fields of a run spec that name the run; the rest (the setting) is shared by every run of one comparison
+RUN_NAME_FIELDS = ("optimizer", "seed")
+#: per-optimizer fields: runs of different optimizers in one comparison differ in these
+PER_OPTIMIZER_FIELDS = ("hyperparameters", "batch_size")
+
+
+class RunFileError(ValueError):
+    """A file under ``runs/`` that cannot be read as a finished run (truncated, edited, from another program)."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclasses.dataclass
+class StoredRun:
+    path: Path
+    spec: dict[str, Any]
+    result: RunResult
+
+
+def read_run(path: Path) -> StoredRun:
+    """One run file; RunFileError naming the file (and what to do) if it is not a complete run."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        spec, result = data["spec"], RunResult.from_json(data["result"])
+        if not isinstance(spec, dict) or (spec.get("optimizer"), spec.get("seed")) != (result.optimizer, result.seed):
+            raise ValueError("its spec and its result name different runs")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise RunFileError(path, f"{path} is not a complete run file ({type(err).__name__}: {err}); delete it to retrain "
+                           f"that run, or pass --force to retrain every run whose file is unusable") from None
+    return StoredRun(path, spec, result)
+
+
+def stored_runs(out: Path) -> tuple[dict[tuple[str, int], StoredRun], list[RunFileError]]:
+    """Every run file in ``out/runs/`` by (optimizer, seed), and the errors of the files that cannot be read."""
+    runs, broken = {}, []
+    for path in sorted((out / "runs").glob("*.json")):
+        try:
+            run = read_run(path)
+        except RunFileError as err:
+            broken.append(err)
+            continue
+        runs[(run.result.optimizer, run.result.seed)] = run
+    return runs, broken
+
+
+def setting(spec: dict[str, Any]) -> dict[str, Any]:
+    """What runs of one comparison share: the spec without the run's name and its optimizer's own settings."""
+    spec = _comparable(json.loads(json.dumps(spec)))
+    return {k: v for k, v in spec.items() if k not in RUN_NAME_FIELDS + PER_OPTIMIZER_FIELDS}
+
+
+def same_run(stored: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether a stored spec describes exactly the run ``spec`` asks for."""
+    return _comparable(stored) == _comparable(json.loads(json.dumps(spec)))
+
+
+def difference(stored: dict[str, Any], spec: dict[str, Any]) -> str:
+    """The fields in which two specs differ, e.g. ``iterations 300 (here 5)``."""
+    a, b = _comparable(stored), _comparable(json.loads(json.dumps(spec)))
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return ", ".join(f"{k} {_short(a.get(k))} (here {_short(b.get(k))})" for k in keys) or "nothing"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_run(out: Path, optimizer: str, seed: int, spec: dict[str, Any]) -> RunResult | None:
+    """A finished run with exactly this spec, or None (missing, unreadable or made with other settings)."""
+    try:
+        run = read_run(run_path(out, optimizer, seed))
+    except RunFileError:
         return None
-    if _comparable(data.get("spec")) != _comparable(json.loads(json.dumps(spec))):
-        return None
-    return RunResult.from_json(data["result"])
+    return run.result if same_run(run.spec, spec) else None
 
 
 def write_summary(out: Path, header: dict[str, Any], runs: Iterable[RunResult]) -> dict[str, Any]:

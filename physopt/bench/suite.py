@@ -26,21 +26,25 @@ def results_dir(out: str | Path, problem: str, preset: str, device: torch.device
 
 
 def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *, seeds: Sequence[int] | None = None,
-              device: torch.device = torch.device("cpu"), out: str | Path = "results", resume: bool = True,
-              command: str | None = None, progress: ProgressLike = None) -> list[dict[str, Any]]:
+              device: torch.device = torch.device("cpu"), out: str | Path = "runs/bench", resume: bool = True,
+              command: str | None = None, progress: ProgressLike = None, force: bool = False) -> list[dict[str, Any]]:
     """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers."""
     from problems import get_preset, get_problem, list_problems
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
     report = as_progress(progress)
-    summaries = []
-    for name, p in plans:
-        problem = get_problem(name, device=device, **p.config)
-        report.log(f"physopt bench: {name} ({preset} preset) on {device}: "
-                   f"{', '.join(problem.benchmark.optimizers)}")
-        summaries.append(compare(problem, problem.benchmark.optimizers, seeds=seeds or p.seeds,
-                                 iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
-                                 out=results_dir(out, name, preset, device), resume=resume,
-                                 evaluations=p.evaluations, command=command, progress=report))
-        write_report(out)
+    problems_at = [(get_problem(name, device=device, **p.config), p) for name, p in plans]
+    for check_only in (True, False):                  # every directory is checked before the first run trains
+        summaries = []
+        for problem, p in problems_at:
+            if not check_only:
+                report.log(f"physopt bench: {problem.name} ({preset} preset) on {device}: "
+                           f"{', '.join(problem.benchmark.optimizers)}")
+            summaries.append(compare(problem, problem.benchmark.optimizers, seeds=seeds or p.seeds,
+                                     iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
+                                     out=results_dir(out, problem.name, preset, device), resume=resume,
+                                     evaluations=p.evaluations, command=command, progress=report, force=force,
+                                     check_only=check_only))
+            if not check_only:
+                write_report(out)
     return summaries

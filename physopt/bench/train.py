@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from physopt.validation import check_integer, check_number
 from problems import SimulationError
 
 from .progress import ProgressLike, as_progress
@@ -115,19 +116,15 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     """
     if iterations is None and time_budget is None:
         raise ValueError("give iterations or time_budget (or both)")
-    if iterations is not None and iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
-    if time_budget is not None and not time_budget > 0:
-        raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
+    check_integer("iterations", iterations, low=0, optional=True)
+    check_number("time_budget", time_budget, low=0, low_inclusive=False, optional=True)   # finite: inf never ends
     method = get_method(optimizer)
     if method.needs_inverse and not problem.has_inverse:
         raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' "
                          f"does not define")
     hp = resolve_hyperparameters(method, problem, hyperparameters)
-    batch_size = batch_size or hp["batch_size"]
+    batch_size = check_integer("batch_size", hp["batch_size"] if batch_size is None else batch_size, low=1)
     hp["batch_size"] = batch_size
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
     held_out = held_out if held_out is not None else held_out_set(problem)
 
     torch.manual_seed(seed)

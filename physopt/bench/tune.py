@@ -7,6 +7,7 @@ validation x-space error (the loss where the problem has no ground truth); a div
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -66,6 +67,30 @@ def format_tuning(result: dict[str, Any]) -> str:
     if best is None:
         lines.append("every candidate diverged: try smaller learning rates")
     return "\n".join(lines)
+
+
+def tuning_path(out: str | Path, problem: str, optimizer: str) -> Path:
+    return Path(out) / f"{problem}_{optimizer}.json"
+
+
+def check_tuning_target(out: str | Path, problem: str, optimizer: str, settings: dict[str, Any],
+                        force: bool = False) -> None:
+    """ValueError (before anything trains) when ``out`` already holds a tuning of this problem and optimizer made with
+    other ``settings`` (seed, iterations, time_budget_s, lrs): a shorter or other search must not replace it silently.
+    An unreadable file counts as other settings; ``force`` allows the replacement."""
+    path = tuning_path(out, problem, optimizer)
+    if force or not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+        before = {k: old.get(k) for k in settings if k != "lrs"} | {"lrs": [r["lr"] for r in old.get("rows", [])]}
+    except (OSError, ValueError, TypeError, KeyError):
+        before = {"file": "unreadable"}
+    if before != json.loads(json.dumps(settings)):
+        changed = ", ".join(f"{k} {before.get(k)} (here {settings.get(k)})" for k in settings
+                            if before.get(k) != settings.get(k)) or "it cannot be read"
+        raise ValueError(f"{path} holds a tuning made with other settings ({changed}); not replaced: use another "
+                         f"--out, or --force to replace it")
 
 
 def write_tuning(out: str | Path, result: dict[str, Any], command: str | None) -> Path:

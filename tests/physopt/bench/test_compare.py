@@ -40,9 +40,13 @@ def test_compare_resumes_finished_runs(tmp_path, cli):
     code, _, err = cli(*args)
     assert code == 0 and "skipped" in err
     assert json.loads((tmp_path / "summary.json").read_text())["runs"][0] == first
-    # other settings: not reused
+    # other settings: neither reused nor silently replaced; --force replaces
     code, _, err = cli(*args[:-2], "--hparam", "adam.lr=2e-3", "--out", str(tmp_path))
+    assert code == 2 and "adam_seed0.json: hyperparameters" in err and "--force" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "summary.json").read_text())["runs"][0] == first
+    code, _, err = cli(*args[:-2], "--hparam", "adam.lr=2e-3", "--out", str(tmp_path), "--force")
     assert code == 0 and "skipped" not in err
+    assert json.loads((tmp_path / "summary.json").read_text())["hyperparameters"]["adam"]["lr"] == 2e-3
 
 
 def test_time_budget_and_problem_parameters(tmp_path, cli):
@@ -182,3 +186,45 @@ def test_heat_acceptance_sip_below_adam():
 def test_rotated_sine_acceptance_at_xi_32_phi_45():
     adam, sip = x_errors("rotated-sine", {"xi": 32.0, "phi": 45.0}, 3000)
     assert sip < adam
+
+
+def _quick(tmp_path, *extra):
+    return ["compare", "exp", "--optimizers", "adam", "--iterations", "4", "--batch-size", "8", "--device", "cpu",
+            "--evaluations", "1", "--out", str(tmp_path), "--quiet", *extra]
+
+
+def test_a_partial_command_after_a_full_one_keeps_the_full_summary_byte_for_byte(tmp_path, cli):
+    assert cli(*_quick(tmp_path, "--seeds", "0,1"))[0] == 0
+    files = {name: (tmp_path / name).read_bytes() for name in ("summary.json", "curves.csv", "curves.png")}
+    code, out, _ = cli(*_quick(tmp_path, "--seeds", "0"))              # every asked run already finished
+    assert code == 0
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
+    assert len(json.loads(files["summary.json"])["runs"]) == 2
+
+
+def test_runs_of_the_same_setting_join_the_summary(tmp_path, cli):
+    assert cli(*_quick(tmp_path, "--seeds", "0"))[0] == 0
+    assert cli(*_quick(tmp_path, "--seeds", "1"))[0] == 0                # another seed, same setting
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seeds"] == [1, 0] and sorted(r["seed"] for r in summary["runs"]) == [0, 1]
+    assert {int(row["seed"]) for row in csv.DictReader(open(tmp_path / "curves.csv"))} == {0, 1}
+
+
+def test_a_shorter_run_never_replaces_a_longer_one_without_force(tmp_path, cli):
+    assert cli(*_quick(tmp_path))[0] == 0
+    before = (tmp_path / "runs" / "adam_seed0.json").read_bytes()
+    code, _, err = cli(*[a if a != "4" else "2" for a in _quick(tmp_path)])
+    assert code == 2 and "adam_seed0.json: iterations 4 (here 2)" in err and "Traceback" not in err
+    assert (tmp_path / "runs" / "adam_seed0.json").read_bytes() == before
+    assert cli(*[a if a != "4" else "2" for a in _quick(tmp_path)], "--force")[0] == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["iterations"] == 2
+
+
+def test_a_truncated_run_file_is_named_not_silently_retrained(tmp_path, cli):
+    assert cli(*_quick(tmp_path))[0] == 0
+    run = tmp_path / "runs" / "adam_seed0.json"
+    run.write_text(run.read_text()[:100])
+    code, _, err = cli(*_quick(tmp_path))
+    assert code == 2 and f"{run} is not a complete run file" in err and "--force" in err
+    assert cli(*_quick(tmp_path, "--force"))[0] == 0
+    assert json.loads(run.read_text())["result"]["optimizer"] == "adam"

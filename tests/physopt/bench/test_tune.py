@@ -24,3 +24,15 @@ def test_tune_picks_the_best_learning_rate_and_records_it(tmp_path, cli):
 def test_tune_bad_input_gets_a_clear_error(cli, argv, message):
     code, _, err = cli(*argv, "--out", "")
     assert code == 2 and message in err
+
+
+def test_a_shorter_tuning_never_replaces_a_recorded_one_without_force(tmp_path, cli):
+    args = ["tune", "exp", "--optimizer", "adam", "--lrs", "1e-3,1e-2", "--iterations", "3", "--out", str(tmp_path),
+            "--quiet"]
+    assert cli(*args)[0] == 0
+    recorded = (tmp_path / "exp_adam.json").read_bytes()
+    code, _, err = cli(*[a if a != "3" else "1" for a in args])
+    assert code == 2 and "iterations 3 (here 1)" in err and "--force" in err
+    assert (tmp_path / "exp_adam.json").read_bytes() == recorded
+    assert cli(*[a if a != "3" else "1" for a in args], "--force")[0] == 0
+    assert json.loads((tmp_path / "exp_adam.json").read_text())["iterations"] == 1
