@@ -7,8 +7,10 @@ with exit code 2 and one line on stderr; only a bug shows a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 PROG = "physopt"
@@ -220,6 +222,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.suite import run_bench
     from .bench.summary import format_summary
 
+    if args.out is None:
+        raise ValueError("bench writes every run as it finishes: give --out a directory (default runs/bench)")
     summaries = run_bench(args.preset, names(args.problems),
                           seeds=int_list(args.seeds, "--seeds", 0) if args.seeds else None,
                           device=resolve_device(args.device), out=args.out, resume=not args.fresh,
@@ -254,7 +258,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .bench.report import write_report
+    from .bench.report import BENCHMARK_FILES, write_report
+    if not any(next(Path(args.results).rglob(name), None) for name in ["summary.json", *BENCHMARK_FILES]):
+        raise ValueError(f"{args.results} holds no summary.json and no benchmark output: nothing to report (run "
+                         f"physopt bench or compare with --out {args.results} first)")
     print(f"wrote {write_report(args.results)}")
     return 0
 
@@ -370,8 +377,33 @@ def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...")
 
 
+def output_dir(text: str) -> str | None:
+    """An argparse type: '' (no output) or a directory that exists or can be created, and can be written to; it is
+    created now, so a bad --out fails before anything trains."""
+    if text == "":
+        return None
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot create the directory '{text}': {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into '{text}' (no permission)")
+    return text
+
+
+def existing_dir(text: str) -> str:
+    """An argparse type: a directory that exists."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a directory")
+    return text
+
+
 def add_out(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
-    p.add_argument("--out", default=default, help=f"directory for {what}" + ("" if default else " (none: print only)"))
+    p.add_argument("--out", type=output_dir, default=default,
+                   help=f"directory for {what}" + ("" if default else " (none: print only)"))
 
 
 def add_force(p: argparse.ArgumentParser, what: str) -> None:
@@ -471,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = _command(sub, "report", cmd_report, "regenerate RESULTS/README.md from the summary.json files under RESULTS",
                  "physopt report results")
-    r.add_argument("results", nargs="?", default="results", help="results directory")
+    r.add_argument("results", nargs="?", type=existing_dir, default="results", help="results directory")
 
     v = _command(sub, "speed", cmd_speed, "time per iteration and peak memory of each optimizer, as ratios to Adam",
                  "physopt speed --preset quick --problems exp --repeats 3")
@@ -555,6 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except USER_ERRORS as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        memory = sys.modules.get("physopt.hig.memory")
+        if memory is None or not isinstance(err, memory.MemoryBoundError):
+            raise
+        print(f"{PROG}: error: {err}", file=sys.stderr)     # a memory_bound the user set that cannot be met
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished runs are saved: run the same command again to resume",

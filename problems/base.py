@@ -7,6 +7,7 @@ Training solves  min_theta  sum_i L_i(NN(inputs_i | theta))  (SIP paper, Eq. 3).
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
@@ -52,7 +53,18 @@ class ProblemError(ValueError):
 
 @dataclasses.dataclass
 class ProblemConfig:
-    """Base class of problem configs. Subclasses add the paper's defaults as fields."""
+    """Base class of problem configs. Subclasses add the paper's defaults as fields.
+
+    Every value is checked against its field (:meth:`check`): an int field takes an integer, a float field a finite
+    number, a bool field a bool, a tuple field a tuple of such; fields named in :attr:`POSITIVE` (sizes, counts, step
+    lengths: a grid of 0 cells or dt = 0 would fail later or produce all-zero data) must be > 0.
+    """
+
+    #: field names that must be > 0 wherever a config has them
+    POSITIVE: ClassVar[tuple[str, ...]] = ("resolution", "dx", "dt", "steps", "points", "length", "n_masses",
+                                           "unet_levels", "unet_filters", "hidden", "amount", "gamma", "xi",
+                                           "max_rectangles", "min_rectangles", "max_half_size", "max_cfl",
+                                           "newton_max_step", "max_loss_change")
 
     def replace(self, **changes: Any) -> "ProblemConfig":
         names = {f.name for f in dataclasses.fields(self)}
@@ -66,9 +78,47 @@ class ProblemConfig:
                 value = changes[f.name]
                 current = getattr(self, f.name)
                 if isinstance(value, str) and not isinstance(current, str):
-                    value = type(current)(float(value)) if isinstance(current, (int, float)) else value
+                    try:
+                        value = type(current)(float(value)) if isinstance(current, (int, float)) else value
+                    except ValueError:
+                        raise ProblemError(f"config field {f.name} of {type(self).__name__} takes a number, got "
+                                           f"'{value}'") from None
+                if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
                 typed[f.name] = value
-        return dataclasses.replace(self, **typed)
+        return dataclasses.replace(self, **typed).check()
+
+    def check(self) -> "ProblemConfig":
+        """This config, after checking every value against its field's default type and :attr:`POSITIVE`."""
+        default = type(self)()
+        for f in dataclasses.fields(self):
+            _check_field(type(self).__name__, f.name, getattr(self, f.name), getattr(default, f.name),
+                         f.name in self.POSITIVE)
+        return self
+
+
+def _check_field(config: str, name: str, value: Any, default: Any, positive: bool) -> None:
+    where = f"a field of {config}"
+    if isinstance(default, tuple):
+        if not isinstance(value, (tuple, list)) or (default and len(value) == 0):
+            raise ProblemError(f"{name} takes a tuple like {default}, got {value!r} ({where})")
+        for item in value:
+            _check_field(config, name, item, default[0] if default else item, positive)
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        wanted = "True or False"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and (not positive or value > 0)
+        wanted = "an integer" + (" >= 1" if positive else "")
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+            (not positive or value > 0)
+        wanted = "a finite number" + (" > 0" if positive else "")
+    else:
+        return
+    if not ok:
+        raise ProblemError(f"{name} must be {wanted}, got {value!r} ({where})")
 
 
 class Problem(ABC):
@@ -90,8 +140,9 @@ class Problem(ABC):
     def __init__(self, config: ProblemConfig | None = None, *, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, **overrides: Any):
         config = config if config is not None else self.Config()
-        if overrides:
-            config = config.replace(**overrides)
+        if not isinstance(config, self.Config):
+            raise ProblemError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}")
+        config = config.replace(**overrides) if overrides else config.check()
         self.config = config
         self.device = torch.device(device)
         self.dtype = dtype

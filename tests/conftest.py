@@ -22,7 +22,10 @@ def cli(capsys):
     from physopt.cli import main
 
     def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit:               # argparse's own errors and --help
+            code = exit.code
         out = capsys.readouterr()
         return code, out.out, out.err
 

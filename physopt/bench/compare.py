@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .methods import get_method, resolve_hyperparameters
+from .methods import check_settings, get_method, resolve_hyperparameters
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
 from .storage import (StoredRun, difference, machine_info, machine_label, run_path, same_run, save_run, setting,
@@ -40,12 +40,22 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         if m.needs_inverse and not problem.has_inverse:
             raise ValueError(f"optimizer '{m.name}' needs an inverse update, which problem '{problem.name}' does "
                              f"not define")
+    names = [m.name for m in methods]
+    for what, values in (("optimizer", names), ("seed", list(seeds))):
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"{what}s must be distinct, got {repeated} more than once (a repeat would be counted as "
+                             f"an independent run)")
     hyperparameters = hyperparameters or {}
     for key in hyperparameters:
-        get_method(key)
+        if get_method(key).name not in names:
+            raise ValueError(f"settings given for '{key}', which is not among the optimizers compared here "
+                             f"({', '.join(names)}): add it to --optimizers or drop its --hparam")
     overrides = {m.name: {**hyperparameters.get(m.name, {}), **({"batch_size": batch_size} if batch_size else {})}
                  for m in methods}
     resolved = {m.name: resolve_hyperparameters(m, problem, overrides[m.name]) for m in methods}
+    for m in methods:
+        check_settings(m, problem, resolved[m.name])                     # an unknown setting fails here, not later
     batch_sizes = {name: hp["batch_size"] for name, hp in resolved.items()}
     out_dir = Path(out) if out is not None else None
     header = {

@@ -197,8 +197,8 @@ def test_config_overrides_and_strings():
     ({"n_masses": 0, "coupling": ()}, "n_masses must be an integer >= 1"),
     ({"n_masses": 3}, "coupling needs one weight per mass"),
     ({"coupling": (1.0,)}, "coupling needs one weight per mass"),
-    ({"dt": 0.0}, "dt must be > 0"),
-    ({"dt": -0.1}, "dt must be > 0"),
+    ({"dt": 0.0}, "dt must be a finite number > 0"),
+    ({"dt": -0.1}, "dt must be a finite number > 0"),
     ({"steps": 0}, "steps must be an integer >= 1"),
 ])
 def test_bad_config_raises(overrides, message):

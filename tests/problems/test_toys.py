@@ -33,5 +33,5 @@ def test_hig_toy_scales_the_second_component_by_gamma():
     torch.testing.assert_close(p.loss(p.forward(f, batch), batch), expected)            # HIG paper Eq. 4
     torch.manual_seed(0)
     assert sum(w.numel() for w in p.default_network().parameters()) == 1 * 7 + 7 + 7 * 2 + 2
-    with pytest.raises(ValueError, match="gamma must be > 0"):
+    with pytest.raises(ValueError, match="gamma must be a finite number > 0"):
         get_problem("hig-toy", gamma=0.0)
