@@ -1,6 +1,7 @@
 """Compare optimizers on one problem: same initial weights and data per seed, results written as runs finish."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -8,12 +9,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from filelock import Timeout
 
 from .methods import check_settings, get_method, resolve_hyperparameters
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
-from .storage import (StoredRun, difference, machine_info, machine_label, run_path, same_run, save_run, setting,
-                      stored_runs, write_summary)
+from .storage import (StoredRun, difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
+                      save_run, setting, stored_runs, summary_lock, write_summary)
 from .train import RunResult, held_out_set, train_run
 
 
@@ -91,38 +93,83 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     held_out = held_out_set(problem, header["held_out_size"])
     here = machine_label(header["machine"])
     runs: dict[tuple[str, int], RunResult] = {}
-    for (name, seed), spec in specs.items():
-        cached = plan.cached.get((name, seed))
-        if cached is not None:
-            report.log(f"  {name:<9} seed {seed}  already finished in {out_dir}, skipped")
-            if time_budget and cached.machine and cached.machine != here:
-                report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
-                           f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")
-            runs[(name, seed)] = cached
-            continue
-        result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
-                           hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
-                           progress=report)
-        result = dataclasses.replace(result, machine=here)
-        runs[(name, seed)] = result
-        if out_dir is not None:
-            save_run(out_dir, spec, result)
+    for (name, seed), cached in plan.cached.items():
+        report.log(f"  {name:<9} seed {seed}  already finished in {out_dir}, skipped")
+        if time_budget and cached.machine and cached.machine != here:
+            report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
+                       f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")
+        runs[(name, seed)] = cached
+    todo = [key for key in specs if key not in runs]
+    for blocking in (False, True):      # runs another command is training right now are taken up last
+        waiting = []
+        for name, seed in todo:
+            with _claim(out_dir, name, seed, blocking) as claimed:
+                if not claimed:
+                    waiting.append((name, seed))
+                    continue
+                done = load_run(out_dir, name, seed, specs[(name, seed)]) if out_dir is not None and resume \
+                    else None                                   # finished by another command meanwhile
+                if done is not None:
+                    report.log(f"  {name:<9} seed {seed}  finished by another command in {out_dir}, skipped")
+                    runs[(name, seed)] = done
+                    continue
+                result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
+                                   hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
+                                   progress=report)
+                runs[(name, seed)] = dataclasses.replace(result, machine=here)
+                if out_dir is not None:
+                    save_run(out_dir, specs[(name, seed)], runs[(name, seed)])
+        todo = waiting
     if out_dir is None:
         return dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs.values()])
+    with summary_lock(out_dir):
+        return _write(out_dir, problem, header, specs, runs, plan, seeds, trained=bool(
+            [key for key in specs if key not in plan.cached]), report=report)
+
+
+def _claim(out: Path | None, name: str, seed: int, blocking: bool):
+    """A context that holds the run's lock (yields True), or yields False when another command holds it and
+    ``blocking`` is off; without an output directory there is nothing to lock."""
+    if out is None:
+        return contextlib.nullcontext(True)
+    lock = run_lock(out, name, seed)
+
+    @contextlib.contextmanager
+    def held():
+        try:
+            lock.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    return held()
+
+
+def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: dict[tuple[str, int], RunResult],
+           plan: "RunPlan", seeds: Sequence[int], trained: bool, report) -> dict[str, Any]:
+    """The summary of every finished run of this setting in ``out_dir`` (runs other commands finished meanwhile
+    included), written unless it is already there."""
     rewritten = {run_path(out_dir, name, seed) for name, seed in specs}
     for path in plan.replace:                       # --force: files of other settings that this summary replaces
         if path not in rewritten:
             path.unlink(missing_ok=True)
-    for (name, seed), stored in plan.joined.items():
-        runs[(name, seed)] = stored.result
+    shared = setting(next(iter(specs.values())))
+    stored, _ = stored_runs(out_dir)
+    for (name, seed), run in stored.items():
+        if (name, seed) in runs or setting(run.spec) != shared:
+            continue
+        runs[(name, seed)] = run.result
         if name not in header["optimizers"]:
             header["optimizers"].append(name)
-            header["hyperparameters"][name] = stored.spec.get("hyperparameters")
-            header["batch_size"][name] = stored.spec.get("batch_size")
+            header["hyperparameters"][name] = run.spec.get("hyperparameters")
+            header["batch_size"][name] = run.spec.get("batch_size")
     asked = list(seeds)
     header["seeds"] = sorted({seed for _, seed in runs}, key=lambda s: (0, asked.index(s)) if s in asked else (1, s))
     ordered = [runs[(name, seed)] for seed in header["seeds"] for name in header["optimizers"] if (name, seed) in runs]
-    trained = any(key not in plan.cached for key in specs)
     unchanged = None if trained else _summary_describing(out_dir, ordered)
     if unchanged is not None:
         report.log(f"  {out_dir}/summary.json already describes these {len(ordered)} runs: nothing rewritten")

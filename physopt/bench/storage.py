@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+from filelock import FileLock
 
 from .train import RunResult
 
@@ -74,6 +75,20 @@ def write_benchmark(out: str | Path, name: str, command: str | None, device: tor
 
 def run_path(out: Path, optimizer: str, seed: int) -> Path:
     return out / "runs" / f"{optimizer}_seed{seed}.json"
+
+
+def run_lock(out: Path, optimizer: str, seed: int) -> FileLock:
+    """The lock a command holds while it trains one run into ``out``: two commands writing one directory at once
+    never train the same run twice (an OS file lock, released when its process dies, even by kill -9)."""
+    path = out / "runs" / f".{optimizer}_seed{seed}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
+
+
+def summary_lock(out: Path) -> FileLock:
+    """The lock held while the summary of ``out`` is assembled and written."""
+    out.mkdir(parents=True, exist_ok=True)
+    return FileLock(out / ".summary.lock")
 
 
 def save_run(out: Path, spec: dict[str, Any], result: RunResult) -> None:
