@@ -28,17 +28,22 @@ def _timed(implementation: str, pass_: str, fn: Callable[[], Any], device: torch
 # One simulation step: physopt vs PhiFlow
 # ----------------------------------------------------------------------------------------------------------------
 
-def _phiflow_step(n: int, dx: float, dt: float, device: torch.device, velocity: torch.Tensor,
-                  marker: torch.Tensor):
-    """The authors' step written with PhiFlow (MacCormack self-advection, CG pressure solve with abs. tolerance 1e-4,
-    energy rescale, MacCormack marker advection) on the same fields. Returns a zero-argument step.
+#: PhiFlow's pressure solve as the SIP authors configure it, made to converge: conjugate gradients on the torch
+#: backend, absolute tolerance 1e-4 (the authors' value), rank_deficiency=0 (with PhiFlow 3.4 / phiml 1.16 the
+#: default, or 1, leaves some examples of a batch un-projected on this periodic system: max |div v| ~ 1, checked in
+#: every run), the whole step traced once with math.jit_compile. Non-convergence raises, it is not suppressed.
+PHIFLOW_SOLVE = dict(method="CG", rel_tol=0.0, abs_tol=1e-4, max_iterations=1000, rank_deficiency=0)
+#: the largest max |div v| of a projected velocity that counts as divergence-free in the check
+DIVERGENCE_FREE = 1e-3
 
-    The CG is PhiFlow's 'scipy-CG' from a zero initial guess: with PhiFlow 3.4 / phiml 1.16 the torch CG and
-    biCG-stab report "diverged" within ~10 iterations on this singular periodic system (float32 and float64), and
-    scipy's CG reaches its 1000-iteration limit on a few examples of a batch of 64 (accepted here, as PhiFlow's
-    ``suppress`` does, so the PhiFlow time includes those iterations)."""
+
+def _phiflow_step(n: int, dx: float, dt: float, device: torch.device, velocity: torch.Tensor,
+                  marker: torch.Tensor) -> tuple[Callable[[], Any], Callable[[Any], tuple[torch.Tensor, torch.Tensor]]]:
+    """The authors' step written with PhiFlow (MacCormack self-advection, CG pressure solve, energy rescale,
+    MacCormack marker advection) on the same fields, with :data:`PHIFLOW_SOLVE`. Returns the zero-argument step and
+    a function that turns its output into physopt's layout (velocity (B, 2, n, n), marker (B, n, n))."""
     from phi.torch import TORCH
-    from phi.torch.flow import (Box, CenteredGrid, NotConverged, Solve, StaggeredGrid, advect, batch as bdim, dual, extrapolation,
+    from phi.torch.flow import (Box, CenteredGrid, Solve, StaggeredGrid, advect, batch as bdim, dual, extrapolation,
                                 field, fluid, math, spatial)
     TORCH.set_default_device("GPU" if device.type == "cuda" else "CPU")
     bounds = Box(x=n * dx, y=n * dx)
@@ -47,20 +52,39 @@ def _phiflow_step(n: int, dx: float, dt: float, device: torch.device, velocity: 
     m = CenteredGrid(math.tensor(marker.transpose(-1, -2), bdim("b"), spatial("x,y")), extrapolation.PERIODIC,
                      bounds=bounds, x=n, y=n)
 
-    def step():
+    @math.jit_compile
+    def step(v, m):
         energy = field.mean(v ** 2)
         w = advect.mac_cormack(v, v, dt)
-        w, _ = fluid.make_incompressible(w, solve=Solve("scipy-CG", 0, 1e-4, max_iterations=1000,
-                                                        suppress=[NotConverged]))
+        w, _ = fluid.make_incompressible(w, solve=Solve(**PHIFLOW_SOLVE))
         w = w * math.sqrt(energy / field.mean(w ** 2))
         return w, advect.mac_cormack(m, w, dt)
 
-    return step
+    def to_torch(out: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        w, m1 = out
+        values = w.values
+        comps = [values[{"~vector": k}].native("b,x,y")[:, :n, :n].transpose(-1, -2) for k in ("x", "y")]
+        return torch.stack(comps, 1), m1.values.native("b,x,y").transpose(-1, -2)
+
+    return lambda: step(v, m), to_torch
+
+
+def _agreement(ours: tuple[torch.Tensor, torch.Tensor], theirs: tuple[torch.Tensor, torch.Tensor],
+               dx: float) -> dict[str, float]:
+    """How far PhiFlow's step is from physopt's on the same input (relative max differences) and how divergence-free
+    each projected velocity is (max |div v|): the baseline's output is checked in the run that times it."""
+    from problems.solvers.staggered import divergence
+    (v_ours, m_ours), (v_theirs, m_theirs) = ours, theirs
+    rel = lambda a, b: float((a - b).abs().max() / b.abs().max())  # noqa: E731
+    return {"velocity_rel_diff": rel(v_theirs.to(v_ours), v_ours), "marker_rel_diff": rel(m_theirs.to(m_ours), m_ours),
+            "max_divergence_physopt": float(divergence(v_ours, dx).abs().max()),
+            "max_divergence_phiflow": float(divergence(v_theirs.to(v_ours), dx).abs().max())}
 
 
 def step_timing(batch: int = 64, resolution: int = 64, repeats: int = 5, device: str = "cpu",
                 backward: bool = True) -> list[dict[str, Any]]:
-    """Time one step of the navier-stokes problem's physics (float32) with physopt and, if installed, PhiFlow."""
+    """Time one step of the navier-stokes problem's physics (float32) with physopt and, if installed, PhiFlow
+    (configured as :data:`PHIFLOW_SOLVE`); PhiFlow's output is compared with physopt's in the same run."""
     from problems import get_problem
     from problems.solvers.staggered import fluid_step, project
     dev = torch.device(device)
@@ -83,8 +107,13 @@ def step_timing(batch: int = 64, resolution: int = 64, repeats: int = 5, device:
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            step = _phiflow_step(c.resolution, c.dx, c.dt, dev, v0, m0)
-            rows.append(_timed("phiflow", "forward", step, dev, repeats, version=phi.__version__))
+            step, to_torch = _phiflow_step(c.resolution, c.dx, c.dt, dev, v0, m0)
+            with torch.no_grad():
+                checks = _agreement(fluid_step(v0, m0, c.dt, c.dx), to_torch(step()), c.dx)
+            note = "" if checks["max_divergence_phiflow"] <= DIVERGENCE_FREE else \
+                "NOT divergence-free after projection: not a fair baseline"
+            rows.append(_timed("phiflow", "forward", step, dev, repeats, version=phi.__version__,
+                               solve=dict(PHIFLOW_SOLVE), note=note, **checks))
     for r in rows:
         r.update(batch=batch, resolution=c.resolution, repeats=repeats)
     return rows
@@ -102,6 +131,12 @@ def format_step_rows(rows: list[dict[str, Any]]) -> str:
     theirs = next((r["seconds"] for r in rows if r["implementation"] == "phiflow"), None)
     if ours and theirs:
         lines.append(f"\nPhiFlow / physopt (forward step, same run): {theirs / ours:.3g}x")
+    checked = next((r for r in rows if "velocity_rel_diff" in r), None)
+    if checked:
+        lines.append(f"PhiFlow's output checked in this run: velocity {checked['velocity_rel_diff']:.2g} and marker "
+                     f"{checked['marker_rel_diff']:.2g} from physopt's (relative max difference); max |div v| after "
+                     f"projection {checked['max_divergence_phiflow']:.2g} (physopt {checked['max_divergence_physopt']:.2g})"
+                     f"; solve {checked['solve']}")
     return "\n".join(lines)
 
 
