@@ -7,6 +7,7 @@ Training solves  min_theta  sum_i L_i(NN(inputs_i | theta))  (SIP paper, Eq. 3).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
@@ -145,6 +146,10 @@ class Problem(ABC):
         config = config.replace(**overrides) if overrides else config.check()
         self.config = config
         self.device = torch.device(device)
+        if self.device.type == "cuda" and (not torch.cuda.is_available() or
+                                           (self.device.index or 0) >= torch.cuda.device_count()):
+            raise ProblemError(f"device '{device}' was asked for, but this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s): use device='cpu'")
         self.dtype = dtype
 
     # ---- shapes -------------------------------------------------------------------------------------------------
@@ -168,6 +173,19 @@ class Problem(ABC):
     def sample_solution(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """Ground-truth solutions x*, float64 on the CPU, shape (batch_size, *x_shape)."""
         raise NotImplementedError(f"{type(self).__name__} must implement sample() or sample_solution()")
+
+    def __init_subclass__(cls, **kwargs: Any):
+        """Every problem's ``forward`` checks its input first: x of shape (B, *x_shape), B the batch's size."""
+        super().__init_subclass__(**kwargs)
+        physics = cls.__dict__.get("forward")
+        if physics is not None and not getattr(physics, "_checks_input", False):
+            @functools.wraps(physics)
+            def forward(self, x: Tensor, batch: Batch | None = None, *args: Any, **kw: Any) -> Tensor:
+                self.check_physics_input(x, batch)
+                return physics(self, x, batch, *args, **kw)
+
+            forward._checks_input = True
+            cls.forward = forward
 
     # ---- physics ------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -227,6 +245,16 @@ class Problem(ABC):
         return {"loss": loss, "x_error": None if err is None else err.mean().item()}
 
     # ---- validation ---------------------------------------------------------------------------------------------
+    def check_physics_input(self, x: Tensor, batch: Batch | None) -> None:
+        """ProblemError if x is not a tensor of shape (B, *x_shape) with B the batch's size (cheap: shapes only)."""
+        if not isinstance(x, Tensor):
+            raise ProblemError(f"{self.name}: the physics takes a torch.Tensor x, got {type(x).__name__}")
+        size = batch.batch_size if isinstance(batch, Batch) else x.shape[0] if x.dim() else None
+        if x.dim() != len(self.x_shape) + 1 or tuple(x.shape[1:]) != tuple(self.x_shape) or x.shape[0] != size:
+            raise ProblemError(f"{self.name}: the physics got x of shape {tuple(x.shape)}, expected "
+                               f"{(size, *self.x_shape)} (batch size {size}, x_shape {tuple(self.x_shape)}); check "
+                               f"the network's output layer or reshape its output")
+
     def check_prediction(self, x: Tensor, batch: Batch) -> None:
         """Raise :class:`ProblemError` with a fix if x does not fit this problem and batch."""
         if not isinstance(x, Tensor):

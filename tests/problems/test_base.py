@@ -202,3 +202,20 @@ def test_batch_moves_floating_tensors_and_maps_over_present_fields():
     assert moved.inputs.dtype == torch.int64 and moved.target.dtype == torch.float32 and moved.x_true is None
     assert batch.vmap_dims() == Batch(0, 0, None) and batch.vmap_dims(1) == Batch(1, 1, None)
     assert batch.batch_size == 2
+
+
+def test_every_problems_physics_checks_the_shape_of_x_against_x_shape_and_the_batch():
+    from problems import list_problems
+    for name in list_problems():
+        p = get_problem(name, **SMALL.get(name, {}))
+        batch = p.sample(2, torch.Generator().manual_seed(0))
+        wrong = torch.zeros(3, *p.x_shape)
+        with pytest.raises(ProblemError, match=r"the physics got x of shape \(3, .*expected \(2, "):
+            p.forward(wrong, batch)
+
+
+def test_a_cuda_device_without_cuda_is_refused_where_the_problem_is_made():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ProblemError, match="0 CUDA device.*device='cpu'"):
+        get_problem("exp", device="cuda")

@@ -209,5 +209,5 @@ def test_bad_config_raises(overrides, message):
 def test_wrong_number_of_controls_is_rejected():
     p = get_problem("oscillators")
     batch = p.sample(2, torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="expected 96"):
+    with pytest.raises(ValueError, match=r"expected \(2, 96\)"):
         p.forward(torch.zeros(2, 95), batch)
