@@ -117,6 +117,9 @@ def names(text: str | None, allowed: Sequence[str] | None = None, what: str = "n
     if text is None:
         return None
     out = [n.strip() for n in text.split(",") if n.strip()]
+    if not out:
+        raise ValueError(f"the list of {what}s is empty ('{text}'); give comma-separated names, or leave the option "
+                         f"out for the default")
     if allowed is not None:
         from .names import lookup
         out = [lookup(what, n, {a: a for a in allowed}) for n in out]
@@ -132,9 +135,13 @@ def resolve_device(device: str = "auto"):
         dev = torch.device(device)
     except RuntimeError:
         raise ValueError(f"--device '{device}' is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
+        raise ValueError(f"--device '{device}' is not a device physopt trains on; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but torch sees no CUDA device "
                          f"(torch {torch.__version__}); use --device cpu or auto")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -186,7 +193,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = problem_config(args)
     seeds = int_list(args.seeds, "--seeds", 0) if args.seeds is not None else [0]
     evaluations = args.evaluations if args.evaluations is not None else 30
-    if args.preset:
+    if args.preset is not None:
         from problems import get_preset
         preset = get_preset(args.problem, args.preset)
         if args.iterations is None and args.time_budget is None:
@@ -425,7 +432,8 @@ def add_problem_options(p: argparse.ArgumentParser) -> None:
 
 def add_length(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--iterations", type=count(1), default=None, help=f"training iterations per {what}")
-    p.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help=f"training seconds per {what}")
+    p.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS",
+                   help=f"training seconds per {what}")
     p.add_argument("--batch-size", type=count(1), default=None, help="one batch size for all (default: the paper's per "
                    "optimizer)")
 

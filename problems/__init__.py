@@ -49,7 +49,8 @@ def get_preset(problem: str, preset: str) -> Preset:
     return lookup("problem", problem, PROBLEMS).benchmark.preset(preset, problem)
 
 
-__all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError", "PROBLEMS", "register", "get_problem",
-           "list_problems", "get_preset", "PRESET_NAMES", "BenchmarkSettings", "OptimizerSettings", "Preset", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
+__all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError", "PROBLEMS", "register",
+           "get_problem", "list_problems", "get_preset", "PRESET_NAMES", "BenchmarkSettings", "OptimizerSettings",
+           "Preset", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
            "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem",
            "NavierStokesProblem"]

@@ -100,26 +100,32 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                        f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")
         runs[(name, seed)] = cached
     todo = [key for key in specs if key not in runs]
-    for blocking in (False, True):      # runs another command is training right now are taken up last
-        waiting = []
-        for name, seed in todo:
-            with _claim(out_dir, name, seed, blocking) as claimed:
-                if not claimed:
-                    waiting.append((name, seed))
-                    continue
-                done = load_run(out_dir, name, seed, specs[(name, seed)]) if out_dir is not None and resume \
-                    else None                                   # finished by another command meanwhile
-                if done is not None:
-                    report.log(f"  {name:<9} seed {seed}  finished by another command in {out_dir}, skipped")
-                    runs[(name, seed)] = done
-                    continue
-                result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
-                                   hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
-                                   progress=report)
-                runs[(name, seed)] = dataclasses.replace(result, machine=here)
-                if out_dir is not None:
-                    save_run(out_dir, specs[(name, seed)], runs[(name, seed)])
-        todo = waiting
+    try:
+        for blocking in (False, True):      # runs another command is training right now are taken up last
+            waiting = []
+            for name, seed in todo:
+                with _claim(out_dir, name, seed, blocking) as claimed:
+                    if not claimed:
+                        waiting.append((name, seed))
+                        continue
+                    done = load_run(out_dir, name, seed, specs[(name, seed)]) if out_dir is not None and resume \
+                        else None                                   # finished by another command meanwhile
+                    if done is not None:
+                        report.log(f"  {name:<9} seed {seed}  finished by another command in {out_dir}, skipped")
+                        runs[(name, seed)] = done
+                        continue
+                    result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
+                                       hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
+                                       progress=report)
+                    runs[(name, seed)] = dataclasses.replace(result, machine=here)
+                    if out_dir is not None:
+                        save_run(out_dir, specs[(name, seed)], runs[(name, seed)])
+            todo = waiting
+    except KeyboardInterrupt:                  # the runs finished so far get their summary before the exit
+        if out_dir is not None and runs:
+            with summary_lock(out_dir):
+                _write(out_dir, problem, header, specs, runs, plan, seeds, trained=True, report=report)
+        raise
     if out_dir is None:
         return dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs.values()])
     with summary_lock(out_dir):

@@ -65,7 +65,13 @@ def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn
                 raise Diverged(f"step {counter[0]}: the loss is {loss.item()}; the weights were not changed")
             loss.backward()
             _check_finite_grads(net, f"step {counter[0]}")
+            before = [p.detach().clone() for p in net.parameters()]
             opt.step()
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                with torch.no_grad():
+                    for p, b in zip(net.parameters(), before):
+                        p.copy_(b)
+                raise Diverged(f"step {counter[0]}: the update made weights NaN/inf; the step was undone")
             return loss.item()
 
         return step

@@ -138,10 +138,27 @@ def read_run(path: Path) -> StoredRun:
         spec, result = data["spec"], RunResult.from_json(data["result"])
         if not isinstance(spec, dict) or (spec.get("optimizer"), spec.get("seed")) != (result.optimizer, result.seed):
             raise ValueError("its spec and its result name different runs")
+        _check_result(result)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise RunFileError(path, f"{path} is not a complete run file ({type(err).__name__}: {err}); delete it to retrain "
-                           f"that run, or pass --force to retrain every run whose file is unusable") from None
+        raise RunFileError(path, f"{path} is not a complete run file ({type(err).__name__}: {err}); delete it to "
+                                 f"retrain that run, or pass --force to retrain every run whose file is "
+                                 f"unusable") from None
     return StoredRun(path, spec, result)
+
+
+def _check_result(r: RunResult) -> None:
+    """ValueError naming the first field of a loaded run that has the wrong type (a file edited by hand)."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    checks = [("optimizer", isinstance(r.optimizer, str)), ("seed", isinstance(r.seed, int)),
+              ("iterations", isinstance(r.iterations, int) and r.iterations >= 0),
+              ("wall_time_s", number(r.wall_time_s) and r.wall_time_s >= 0),
+              ("final", isinstance(r.final, dict) and all(v is None or number(v) for v in r.final.values())),
+              ("hyperparameters", isinstance(r.hyperparameters, dict)), ("status", isinstance(r.status, str)),
+              ("init_checksum", isinstance(r.init_checksum, str)), ("curve", isinstance(r.curve, list) and r.curve),
+              ("machine", r.machine is None or isinstance(r.machine, str))]
+    bad = next((name for name, ok in checks if not ok), None)
+    if bad is not None:
+        raise ValueError(f"its field result.{bad} has the wrong type or value: {getattr(r, bad)!r}")
 
 
 def stored_runs(out: Path) -> tuple[dict[tuple[str, int], StoredRun], list[RunFileError]]:

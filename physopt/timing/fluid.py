@@ -135,7 +135,8 @@ def format_step_rows(rows: list[dict[str, Any]]) -> str:
     if checked:
         lines.append(f"PhiFlow's output checked in this run: velocity {checked['velocity_rel_diff']:.2g} and marker "
                      f"{checked['marker_rel_diff']:.2g} from physopt's (relative max difference); max |div v| after "
-                     f"projection {checked['max_divergence_phiflow']:.2g} (physopt {checked['max_divergence_physopt']:.2g})"
+                     f"projection {checked['max_divergence_phiflow']:.2g} "
+                     f"(physopt {checked['max_divergence_physopt']:.2g})"
                      f"; solve {checked['solve']}")
     return "\n".join(lines)
 

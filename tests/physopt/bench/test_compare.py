@@ -228,3 +228,41 @@ def test_a_truncated_run_file_is_named_not_silently_retrained(tmp_path, cli):
     assert code == 2 and f"{run} is not a complete run file" in err and "--force" in err
     assert cli(*_quick(tmp_path, "--force"))[0] == 0
     assert json.loads(run.read_text())["result"]["optimizer"] == "adam"
+
+
+def test_an_update_that_leaves_nan_weights_is_undone_and_the_run_recorded_as_diverged(tmp_path, cli):
+    code, _, _ = cli("compare", "exp", "--iterations", "3", "--optimizers", "rmsprop", "--hparam", "rmsprop.alpha=5",
+                     "--device", "cpu", "--evaluations", "1", "--out", str(tmp_path), "--quiet")
+    run = json.loads((tmp_path / "summary.json").read_text())["runs"][0]
+    assert code == 0 and run["status"].startswith("diverged: step 1: the update made weights NaN/inf")
+    assert all(v is None or v == v for v in run["final"].values())          # the held-out metrics are not NaN
+
+
+def test_a_run_file_edited_with_wrong_types_is_named_before_anything_trains(tmp_path, cli):
+    assert cli(*_quick(tmp_path))[0] == 0
+    run = tmp_path / "runs" / "adam_seed0.json"
+    data = json.loads(run.read_text())
+    data["result"]["status"] = None
+    run.write_text(json.dumps(data))
+    summary = (tmp_path / "summary.json").read_bytes()
+    code, _, err = cli(*_quick(tmp_path))
+    assert code == 2 and "result.status has the wrong type" in err and "Traceback" not in err
+    assert (tmp_path / "summary.json").read_bytes() == summary
+
+
+def test_an_interrupted_comparison_leaves_a_summary_of_the_runs_it_finished(tmp_path, monkeypatch):
+    import importlib
+    compare_module = importlib.import_module("physopt.bench.compare")
+    real, calls = compare_module.train_run, []
+
+    def interrupted_on_the_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compare_module, "train_run", interrupted_on_the_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        compare(get_problem("exp"), ["adam", "sgd"], iterations=2, batch_size=4, evaluations=1, out=tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(r["optimizer"], r["seed"]) for r in summary["runs"]] == [("adam", 0)]
