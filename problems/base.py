@@ -98,6 +98,14 @@ class ProblemConfig:
         return self
 
 
+def _check_sample_arguments(problem: str, batch_size: Any, generator: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ProblemError(f"{problem}: sample() takes an integer batch size >= 1, got {batch_size!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ProblemError(f"{problem}: sample() takes a torch.Generator (or None) as generator, got "
+                           f"{type(generator).__name__}; e.g. torch.Generator().manual_seed(0)")
+
+
 def _check_field(config: str, name: str, value: Any, default: Any, positive: bool) -> None:
     where = f"a field of {config}"
     if isinstance(default, tuple):
@@ -166,6 +174,7 @@ class Problem(ABC):
         Default: x* = :meth:`sample_solution` (float64, CPU), y* = P(x*) (``forward`` called with batch=None), and
         the network sees y*. Problems whose data is posed differently override this method.
         """
+        _check_sample_arguments(self.name, batch_size, generator)
         x = self.sample_solution(batch_size, generator)
         y = self.forward(x, None)
         return Batch(inputs=y, target=y, x_true=x).to(self.device, self.dtype)
@@ -175,7 +184,8 @@ class Problem(ABC):
         raise NotImplementedError(f"{type(self).__name__} must implement sample() or sample_solution()")
 
     def __init_subclass__(cls, **kwargs: Any):
-        """Every problem's ``forward`` checks its input first: x of shape (B, *x_shape), B the batch's size."""
+        """Every problem's ``forward`` checks its input first (x of shape (B, *x_shape), B the batch's size), and
+        every ``sample`` its arguments (an integer batch size >= 1, a torch.Generator or None)."""
         super().__init_subclass__(**kwargs)
         physics = cls.__dict__.get("forward")
         if physics is not None and not getattr(physics, "_checks_input", False):
@@ -186,6 +196,15 @@ class Problem(ABC):
 
             forward._checks_input = True
             cls.forward = forward
+        sampler = cls.__dict__.get("sample")
+        if sampler is not None and not getattr(sampler, "_checks_input", False):
+            @functools.wraps(sampler)
+            def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+                _check_sample_arguments(self.name, batch_size, generator)
+                return sampler(self, batch_size, generator)
+
+            sample._checks_input = True
+            cls.sample = sample
 
     # ---- physics ------------------------------------------------------------------------------------------------
     @abstractmethod

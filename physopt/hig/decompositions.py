@@ -77,6 +77,13 @@ def _check_finite(name: str, t: Tensor) -> None:
                                  f"the network output for NaN (e.g. lower the learning rate)")
 
 
+def _check_overflow(t: Tensor, kappa: float, beta: float) -> None:
+    if not torch.isfinite(t).all():
+        raise HalfInversionError(f"the half-inverse overflowed (kappa = {kappa:g}, beta = {beta:g} on singular values "
+                                 f"spanning many orders of magnitude): raise the truncation tau, or use exponents "
+                                 f"closer to 0")
+
+
 def _with_retry(decompose: Callable[[torch.dtype], tuple[Tensor, ...]], dtype: torch.dtype,
                 what: str) -> tuple[tuple[Tensor, ...], torch.dtype]:
     """Run ``decompose(dtype)``; on failure or non-finite output retry in float64; then raise."""
@@ -129,6 +136,7 @@ def gram_coefficients(G: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float 
     kept = int((coeff != 0).sum())
     scale = s[0] ** beta if (beta != 0 and s.numel() and s[0] > 0) else 1.0
     w = scale * (U @ (coeff * (U.T @ g.to(used))))
+    _check_overflow(w, kappa, beta)
     return w, Spectrum(s, kept, "gram", used)
 
 
@@ -152,7 +160,9 @@ def svd_coefficients(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float =
     coeff = truncated_power(s, kappa, truncation)
     kept = int((coeff != 0).sum())
     scale = s[0] ** beta if (beta != 0 and s.numel() and s[0] > 0) else 1.0
-    return coeff * (U.T @ g.to(used)), Vh, scale, Spectrum(s, kept, "svd", used)
+    c = coeff * (U.T @ g.to(used))
+    _check_overflow(c * scale, kappa, beta)
+    return c, Vh, scale, Spectrum(s, kept, "svd", used)
 
 
 def half_inverse_svd(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0, truncation: float = 1e-6,

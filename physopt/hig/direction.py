@@ -24,7 +24,7 @@ from . import dense, factored
 from .decompositions import HalfInversionError, Spectrum, check_spectral_parameters, choose_decomposition
 from .memory import decomposition_bytes
 from .per_example import Physics, slice_examples, trainable_parameters
-from ..validation import check_choice
+from ..validation import check_choice, check_integer
 
 __all__ = ["HIGStats", "HIG_ROUTES", "ROUTES", "Route", "hig_direction", "loss_gradient"]
 
@@ -107,6 +107,12 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     """
     check_choice("route", route, HIG_ROUTES)
     check_spectral_parameters(kappa, beta, truncation)
+    check_integer("chunk_size", chunk_size, low=1, optional=True)
+    check_integer("memory_bound", memory_bound, low=1, optional=True)
+    check_choice("dtype", dtype, (torch.float32, torch.float64))
+    if not isinstance(inputs, Tensor) or inputs.dim() < 1 or inputs.shape[0] < 1:
+        raise ValueError(f"inputs must be a tensor with at least one example along dim 0, got "
+                         f"{tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__}")
     params = trainable_parameters(model)
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())
