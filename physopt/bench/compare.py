@@ -14,7 +14,7 @@ from filelock import Timeout
 from .methods import check_settings, get_method, resolve_hyperparameters
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
-from .storage import (StoredRun, difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
+from .storage import (difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
                       save_run, setting, stored_runs, summary_lock, write_summary)
 from .train import RunResult, held_out_set, train_run
 
@@ -129,8 +129,8 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     if out_dir is None:
         return dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs.values()])
     with summary_lock(out_dir):
-        return _write(out_dir, problem, header, specs, runs, plan, seeds, trained=bool(
-            [key for key in specs if key not in plan.cached]), report=report)
+        return _write(out_dir, problem, header, specs, runs, plan, seeds,
+                      trained=any(key not in plan.cached for key in specs), report=report)
 
 
 def _claim(out: Path | None, name: str, seed: int, blocking: bool):
@@ -188,10 +188,9 @@ def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: di
 
 @dataclasses.dataclass
 class RunPlan:
-    """What ``compare`` does with what ``out/runs/`` holds: runs to reuse, runs of the same setting that join the
-    summary, and files to replace (only with ``force``)."""
+    """What ``compare`` does with what ``out/runs/`` holds: runs to reuse and files to replace (only with ``force``).
+    Runs of the same setting that were not asked for join the summary when it is written (:func:`_write`)."""
     cached: dict[tuple[str, int], RunResult]
-    joined: dict[tuple[str, int], StoredRun]
     replace: list[Path]
 
 
@@ -199,7 +198,7 @@ def plan_runs(out: Path | None, specs: dict[tuple[str, int], dict[str, Any]], *,
               force: bool) -> RunPlan:
     """Match the requested runs against ``out/runs/``; ValueError naming the files when finished runs would be
     replaced by other settings or left out of the summary (unless ``force``)."""
-    plan = RunPlan({}, {}, [])
+    plan = RunPlan({}, [])
     if out is None:
         return plan
     stored, broken = stored_runs(out)
@@ -218,7 +217,7 @@ def plan_runs(out: Path | None, specs: dict[tuple[str, int], dict[str, Any]], *,
             else:
                 conflicts.append(f"{run.path.name}: {difference(run.spec, specs[key])}")
         elif setting(run.spec) == shared:
-            plan.joined[key] = run
+            continue                                # joins the summary
         elif force:
             plan.replace.append(run.path)
         else:

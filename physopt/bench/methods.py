@@ -161,8 +161,8 @@ def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, A
 
 def check_settings(method: Method, problem: Any, hparams: dict[str, Any]) -> None:
     """Build ``method``'s optimizer once on a throwaway network, so that an unknown or ill-typed setting (say
-    ``--hparam adam.lrr=1``) fails with a clear line before anything trains."""
-    validate_hyperparameters(method.name, hparams)
+    ``--hparam adam.lrr=1``) fails with a clear line before anything trains. ``hparams`` are the resolved ones
+    (:func:`resolve_hyperparameters` has validated lr and batch size)."""
     try:
         method.build(problem.default_network(), problem, optimizer_arguments(hparams))
     except (TypeError, ValueError) as err:
