@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -19,16 +20,25 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FloatingPointError)
 
 # ---- values -----------------------------------------------------------------------------------------------------
 
+#: where a list of KEY=VALUE pairs is split: at a comma followed by the next KEY=, so a value may hold commas
+_NEXT_PAIR = re.compile(r",(?=\s*[A-Za-z_][\w.\-]*\s*=)")
+
+
 def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    """``KEY=VALUE`` pairs (several per item, comma-separated; a value may contain commas, e.g. ``coupling=1,2``);
+    a key given twice is refused."""
     pairs: dict[str, str] = {}
     for item in items:
-        for part in item.split(","):
-            if not part.strip():
+        for part in _NEXT_PAIR.split(item):
+            if not part.strip(","):
                 continue
             if "=" not in part:
                 raise ValueError(f"{what} must look like KEY=VALUE, got '{part}'")
             k, v = part.split("=", 1)
-            pairs[k.strip()] = v.strip()
+            k, v = k.strip(), v.strip().rstrip(",").strip()
+            if k in pairs:
+                raise ValueError(f"{what} {k} is given twice ({pairs[k]} and {v}); give each key once")
+            pairs[k] = v
     return pairs
 
 
@@ -41,9 +51,20 @@ def _number(v: str) -> Any:
     return v
 
 
+def _setting(v: str) -> Any:
+    """An optimizer setting as typed: true/false -> bool, comma-separated numbers -> tuple, else a number (or the
+    text, for the optimizer to refuse)."""
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    if "," in v:
+        return tuple(_number(p.strip()) for p in v.split(",") if p.strip())
+    return _number(v)
+
+
 def problem_config(args: argparse.Namespace) -> dict[str, Any]:
-    """``--param KEY=VALUE`` as problem config overrides."""
-    return {k: _number(v) for k, v in _pairs(args.param, "--param").items()}
+    """``--param KEY=VALUE`` as problem config overrides; each value stays text, parsed by its field's type
+    (:meth:`problems.ProblemConfig.replace`)."""
+    return _pairs(args.param, "--param")
 
 
 def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -53,7 +74,10 @@ def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if "." not in key:
             raise ValueError(f"--hparam keys look like OPTIMIZER.NAME (e.g. adam.lr=3e-4), got '{key}'")
         opt, name = key.split(".", 1)
-        out.setdefault(opt.strip().lower(), {})[name] = _number(value)
+        settings = out.setdefault(opt.strip().lower(), {})
+        if name in settings:
+            raise ValueError(f"--hparam {key} is given twice; give each key once")
+        settings[name] = _setting(value)
     return out
 
 
@@ -76,11 +100,11 @@ def int_list(text: str, what: str, minimum: int = 1) -> list[int]:
 
 
 def orders(text: str) -> list[int]:
-    """'1-9' or '1,2,6,9' (or a mix, '1-3,6') -> the derivative orders, each >= 0."""
+    """'1-9' or '1,2,6,9' (or a mix, '1-3,6') -> the derivative orders, each >= 1."""
     out: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         lo, _, hi = part.partition("-")
-        lo_hi = number_list(f"{lo},{hi or lo}", "--orders (like 1-9 or 1,2,6,9)", int, 0)
+        lo_hi = number_list(f"{lo},{hi or lo}", "--orders (like 1-9 or 1,2,6,9)", int, 1)
         out += range(lo_hi[0], lo_hi[1] + 1)
     if not out:
         raise ValueError(f"--orders is empty, got '{text}'")
@@ -306,13 +330,22 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
                      hig.format_rows, lambda rows: {"rows": rows})
 
 
+def quick_conflicts(args: argparse.Namespace, options: Sequence[str]) -> None:
+    """Refuse ``--quick`` together with any of ``options`` given on the command line: --quick sets those sizes
+    itself, and an explicit size must not be silently overridden."""
+    given = [o for o in options if any(a == o or a.startswith(o + "=") for a in getattr(args, "argv", []))]
+    if args.quick and given:
+        raise ValueError(f"--quick sets the sizes itself; drop {', '.join(given)} or drop --quick")
+
+
 def cmd_zcs_bench(args: argparse.Namespace) -> int:
     from .timing import zcs
+    quick_conflicts(args, ["--ms", "--ns", "--ps", "--center", "--repeats"])
     if args.quick:
         q = zcs.QUICK
         ms, ns, ps, center, repeats = q["ms"], q["ns"], q["ps"], q["center"], q["repeats"]
     else:
-        ms, ns, ps = int_list(args.ms, "--ms"), int_list(args.ns, "--ns"), int_list(args.ps, "--ps", 0)
+        ms, ns, ps = int_list(args.ms, "--ms"), int_list(args.ns, "--ns"), int_list(args.ps, "--ps")
         center, repeats = tuple(int_list(args.center, "--center")), args.repeats
         if len(center) != 3:
             raise ValueError(f"--center is M,N,P, got '{args.center}'")
@@ -329,13 +362,15 @@ def cmd_tangentprop_bench(args: argparse.Namespace) -> int:
     from .timing import tangentprop
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    quick_conflicts(args, ["--orders", "--width", "--depth", "--batch", "--repeats"])
     size = dict(tangentprop.QUICK) if args.quick else {
         "orders": orders(args.orders), "width": args.width, "depth": args.depth, "batch": args.batch,
         "repeats": args.repeats}
     methods = names(args.methods, tangentprop.METHODS, "method")
     return run_micro(args, "timing", lambda device, save: tangentprop.run(
-        **size, methods=methods, device=str(device), dtype=args.dtype, max_step_s=args.max_step_s, log=log,
-        checkpoint=save), tangentprop.format_rows, lambda rows: {"rows": rows, "ratios": tangentprop.ratios(rows)})
+        **size, methods=methods, device=str(device), dtype=args.dtype, max_step_s=args.max_step_s,
+        isolate=not (args.quick or args.in_process), log=log, checkpoint=save),
+        tangentprop.format_rows, lambda rows: {"rows": rows, "ratios": tangentprop.ratios(rows)})
 
 
 def cmd_ns_step_bench(args: argparse.Namespace) -> int:
@@ -402,7 +437,9 @@ def output_dir(text: str) -> str | None:
 
 
 def existing_dir(text: str) -> str:
-    """An argparse type: a directory that exists."""
+    """An argparse type: a directory that exists (not '', which would mean the current one)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the results directory is empty (''); give a directory, e.g. results")
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"'{text}' is not a directory")
     return text
@@ -537,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "physopt zcs-bench --quick")
     z.add_argument("--ms", default="5,10,20,40", help="numbers of functions M (varied at the centre N, P)")
     z.add_argument("--ns", default="250,500,1000,2000", help="numbers of points N (varied at the centre M, P)")
-    z.add_argument("--ps", default="1,2,3,4", help="maximum PDE orders P (varied at the centre M, N)")
+    z.add_argument("--ps", default="1,2,3,4", help="maximum PDE orders P >= 1 (varied at the centre M, N)")
     z.add_argument("--center", default="20,1000,3", help="centre setting M,N,P (the acceptance point)")
     z.add_argument("--engines", default="zcs,funcloop,datavect", help="comma-separated: zcs, funcloop, datavect")
     add_repeats(z, 3)
@@ -547,12 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure in this process instead of a fresh one per engine and setting (CPU peaks less exact)")
     add_device(z)
     add_out(z, None, "timing.json and timing.txt")
-    z.add_argument("--quick", action="store_true", help="tiny sizes, one repeat, in-process: a smoke test")
+    z.add_argument("--quick", action="store_true", help="tiny sizes, one repeat, in-process: a smoke test (not with "
+                   "explicit sizes)")
 
     g = _command(sub, "tangentprop-bench", cmd_tangentprop_bench,
                  "time jets u..u^(n) + backward: n-TangentProp routes vs nested autograd",
                  "physopt tangentprop-bench --orders 1-6 --threads 1")
-    g.add_argument("--orders", default="1-9", help="derivative orders n, e.g. 1-9 or 1,3,6,9")
+    g.add_argument("--orders", default="1-9", help="derivative orders n >= 1, e.g. 1-9 or 1,3,6,9")
     g.add_argument("--width", type=count(1), default=64, help="hidden units per layer")
     g.add_argument("--depth", type=count(1), default=3, help="hidden layers")
     g.add_argument("--batch", type=count(1), default=256, help="points per step")
@@ -566,7 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=count(1), default=None,
                    help="torch CPU threads (default: torch's); 1 avoids slow-downs on a busy machine")
     add_out(g, None, "timing.json and timing.txt")
-    g.add_argument("--quick", action="store_true", help="tiny network, orders 1-3, one repeat: a smoke test")
+    g.add_argument("--in-process", action="store_true",
+                   help="measure in this process instead of a fresh one per method and order (CPU peaks less exact)")
+    g.add_argument("--quick", action="store_true", help="tiny network, orders 1-3, one repeat, in-process: a smoke "
+                   "test (not with explicit sizes)")
 
     s = _command(sub, "ns-step-bench", cmd_ns_step_bench, "time one Navier-Stokes step: physopt's solver vs "
                  "PhiFlow's", "physopt ns-step-bench --batch 8 --resolution 32 --repeats 3")

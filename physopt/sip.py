@@ -159,7 +159,14 @@ class SIP(Optimizer):
             raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights were not "
                                      f"changed")
         snapshot = self._snapshot()
-        self.base.step()
+        try:
+            self.base.step()
+        except RuntimeError as err:
+            if "without overflow" not in str(err):
+                raise
+            self._restore(snapshot)
+            raise PhysicsUpdateError(f"the base optimizer's step size at step {step} does not fit the weights' dtype "
+                                     f"({err}); the step was undone. Lower the learning rate") from None
         if not _all_finite(self._params()):
             self._restore(snapshot)
             raise PhysicsUpdateError(f"the base optimizer's update at step {step} made weights NaN/inf (a finite but "

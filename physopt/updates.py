@@ -36,7 +36,22 @@ def _target_of(target: Any) -> Tensor:
     return t
 
 
+def _check_x(x: Any, target: Tensor, update: str) -> None:
+    """ValueError unless x is a tensor of at least one example and the target has as many."""
+    if not isinstance(x, Tensor) or x.dim() < 1:
+        raise TypeError(f"{update} takes x as a Tensor with a leading batch dimension, got "
+                        f"{type(x).__name__ if not isinstance(x, Tensor) else 'a 0-dim tensor'}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{update} got an empty batch (x of shape {tuple(x.shape)}); it needs at least one example")
+    if target.dim() < 1 or target.shape[0] != x.shape[0]:
+        raise ValueError(f"the target y* has shape {tuple(target.shape)} but x has shape {tuple(x.shape)}: they must "
+                         f"hold the same number of examples along dim 0")
+
+
 def _half_squared_error(y: Tensor, target: Tensor) -> Tensor:
+    if y.shape != target.shape:
+        raise ValueError(f"the physics output of one example has shape {tuple(y.shape)} but its target y* has shape "
+                         f"{tuple(target.shape)}; pass a target of the physics output's shape (B, *y_shape)")
     return 0.5 * (y - target).pow(2).sum()
 
 
@@ -115,6 +130,7 @@ class NewtonUpdate:
 
     def __call__(self, x: Tensor, target: Any) -> Tensor:
         y_star = _target_of(target)
+        _check_x(x, y_star, "NewtonUpdate")
         g, h = self.gradient_and_hessian(x, y_star)
         dx = saddle_free_newton_step(g, h, self.max_loss_change)
         if self.max_step is not None:
@@ -158,6 +174,7 @@ class GaussNewtonUpdate:
 
     def __call__(self, x: Tensor, target: Any) -> Tensor:
         y_star = _target_of(target)
+        _check_x(x, y_star, "GaussNewtonUpdate")
         y, pullback = vjp(self.physics, x)
         if y.shape != y_star.shape:
             raise ValueError(f"physics output has shape {tuple(y.shape)} but the target y* has shape "

@@ -46,13 +46,16 @@ def check_number(name: str, value: Any, *, low: float | None = None, low_inclusi
     return v
 
 
-def check_integer(name: str, value: Any, *, low: int | None = None, optional: bool = False) -> int | None:
-    """``int(value)`` if it is an integer (not a bool, not a non-integral float) >= low, else ValueError."""
+def check_integer(name: str, value: Any, *, low: int | None = None, high: int | None = None,
+                  optional: bool = False) -> int | None:
+    """``int(value)`` if it is an integer (not a bool, not a non-integral float) in [low, high], else ValueError."""
     if value is None and optional:
         return None
-    wanted = "an integer" + (f" >= {low}" if low is not None else "") + (" or None" if optional else "")
+    rule = " and ".join(([f">= {low}"] if low is not None else []) + ([f"<= {high}"] if high is not None else []))
+    wanted = "an integer" + (f" {rule}" if rule else "") + (" or None" if optional else "")
     integral = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not integral or (low is not None and value < low):
+    if isinstance(value, bool) or not integral or (low is not None and value < low) or \
+            (high is not None and value > high):
         raise ValueError(f"Invalid {name}: {value!r}; it must be {wanted}")
     return int(value)
 

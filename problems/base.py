@@ -67,7 +67,16 @@ class ProblemConfig:
                                            "max_rectangles", "min_rectangles", "max_half_size", "max_cfl",
                                            "newton_max_step", "max_loss_change")
 
+    #: (low, high) field pairs that must satisfy low <= high wherever a config has both
+    ORDERED: ClassVar[tuple[tuple[str, str], ...]] = (("x_low", "x_high"), ("min_rectangles", "max_rectangles"),
+                                                      ("marker_centre_low", "marker_centre_high"),
+                                                      ("fill_low", "fill_high"))
+    #: field name -> (a lower bound above 1, the reason) wherever a config has that field
+    AT_LEAST: ClassVar[dict[str, tuple[int, str]]] = {"resolution": (2, "a grid of 1 cell has no interior")}
+
     def replace(self, **changes: Any) -> "ProblemConfig":
+        """This config with ``changes`` (checked). A string value, as the command line gives it, is parsed by the
+        field's type: a number; true/false or 1/0 for a bool; comma-separated numbers for a tuple (``"1,2"``)."""
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown:
@@ -79,23 +88,50 @@ class ProblemConfig:
                 value = changes[f.name]
                 current = getattr(self, f.name)
                 if isinstance(value, str) and not isinstance(current, str):
-                    try:
-                        value = type(current)(float(value)) if isinstance(current, (int, float)) else value
-                    except ValueError:
-                        raise ProblemError(f"config field {f.name} of {type(self).__name__} takes a number, got "
-                                           f"'{value}'") from None
+                    value = _parse_field(type(self).__name__, f.name, value, current)
                 if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
                     value = float(value)
                 typed[f.name] = value
         return dataclasses.replace(self, **typed).check()
 
     def check(self) -> "ProblemConfig":
-        """This config, after checking every value against its field's default type and :attr:`POSITIVE`."""
+        """This config, after checking every value against its field's default type, :attr:`POSITIVE`,
+        :attr:`AT_LEAST` and :attr:`ORDERED`."""
         default = type(self)()
+        config = type(self).__name__
         for f in dataclasses.fields(self):
-            _check_field(type(self).__name__, f.name, getattr(self, f.name), getattr(default, f.name),
-                         f.name in self.POSITIVE)
+            _check_field(config, f.name, getattr(self, f.name), getattr(default, f.name), f.name in self.POSITIVE)
+        for name, (low, why) in self.AT_LEAST.items():
+            if hasattr(self, name) and getattr(self, name) < low:
+                raise ProblemError(f"{name} must be >= {low} ({why}), got {getattr(self, name)!r} (a field of "
+                                   f"{config})")
+        for low, high in self.ORDERED:
+            if hasattr(self, low) and hasattr(self, high) and getattr(self, low) > getattr(self, high):
+                raise ProblemError(f"{low} must be <= {high}, got {low}={getattr(self, low)!r} > "
+                                   f"{high}={getattr(self, high)!r} (fields of {config})")
         return self
+
+
+def _parse_field(config: str, name: str, text: str, default: Any) -> Any:
+    """A command-line string as a value of the field whose default is ``default`` (checked later by
+    :func:`_check_field`): an int or float, a bool from true/false/1/0, a tuple from comma-separated numbers."""
+    if isinstance(default, bool):
+        flags = {"true": True, "1": True, "false": False, "0": False}
+        if text.strip().lower() not in flags:
+            raise ProblemError(f"config field {name} of {config} takes true or false (or 1/0), got '{text}'")
+        return flags[text.strip().lower()]
+    if isinstance(default, tuple):
+        item = default[0] if default else 0.0
+        parts = [p for p in text.split(",") if p.strip()]
+        return tuple(_parse_field(config, name, p, item) for p in parts)
+    if isinstance(default, (int, float)):
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                pass
+        raise ProblemError(f"config field {name} of {config} takes a number, got '{text}'")
+    return text
 
 
 def _check_sample_arguments(problem: str, batch_size: Any, generator: Any) -> None:
@@ -184,9 +220,28 @@ class Problem(ABC):
         raise NotImplementedError(f"{type(self).__name__} must implement sample() or sample_solution()")
 
     def __init_subclass__(cls, **kwargs: Any):
-        """Every problem's ``forward`` checks its input first (x of shape (B, *x_shape), B the batch's size), and
+        """Every problem's ``forward`` checks its input first (x a floating tensor of shape (B, *x_shape), B the
+        batch's size, on the batch's device), its ``loss`` and ``inverse_update`` their batch (and y's shape), and
         every ``sample`` its arguments (an integer batch size >= 1, a torch.Generator or None)."""
         super().__init_subclass__(**kwargs)
+        loss = cls.__dict__.get("loss")
+        if loss is not None and not getattr(loss, "_checks_input", False):
+            @functools.wraps(loss)
+            def checked_loss(self, y: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
+                self.check_loss_input(y, batch)
+                return loss(self, y, batch, *args, **kw)
+
+            checked_loss._checks_input = True
+            cls.loss = checked_loss
+        inverse = cls.__dict__.get("inverse_update")
+        if inverse is not None and not getattr(inverse, "_checks_input", False):
+            @functools.wraps(inverse)
+            def checked_inverse(self, x: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
+                self.check_batch(batch, "inverse_update")
+                return inverse(self, x, batch, *args, **kw)
+
+            checked_inverse._checks_input = True
+            cls.inverse_update = checked_inverse
         physics = cls.__dict__.get("forward")
         if physics is not None and not getattr(physics, "_checks_input", False):
             @functools.wraps(physics)
@@ -213,6 +268,7 @@ class Problem(ABC):
 
     def loss(self, y: Tensor, batch: Batch) -> Tensor:
         """Per-example loss  L_i = 1/2 ||y_i - y*_i||^2  (summed over all non-batch dimensions)."""
+        self.check_loss_input(y, batch)
         diff = y - batch.target
         return 0.5 * diff.pow(2).reshape(diff.shape[0], -1).sum(-1)
 
@@ -250,6 +306,7 @@ class Problem(ABC):
 
     def predict(self, net: nn.Module, batch: Batch) -> Tensor:
         """x = NN(inputs | theta), checked against ``x_shape``."""
+        self.check_batch(batch, "predict")
         x = net(batch.inputs)
         self.check_prediction(x, batch)
         return x
@@ -258,16 +315,38 @@ class Problem(ABC):
     @torch.no_grad()
     def metrics(self, x: Tensor, batch: Batch) -> dict[str, float | None]:
         """Batch means of the loss and the x-space error of prediction x."""
+        self.check_batch(batch, "metrics")
         self.check_prediction(x, batch)
         loss = self.loss(self.forward(x, batch), batch).mean().item()
         err = self.x_error(x, batch)
         return {"loss": loss, "x_error": None if err is None else err.mean().item()}
 
     # ---- validation ---------------------------------------------------------------------------------------------
+    def check_batch(self, batch: Any, where: str) -> None:
+        """TypeError unless ``batch`` is a :class:`Batch` (what :meth:`sample` returns)."""
+        if not isinstance(batch, Batch):
+            raise TypeError(f"{self.name}: {where}() needs the Batch the data came in (from problem.sample(...)), "
+                            f"got {type(batch).__name__}")
+
+    def check_loss_input(self, y: Tensor, batch: Batch) -> None:
+        """TypeError / ProblemError unless ``batch`` is a :class:`Batch` and y a tensor of its target's shape."""
+        self.check_batch(batch, "loss")
+        if not isinstance(y, Tensor) or y.shape != batch.target.shape:
+            got = f"shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
+            raise ProblemError(f"{self.name}: loss() got y of {got}, but the batch's target has shape "
+                               f"{tuple(batch.target.shape)}; pass the physics output problem.forward(x, batch)")
+
     def check_physics_input(self, x: Tensor, batch: Batch | None) -> None:
-        """ProblemError if x is not a tensor of shape (B, *x_shape) with B the batch's size (cheap: shapes only)."""
+        """ProblemError if x is not a floating-point tensor of shape (B, *x_shape) with B the batch's size, on the
+        batch's device (cheap: no values are read)."""
         if not isinstance(x, Tensor):
             raise ProblemError(f"{self.name}: the physics takes a torch.Tensor x, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ProblemError(f"{self.name}: the physics takes a floating-point x, got dtype {x.dtype}; convert it "
+                               f"with x.to({self.dtype})")
+        if isinstance(batch, Batch) and x.device != batch.target.device:
+            raise ProblemError(f"{self.name}: x is on {x.device} but the batch on {batch.target.device} (the problem "
+                               f"is on {self.device}); move x with x.to(batch.target.device)")
         size = batch.batch_size if isinstance(batch, Batch) else x.shape[0] if x.dim() else None
         if x.dim() != len(self.x_shape) + 1 or tuple(x.shape[1:]) != tuple(self.x_shape) or x.shape[0] != size:
             raise ProblemError(f"{self.name}: the physics got x of shape {tuple(x.shape)}, expected "
@@ -276,6 +355,7 @@ class Problem(ABC):
 
     def check_prediction(self, x: Tensor, batch: Batch) -> None:
         """Raise :class:`ProblemError` with a fix if x does not fit this problem and batch."""
+        self.check_batch(batch, "check_prediction")
         if not isinstance(x, Tensor):
             raise ProblemError(f"{self.name}: the prediction must be a torch.Tensor, got {type(x).__name__}")
         nd = len(self.x_shape)

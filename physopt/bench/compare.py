@@ -16,7 +16,7 @@ from .plots import plot_curves
 from .progress import ProgressLike, as_progress
 from .storage import (difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
                       save_run, setting, stored_runs, summary_lock, write_summary)
-from .train import RunResult, held_out_set, train_run
+from .train import RunResult, check_batch_memory, check_seed, held_out_set, train_run
 
 
 def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), iterations: int | None = None,
@@ -43,6 +43,8 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             raise ValueError(f"optimizer '{m.name}' needs an inverse update, which problem '{problem.name}' does "
                              f"not define")
     names = [m.name for m in methods]
+    for seed in seeds:
+        check_seed(seed)
     for what, values in (("optimizer", names), ("seed", list(seeds))):
         repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
         if repeated:
@@ -59,6 +61,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     for m in methods:
         check_settings(m, problem, resolved[m.name])                     # an unknown setting fails here, not later
     batch_sizes = {name: hp["batch_size"] for name, hp in resolved.items()}
+    check_batch_memory(problem, max(batch_sizes.values()))
     out_dir = Path(out) if out is not None else None
     header = {
         "problem": problem.name,

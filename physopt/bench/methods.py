@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from physopt import HIG, SIP, HalfInversionError, PhysicsUpdateError, lookup
+from physopt.hig.per_example import BatchDependenceError
 from physopt.validation import check_integer, check_number
 
 
@@ -33,14 +34,34 @@ class Method:
     needs_inverse: bool = False
 
 
+#: torch.optim's on/off settings (None, where torch allows it, picks its default)
+FLAGS = ("nesterov", "amsgrad", "centered", "maximize", "foreach", "fused", "capturable", "differentiable",
+         "decoupled_weight_decay")
+
+
 def validate_hyperparameters(method: str, hparams: dict[str, Any]) -> None:
-    """Reject a learning rate that is not a finite number > 0, or a batch size that is not an integer >= 1, with a
-    message naming the method (:mod:`physopt.validation`)."""
+    """Reject a learning rate that is not a finite number > 0, a batch size that is not an integer >= 1, betas that are
+    not two numbers in [0, 1) and an on/off setting (:data:`FLAGS`) that is not a bool, with a message naming the
+    method (:mod:`physopt.validation`)."""
     try:
         check_number("lr", hparams.get("lr"), low=0, low_inclusive=False, optional=True)
         check_integer("batch_size", hparams.get("batch_size"), low=1, optional=True)
+        betas = hparams.get("betas")
+        if betas is not None and not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"Invalid betas: {betas!r}; it must be two numbers >= 0 and < 1, e.g. "
+                             f"--hparam {method}.betas=0.9,0.999")
+        for flag in FLAGS:
+            if hparams.get(flag) is not None and not isinstance(hparams[flag], bool):
+                raise ValueError(f"Invalid {flag}: {hparams[flag]!r}; it must be true or false, e.g. "
+                                 f"--hparam {method}.{flag}=true")
     except ValueError as err:
         raise ValueError(f"{method}: {err}") from None
+
+
+def _overflowed(err: RuntimeError) -> bool:
+    """Whether ``err`` is torch's refusal of a step size (lr times a factor) too large for the weights' dtype."""
+    return "without overflow" in str(err)
 
 
 def _check_finite_grads(net: nn.Module, where: str) -> None:
@@ -66,12 +87,19 @@ def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn
             loss.backward()
             _check_finite_grads(net, f"step {counter[0]}")
             before = [p.detach().clone() for p in net.parameters()]
-            opt.step()
-            if not all(torch.isfinite(p).all() for p in net.parameters()):
+            try:
+                opt.step()
+                overflow = None
+            except RuntimeError as err:
+                if not _overflowed(err):
+                    raise
+                overflow = f"the step size does not fit the weights' dtype ({err}): the learning rate is too large"
+            if overflow or not all(torch.isfinite(p).all() for p in net.parameters()):
                 with torch.no_grad():
                     for p, b in zip(net.parameters(), before):
                         p.copy_(b)
-                raise Diverged(f"step {counter[0]}: the update made weights NaN/inf; the step was undone")
+                raise Diverged(f"step {counter[0]}: {overflow or 'the update made weights NaN/inf'}; the step was "
+                               f"undone")
             return loss.item()
 
         return step
@@ -165,6 +193,8 @@ def check_settings(method: Method, problem: Any, hparams: dict[str, Any]) -> Non
     (:func:`resolve_hyperparameters` has validated lr and batch size)."""
     try:
         method.build(problem.default_network(), problem, optimizer_arguments(hparams))
+    except BatchDependenceError as err:             # not a setting: the problem's network does not suit the method
+        raise ValueError(f"{method.name} cannot train the default network of {problem.name}: {err}") from None
     except (TypeError, ValueError) as err:
         raise ValueError(f"{method.name}: {err} (check --hparam {method.name}.NAME=VALUE)") from None
 

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +24,8 @@ from .progress import ProgressLike, as_progress
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 
 HELD_OUT_SEED = 2_147_483_647
+#: the largest seed: torch.manual_seed takes a 64-bit integer (larger ones overflow or wrap around onto smaller ones)
+MAX_SEED = 2 ** 63 - 1
 
 
 @dataclasses.dataclass
@@ -74,6 +77,70 @@ def held_out_set(problem: Any, size: int | None = None):
     return problem.sample(n, torch.Generator().manual_seed(HELD_OUT_SEED))
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` if it is an integer in [0, :data:`MAX_SEED`], else ValueError."""
+    return check_integer("seed", seed, low=0, high=MAX_SEED)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device``: free GPU memory, or the CPU's MemAvailable (/proc/meminfo); None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def bytes_per_example(problem: Any) -> int:
+    """About the memory each example adds to a training step: its data and the activations the default network and the
+    physics save for the backward pass, measured as the difference between batches of 2 and 1 examples (so the
+    weights, saved once per batch, are not counted; the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        two = problem.sample(2, torch.Generator().manual_seed(0))
+        net = problem.default_network().eval()
+    one = type(two)(*(None if t is None else t[:1] for t in two))
+    total = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    sizes = []
+    for batch in (one, two):
+        total[0] = sum(t.numel() * t.element_size() for t in batch if t is not None)
+        try:
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                problem.loss(problem.forward(problem.predict(net, batch), batch), batch)
+        except SimulationError:     # the untrained network's output cannot be simulated: the data alone
+            pass
+        sizes.append(total[0])
+    return max(sizes[1] - sizes[0], 1)
+
+
+def check_batch_memory(problem: Any, batch_size: int) -> None:
+    """ValueError, before anything trains, when a batch of ``batch_size`` examples cannot fit into the free memory of
+    the problem's device by the estimate :func:`bytes_per_example` (nothing is checked where that memory is unknown)."""
+    free = available_memory(problem.device)
+    if free is None:
+        return
+    per_example = bytes_per_example(problem)
+    if batch_size * per_example > free:
+        raise ValueError(f"batch size {batch_size} cannot fit: one batch of {problem.name} takes about "
+                         f"{batch_size * per_example / 2 ** 30:.3g} GiB ({per_example} bytes per example for the data "
+                         f"and the activations saved for the backward pass), and {problem.device} has "
+                         f"{free / 2 ** 30:.3g} GiB free; lower the batch size (--batch-size)")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is torch's failure to allocate memory (CUDA's OutOfMemoryError, or the CPU allocator's)."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "can't allocate memory" in str(err) or \
+        "out of memory" in str(err)
+
+
 @torch.no_grad()
 def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, float | None]:
     """Mean held-out loss, x-space error and component losses (:meth:`Problem.component_losses`) of ``net`` (eval
@@ -118,6 +185,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         raise ValueError("give iterations or time_budget (or both)")
     check_integer("iterations", iterations, low=0, optional=True)
     check_number("time_budget", time_budget, low=0, low_inclusive=False, optional=True)   # finite: inf never ends
+    check_seed(seed)
     method = get_method(optimizer)
     if method.needs_inverse and not problem.has_inverse:
         raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' "
@@ -125,6 +193,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     hp = resolve_hyperparameters(method, problem, hyperparameters)
     batch_size = check_integer("batch_size", hp["batch_size"] if batch_size is None else batch_size, low=1)
     hp["batch_size"] = batch_size
+    check_batch_memory(problem, batch_size)
     held_out = held_out if held_out is not None else held_out_set(problem)
 
     torch.manual_seed(seed)
@@ -151,13 +220,18 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     report.start(f"{optimizer:<9} seed {seed}", iterations, time_budget)
     record()
     while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
-        batch = problem.sample(batch_size, data)
-        start = time.perf_counter()
         try:
+            batch = problem.sample(batch_size, data)
+            start = time.perf_counter()
             train_loss = step(batch)
         except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from
             status = f"diverged: {err}"
             break
+        except RuntimeError as err:
+            if not _out_of_memory(err):
+                raise
+            raise ValueError(f"{optimizer} on {problem.name} ran out of memory at batch size {batch_size} on "
+                             f"{problem.device} (step {it + 1}); lower the batch size (--batch-size)") from None
         if problem.device.type == "cuda":
             torch.cuda.synchronize(problem.device)
         elapsed += time.perf_counter() - start

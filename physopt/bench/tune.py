@@ -18,7 +18,7 @@ from physopt.validation import check_number
 
 from .progress import ProgressLike, as_progress
 from .storage import write_benchmark
-from .train import HELD_OUT_SEED, train_run
+from .train import HELD_OUT_SEED, check_seed, train_run
 
 VALIDATION_SEED = HELD_OUT_SEED - 1
 
@@ -32,6 +32,11 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
         raise ValueError("give at least one learning rate")
     for lr in lrs:
         check_number("lr", lr, low=0, low_inclusive=False)
+    repeated = sorted({lr for lr in lrs if list(lrs).count(lr) > 1})
+    if repeated:
+        raise ValueError(f"the learning rates must be distinct, got {repeated} more than once (each candidate trains "
+                         f"once)")
+    check_seed(seed)
     n = validation_size if validation_size is not None else problem.benchmark.held_out_size
     validation = problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
     report = as_progress(progress)

@@ -188,9 +188,16 @@ def half_inverse(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0
     Returns:
         The direction (cols,) in the decomposition dtype, and the :class:`Spectrum`.
     """
+    if not isinstance(J, Tensor) or not isinstance(g, Tensor):
+        raise TypeError(f"half_inverse takes J and g as tensors, got {type(J).__name__} and {type(g).__name__}")
     if J.dim() != 2 or g.dim() != 1 or g.shape[0] != J.shape[0]:
         raise ValueError(f"half_inverse expects J of shape (rows, cols) and g of shape (rows,), got "
                          f"{tuple(J.shape)} and {tuple(g.shape)}")
+    for name, t in (("J", J), ("g", g)):
+        if t.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"half_inverse takes real floating-point J and g (float32 or float64), got {name} of "
+                            f"dtype {t.dtype}; convert it with {name}.to(torch.float64)")
+    check_choice("dtype", dtype, (torch.float32, torch.float64))
     check_spectral_parameters(kappa, beta, truncation)
     check_choice("route", route, DECOMPOSITIONS)
     if route == "auto":

@@ -17,8 +17,8 @@ from torch.func import functional_call
 
 from .decompositions import Spectrum, _check_finite, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
 from .memory import plan_chunks
-from .per_example import (OverJacobian, Physics, check_batch, check_nonzero, jacobian_chunks, one_example,
-                          physics_output, trainable_parameters)
+from .per_example import (OverJacobian, Physics, check_batch, check_batch_norm, check_nonzero, jacobian_chunks,
+                          one_example, physics_output, trainable_parameters)
 
 __all__ = ["StackedJacobian", "per_example_jacobian", "DenseRoute", "build_gram", "build_svd"]
 
@@ -62,7 +62,8 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
     """
     params = trainable_parameters(model)
     device = next(iter(params.values())).device
-    b = check_batch(inputs, args, device)
+    check_batch_norm(model)
+    b = check_batch(inputs, args, next(iter(params.values())))
     frozen = {n: t.detach() for n, t in model.named_parameters() if n not in params}
     buffers = {**dict(model.named_buffers()), **frozen}
     detached = {n: p.detach() for n, p in params.items()}

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from . import dense, factored
 from .decompositions import HalfInversionError, Spectrum, check_spectral_parameters, choose_decomposition
 from .memory import decomposition_bytes
-from .per_example import Physics, slice_examples, trainable_parameters
+from .per_example import Physics, check_batch_norm, check_inputs, slice_examples, trainable_parameters
 from ..validation import check_choice, check_integer
 
 __all__ = ["HIGStats", "HIG_ROUTES", "ROUTES", "Route", "hig_direction", "loss_gradient"]
@@ -110,10 +110,9 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     check_integer("chunk_size", chunk_size, low=1, optional=True)
     check_integer("memory_bound", memory_bound, low=1, optional=True)
     check_choice("dtype", dtype, (torch.float32, torch.float64))
-    if not isinstance(inputs, Tensor) or inputs.dim() < 1 or inputs.shape[0] < 1:
-        raise ValueError(f"inputs must be a tensor with at least one example along dim 0, got "
-                         f"{tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__}")
     params = trainable_parameters(model)
+    check_inputs(inputs, next(iter(params.values())))
+    check_batch_norm(model)
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())
     t0 = _sync(device)

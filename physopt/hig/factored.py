@@ -17,8 +17,8 @@ from torch.func import functional_call
 
 from .decompositions import Spectrum, _check_finite, gram_coefficients
 from .memory import plan_chunks
-from .per_example import (OverJacobian, Physics, check_batch, check_nonzero, jacobian_chunks, one_example,
-                          physics_output, trainable_parameters)
+from .per_example import (OverJacobian, Physics, check_batch, check_batch_norm, check_nonzero, jacobian_chunks,
+                          one_example, physics_output, trainable_parameters)
 
 __all__ = ["LinearFactor", "FactoredJacobian", "linear_layers", "linear_factors", "factored_gram",
            "factored_jt_vector", "FactoredRoute", "build"]
@@ -91,7 +91,8 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
         return None
     params = trainable_parameters(model)
     device = next(iter(params.values())).device
-    b = check_batch(inputs, args, device)
+    check_batch_norm(model)
+    b = check_batch(inputs, args, next(iter(params.values())))
     A = _record_layer_inputs(model, layers, inputs)
     if A is None:
         return None

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..validation import check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
 from .direction import HIG_ROUTES, HIGStats, Loss, _sync, hig_direction
-from .per_example import Physics, trainable_parameters
+from .per_example import Physics, check_batch_norm, trainable_parameters
 
 __all__ = ["HIG", "GaussNewton"]
 
@@ -85,6 +85,7 @@ class HIG(torch.optim.Optimizer):
         check_choice("decomposition_dtype", decomposition_dtype, (torch.float32, torch.float64))
         self.max_loss_increase = check_number("max_loss_increase", max_loss_increase, low=1, optional=True)
         defaults = _check_group(dict(lr=lr, truncation=truncation, kappa=kappa, beta=beta))
+        check_batch_norm(model)
         super().__init__(list(trainable_parameters(model).values()), defaults)
         self.model, self.physics, self.loss = model, physics, loss
         self.route, self.decomposition_dtype = route, decomposition_dtype
@@ -108,6 +109,11 @@ class HIG(torch.optim.Optimizer):
             raise RuntimeError("the model's trainable parameters changed since the optimizer was built")
         if not all(torch.isfinite(d).all() for d in direction.values()):
             raise HalfInversionError("the update contains NaN/inf; the weights were not changed")
+        for p in named.values():
+            if group["lr"] > torch.finfo(p.dtype).max:
+                raise HalfInversionError(f"lr = {group['lr']:g} does not fit the weights' dtype {p.dtype} (largest "
+                                         f"{torch.finfo(p.dtype).max:.3g}), so the update would overflow; the weights "
+                                         f"were not changed. Lower the learning rate")
         t = time.perf_counter()
         before = [p.detach().clone() for p in named.values()] if self.max_loss_increase is not None else None
         self._apply(named, direction, group["lr"])

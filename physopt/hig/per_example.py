@@ -24,6 +24,11 @@ class JacobianError(RuntimeError):
     """The per-example Jacobian could not be computed (the physics is not differentiable, or not torch.func-safe)."""
 
 
+class BatchDependenceError(JacobianError, ValueError):
+    """The model couples the examples of a batch (BatchNorm with batch statistics), so per-example Jacobians do not
+    exist. A ValueError too: it is a bad input, refused before anything is computed."""
+
+
 # ---- inputs ---------------------------------------------------------------------------------------------------------
 def trainable_parameters(model: nn.Module) -> dict[str, Tensor]:
     """Named parameters with ``requires_grad``, checked to share one device."""
@@ -68,10 +73,36 @@ def slice_examples(args: Any, start: int, stop: int) -> Any:
     return _map_tensors(lambda t: t[start:stop], args)
 
 
-def check_batch(inputs: Tensor, args: tuple, device: torch.device) -> int:
-    """The batch size; every tensor argument must be on ``device`` with the same leading dimension."""
-    if not isinstance(inputs, Tensor) or inputs.dim() < 1:
-        raise ValueError(f"inputs must be a tensor with a leading batch dimension, got {type(inputs).__name__}")
+def check_batch_norm(model: nn.Module) -> None:
+    """:class:`BatchDependenceError` if a BatchNorm layer of ``model`` normalises with batch statistics (training
+    mode, or no running statistics): each example's output then depends on the others."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (module.training or module.running_mean is None):
+            raise BatchDependenceError(f"per-example Jacobians need batch-independent layers, but the model's "
+                                       f"BatchNorm layer '{name}' normalises with batch statistics (training mode); "
+                                       f"call model.eval() or use GroupNorm/LayerNorm")
+
+
+def check_inputs(inputs: Any, param: Tensor) -> None:
+    """ValueError unless ``inputs`` is a tensor of at least one example on the device of the model's parameter
+    ``param``, and (if floating point) of its dtype."""
+    if not isinstance(inputs, Tensor) or inputs.dim() < 1 or inputs.shape[0] < 1:
+        got = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be a tensor with at least one example along dim 0 (an empty batch has no "
+                         f"Jacobian), got {got}")
+    if inputs.device != param.device:
+        raise ValueError(f"inputs are on {inputs.device} but the model's parameters on {param.device}: move the inputs "
+                         f"with inputs.to('{param.device}') (or the model with model.to('{inputs.device}'))")
+    if inputs.is_floating_point() and inputs.dtype != param.dtype:
+        raise ValueError(f"inputs have dtype {inputs.dtype} but the model's parameters {param.dtype}: convert the "
+                         f"inputs with inputs.to({param.dtype}) (or the model with model.to({inputs.dtype}))")
+
+
+def check_batch(inputs: Tensor, args: tuple, param: Tensor) -> int:
+    """The batch size (>= 1); ``inputs`` must fit the model's parameter ``param`` (:func:`check_inputs`) and every
+    tensor argument must be on its device with the same leading dimension."""
+    check_inputs(inputs, param)
+    device = param.device
     b = inputs.shape[0]
     problems: list[str] = []
 

@@ -2,7 +2,9 @@
 on the HIG paper's setups (``physopt hig-timing``), with one Adam step at Adam's batch size for scale.
 
 Every route starts each timed update from the same weights (a fresh copy of the network); ratios compare routes
-measured in the same run. Time and memory: :mod:`physopt.timing.kernel`.
+measured in the same run, and each row records how far its update is from the reference route's (the most exact one
+in the run: float64 before float32, then svd, factored, gram), so routes are only compared where they compute the
+same update. Time and memory: :mod:`physopt.timing.kernel`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from physopt import HIG
 from physopt.bench.methods import get_method, optimizer_arguments, resolve_hyperparameters
 from physopt.bench.table import Column, format_table, text_column
 
-from .kernel import time_call
+from .kernel import AGREEMENT_RTOL, relative_difference, time_call
 
 SETUPS = ("oscillators", "quantum-dipole", "poisson-hig")
 ROUTES = ("factored", "gram", "svd")
@@ -26,7 +28,10 @@ COLUMNS = [text_column("setup", "setup"), text_column("route", "route"), text_co
            Column("batch", "batch", "{}"), Column("rows", "rows", "{}"), Column("weights", "weights", "{}"),
            Column("kept", "kept", "{}"), Column("total s", "total_s"), Column("IQR s", "total_iqr_s"),
            Column("jacobian", "jacobian_s"), Column("decomp", "decomposition_s"), Column("apply", "apply_s"),
-           Column("peak MiB", "peak_bytes", "{:.1f}", 2 ** -20)]
+           Column("peak MiB", "peak_bytes", "{:.1f}", 2 ** -20), Column("vs ref", "rel_diff", "{:.1e}")]
+
+#: the reference route of the agreement check: the first of these (decomposition dtype, route) in a run
+REFERENCE_ORDER = [(d, r) for d in ("float64", "float32") for r in ("svd", "factored", "gram")]
 
 
 def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.device,
@@ -40,15 +45,20 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
     torch.manual_seed(0)
     net = problem.default_network()
     rows = []
+    before = torch.nn.utils.parameters_to_vector(net.parameters()).detach()
+    updates: dict[tuple[str, str], torch.Tensor] = {}
     for dtype in dtypes:
         for route in routes:
             stats: list[Any] = []
+            key = (str(dtype).replace("torch.", ""), route)
 
             def update() -> None:
-                opt = HIG(copy.deepcopy(net), problem.forward, problem.loss, lr=hp["lr"],
+                model = copy.deepcopy(net)
+                opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"],
                           truncation=hp["truncation"], route=route, decomposition_dtype=dtype)
                 opt.step(batch.inputs, batch)
                 stats.append(opt.last_stats)
+                updates[key] = torch.nn.utils.parameters_to_vector(model.parameters()).detach() - before
 
             t = time_call(update, device, min_runs=repeats)
             timed = stats[1:]                     # the warm-up's parts are not counted
@@ -58,6 +68,11 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
                          "total_s": t.median_s, "total_iqr_s": t.iqr_s,
                          **{f"{k}_s": statistics.median(getattr(x, f"{k}_s") for x in timed) for k in PARTS},
                          "peak_bytes": t.peak_bytes})
+    reference = next((k for k in REFERENCE_ORDER if k in updates), None)
+    tolerance = AGREEMENT_RTOL[str(problem.dtype).replace("torch.", "")]
+    for r in rows:
+        r["reference"], r["tolerance"] = "/".join(reference[::-1]), tolerance
+        r["rel_diff"] = relative_difference(updates[(r["dtype"], r["route"])], updates[reference])
     rows.append(_adam_row(problem, net, device, repeats))
     return rows
 
@@ -83,7 +98,10 @@ def _adam_row(problem, net, device: torch.device, repeats: int) -> dict[str, Any
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setup and decomposition dtype: total and decomposition time of the slower route over the faster."""
+    """Per setup and decomposition dtype: total and decomposition time of the slower route over the faster, where
+    both routes' updates agree with the reference route's within the tolerance of the network's dtype
+    (:data:`~physopt.timing.kernel.AGREEMENT_RTOL`: its Jacobian is only that exact); else no ratio (``agrees``
+    False): the two routes do not compute the same update."""
     groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in rows:
         if r["route"] != "adam":
@@ -93,17 +111,28 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for slow, fast in (("svd", "gram"), ("svd", "factored"), ("gram", "factored")):
             if slow in by_route and fast in by_route:
                 a, b = by_route[slow], by_route[fast]
-                out.append({"setup": setup, "dtype": dtype, "slow": slow, "fast": fast,
-                            "total": a["total_s"] / b["total_s"],
-                            "decomposition": a["decomposition_s"] / b["decomposition_s"]})
+                ok = all(r.get("rel_diff") is not None and r["rel_diff"] <= r["tolerance"] for r in (a, b))
+                out.append({"setup": setup, "dtype": dtype, "slow": slow, "fast": fast, "agrees": ok,
+                            "rel_diff": [a.get("rel_diff"), b.get("rel_diff")], "reference": a.get("reference"),
+                            "total": a["total_s"] / b["total_s"] if ok else None,
+                            "decomposition": a["decomposition_s"] / b["decomposition_s"] if ok else None})
     return out
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The table (median and IQR over the timed updates), then each route's time relative to the faster ones."""
-    lines = [format_table(rows, COLUMNS), "", "ratios (same setup and decomposition dtype, same run):"]
-    lines += [f"  {q['setup']} ({q['dtype']}): {q['slow']}/{q['fast']}: total {q['total']:.3g}x, decomposition "
-              f"{q['decomposition']:.3g}x" for q in ratios(rows)]
+    """The table (median and IQR over the timed updates; 'vs ref': each update's relative difference from the
+    reference route's), then each route's time relative to the faster ones where their updates agree."""
+    tolerances = sorted({r["tolerance"] for r in rows if "tolerance" in r})
+    lines = [format_table(rows, COLUMNS), "", "ratios (same setup and decomposition dtype, same run; only where both "
+             "routes' updates agree with the reference route's to " + " or ".join(f"{t:g}" for t in tolerances) +
+             " relative, the precision of the network's Jacobian):"]
+    for q in ratios(rows):
+        where = f"  {q['setup']} ({q['dtype']}): {q['slow']}/{q['fast']}: "
+        if q["agrees"]:
+            lines.append(where + f"total {q['total']:.3g}x, decomposition {q['decomposition']:.3g}x")
+        else:
+            diffs = ", ".join("-" if d is None else f"{d:.2g}" for d in q["rel_diff"])
+            lines.append(where + f"no ratio: updates differ from {q['reference']}'s by {diffs} relative")
     return "\n".join(lines)
 
 

@@ -154,6 +154,38 @@ class SkipLarger:
         return row
 
 
+#: The largest relative difference of a benchmarked quantity (a loss, an update) from the reference method's, on
+#: the same input in the same run, at which two methods count as computing the same thing.
+AGREEMENT_RTOL = {"float32": 1e-3, "float64": 1e-6}
+
+
+def relative_difference(value: Any, reference: Any) -> float | None:
+    """|value - reference| / |reference| for numbers or tensors (norms), None where either is missing; 0 when both
+    are zero, inf when only the reference is."""
+    if value is None or reference is None:
+        return None
+    a, b = torch.as_tensor(value, dtype=torch.float64), torch.as_tensor(reference, dtype=torch.float64)
+    diff, scale = float(torch.linalg.vector_norm(a - b)), float(torch.linalg.vector_norm(b))
+    if scale == 0:
+        return 0.0 if diff == 0 else float("inf")
+    return diff / scale
+
+
+def mark_agreement(rows: list[dict[str, Any]], group: tuple[str, ...], method_key: str, reference: str,
+                   value_key: str) -> None:
+    """Set ``row["rel_diff"]``: the :func:`relative_difference` of ``row[value_key]`` from that of the row of method
+    ``reference`` with the same ``group`` values (same input, same run); None where either was not measured.
+    A baseline is only timed against the method it should agree with if their outputs agree (:func:`agrees`)."""
+    refs = {tuple(r[k] for k in group): r.get(value_key) for r in rows if r[method_key] == reference}
+    for r in rows:
+        r["rel_diff"] = relative_difference(r.get(value_key), refs.get(tuple(r[k] for k in group)))
+
+
+def agrees(row: dict[str, Any], dtype: str = "float32") -> bool:
+    """Whether a row marked by :func:`mark_agreement` agrees with its reference within :data:`AGREEMENT_RTOL`."""
+    return row.get("rel_diff") is not None and row["rel_diff"] <= AGREEMENT_RTOL[dtype]
+
+
 def run_isolated(target: str, kwargs: dict[str, Any]) -> tuple[Any, str | None]:
     """Call ``module:function(**kwargs)`` in a fresh Python process with this process's torch thread count.
 

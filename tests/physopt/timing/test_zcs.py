@@ -12,19 +12,32 @@ def test_settings_vary_one_size_at_a_time_around_the_centre_without_duplicates()
         (1, 20, 3), (2, 20, 3), (2, 10, 3), (2, 20, 1)]
 
 
-def row(engine, step_s, peak, m=2, n=10, order=1):
-    return {"engine": engine, "m": m, "n": n, "order": order, "step_s": step_s, "peak_bytes": peak}
+def row(engine, step_s, peak, m=2, n=10, order=1, loss=0.5):
+    return {"engine": engine, "m": m, "n": n, "order": order, "step_s": step_s, "peak_bytes": peak,
+            "first_loss": loss}
 
 
 def test_ratios_divide_each_baseline_by_zcs_at_the_same_setting():
-    rows = [row("zcs", 0.5, 100), row("funcloop", 2.0, 400), row("datavect", 1.0, None),
+    rows = [row("zcs", 0.5, 100), row("funcloop", 2.0, 400), row("datavect", 1.0, None, loss=0.5 * (1 + 1e-5)),
             row("zcs", 1.0, 10, n=20), row("funcloop", None, None, n=20)]      # skipped: no ratio
     assert zcs.ratios(rows) == [
-        {"m": 2, "n": 10, "order": 1, "baseline": "funcloop", "time": 4.0, "memory": 4.0},
-        {"m": 2, "n": 10, "order": 1, "baseline": "datavect", "time": 2.0, "memory": None}]
+        {"m": 2, "n": 10, "order": 1, "baseline": "funcloop", "rel_diff": 0.0, "agrees": True, "time": 4.0,
+         "memory": 4.0},
+        {"m": 2, "n": 10, "order": 1, "baseline": "datavect", "rel_diff": pytest.approx(1e-5), "agrees": True,
+         "time": 2.0, "memory": None}]
     text = zcs.format_rows(rows)
     assert "M=2   N=10    P=1  funcloop/zcs: time 4x, memory 4x" in text
     assert "datavect/zcs: time 2x, memory -" in text
+
+
+def test_a_baseline_whose_loss_differs_from_zcs_gets_no_ratio():
+    rows = [row("zcs", 0.5, 100), row("funcloop", 2.0, 400, loss=0.6), row("datavect", 1.0, 100)]
+    (funcloop, datavect) = zcs.ratios(rows)
+    assert not funcloop["agrees"] and funcloop["time"] is None and funcloop["rel_diff"] == pytest.approx(0.2)
+    assert datavect["agrees"] and datavect["time"] == 2.0
+    text = zcs.format_rows(rows)
+    assert "funcloop/zcs: no ratio: its loss differs from ZCS's by 0.2 relative" in text
+    assert text == zcs.format_rows(rows)                     # formatting twice (checkpoints) changes nothing
 
 
 def test_every_engine_starts_from_the_same_weights_and_data_and_slow_settings_are_skipped():
