@@ -68,12 +68,13 @@ def problem_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """``--hparam OPTIMIZER.NAME=VALUE`` as {optimizer: {name: value}}."""
+    """``--hparam OPTIMIZER.NAME=VALUE`` as {optimizer: {name: value}}; OPTIMIZER is everything before the last dot
+    (a built-in name, an alias such as ``adamw``, or an import path: ``torch.optim.AdamW.weight_decay=0.01``)."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in _pairs(args.hparam, "--hparam").items():
         if "." not in key:
             raise ValueError(f"--hparam keys look like OPTIMIZER.NAME (e.g. adam.lr=3e-4), got '{key}'")
-        opt, name = key.split(".", 1)
+        opt, name = key.rsplit(".", 1)
         settings = out.setdefault(opt.strip().lower(), {})
         if name in settings:
             raise ValueError(f"--hparam {key} is given twice; give each key once")
@@ -193,17 +194,22 @@ def log(message: str) -> None:
 # ---- handlers ---------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from problems import PROBLEMS
+    from problems import list_problems, problem_class
 
-    from .bench.methods import METHODS
+    from .bench.methods import list_methods
     print("problems:")
-    for name in sorted(PROBLEMS):
-        cls = PROBLEMS[name]
+    for name in list_problems():
+        try:
+            cls = problem_class(name)
+        except ValueError as err:                     # a broken installed plug-in: say so, list the others
+            print(f"  {name:<14} (cannot be loaded: {err})")
+            continue
         inv = "SIP update" if cls.defines_inverse() else "no inverse"
-        print(f"  {name:<14} {cls.description}  [{inv}; batch {cls.benchmark.batch_size}]")
+        print(f"  {name:<14} {getattr(cls, 'description', '')}  [{inv}; batch {cls.benchmark.batch_size}]")
     print("optimizers:")
-    for name, m in METHODS.items():
-        print(f"  {name:<14} {m.description}")
+    for name, description in list_methods().items():
+        print(f"  {name:<14} {description}")
+    print("  (or any torch.optim.Optimizer by import path, e.g. torch.optim.AdamW or mypkg.opt:MyOpt)")
     return 0
 
 
@@ -212,6 +218,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from problems import get_problem
 
     from .bench.compare import compare
+    from .bench.methods import canonical_optimizers
     from .bench.summary import format_summary
 
     config = problem_config(args)
@@ -228,14 +235,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config = {**preset.config, **config}
         length = (f"{args.iterations} iterations" if args.iterations else "") + \
             (f" {args.time_budget:g} s" if args.time_budget else "")
-        print(f"preset '{args.preset}': {length.strip()} per run, seeds {seeds}, batch "
+        from problems import problem_class
+        derived = " (derived default: the problem declares no presets)" if \
+            problem_class(args.problem).benchmark.derived() else ""
+        print(f"preset '{args.preset}'{derived}: {length.strip()} per run, seeds {seeds}, batch "
               f"{args.batch_size or 'of the paper per optimizer'}, config {config or 'the paper defaults'}")
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both), or --preset quick|standard|paper")
     device = resolve_device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
-    optimizers = names(args.optimizers) or list(problem.benchmark.optimizers)
+    optimizers = names(args.optimizers) or canonical_optimizers(problem)
     progress = progress_for(args)
     progress.log(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
     summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
@@ -274,14 +284,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
     lrs = number_list(args.lrs, "--lrs")
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
-    optimizer = args.optimizer.lower()
+    from .bench.methods import get_method, settings_by_method
+    method = get_method(args.optimizer)
+    optimizer = method.name
     if args.out:
         check_tuning_target(args.out, problem.name, optimizer, {"seed": args.seed, "iterations": args.iterations,
                                                                 "time_budget_s": args.time_budget, "lrs": lrs},
                             force=args.force)
     result = tune(problem, optimizer, lrs, iterations=args.iterations, time_budget=args.time_budget,
                   seed=args.seed, batch_size=args.batch_size,
-                  hyperparameters=optimizer_settings(args).get(optimizer, {}), progress=progress_for(args))
+                  hyperparameters=settings_by_method([method], optimizer_settings(args)).get(optimizer, {}),
+                  progress=progress_for(args))
     print(format_tuning(result))
     if args.out:
         print(f"wrote {write_tuning(args.out, result, command_line(args))}")
@@ -483,10 +496,17 @@ def add_repeats(p: argparse.ArgumentParser, default: int) -> None:
 Handler = Callable[[argparse.Namespace], int]
 
 
+#: the commands that name problems, and so take --import
+IMPORTING = ("list", "compare", "bench", "tune", "speed")
+
+
 def _command(sub, name: str, handler: Handler, help: str, example: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
                        epilog=f"example:\n  {example}", formatter_class=_Formatter)
     p.set_defaults(func=handler)
+    if name in IMPORTING:
+        p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="import MODULE first, so the problems it registers can be named (repeatable)")
     return p
 
 
@@ -633,6 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
+        if getattr(args, "imports", None):
+            from problems import import_modules
+            import_modules(args.imports)
         return args.func(args)
     except USER_ERRORS as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
@@ -647,6 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted; finished runs are saved: run the same command again to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:                        # the output was piped into a command that stopped reading (head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,6 +44,10 @@ def quick(iterations: int = 3, batch_size: int = 4, **config: Any) -> Preset:
     return Preset(iterations=iterations, batch_size=batch_size, config=config, seeds=(0,), evaluations=1)
 
 
+#: the presets of a problem that declares none: a smoke test, and 1000 iterations over 3 seeds (the paper preset
+#: needs the paper, so there is none)
+DERIVED_PRESETS: dict[str, Preset] = {"quick": quick(), "standard": Preset(iterations=1000, seeds=(0, 1, 2))}
+
 #: a hyperparameter's value, or a function of the problem's config giving it (e.g. a rate scaled by conditioning)
 Value = Any | Callable[[Any], Any]
 
@@ -103,5 +107,10 @@ class BenchmarkSettings:
         return hp
 
     def preset(self, name: str, problem: str = "this problem") -> Preset:
-        """The preset ``name``; unknown names get an error that lists the known ones."""
-        return lookup(f"preset of '{problem}'", name, self.presets)
+        """The preset ``name``; unknown names get an error that lists the known ones. A problem that declares no
+        presets (a user's, say) gets :data:`DERIVED_PRESETS` (:meth:`derived` says so)."""
+        return lookup(f"preset of '{problem}'", name, self.presets or DERIVED_PRESETS)
+
+    def derived(self) -> bool:
+        """Whether the presets are :data:`DERIVED_PRESETS` because the problem declares none."""
+        return not self.presets

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 from filelock import Timeout
 
-from .methods import check_settings, get_method, resolve_hyperparameters
+from .methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
 from .storage import (difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
@@ -50,11 +50,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         if repeated:
             raise ValueError(f"{what}s must be distinct, got {repeated} more than once (a repeat would be counted as "
                              f"an independent run)")
-    hyperparameters = hyperparameters or {}
-    for key in hyperparameters:
-        if get_method(key).name not in names:
-            raise ValueError(f"settings given for '{key}', which is not among the optimizers compared here "
-                             f"({', '.join(names)}): add it to --optimizers or drop its --hparam")
+    hyperparameters = settings_by_method(methods, hyperparameters or {})
     overrides = {m.name: {**hyperparameters.get(m.name, {}), **({"batch_size": batch_size} if batch_size else {})}
                  for m in methods}
     resolved = {m.name: resolve_hyperparameters(m, problem, overrides[m.name]) for m in methods}

@@ -1,17 +1,26 @@
-"""Training methods the bench can compare: classic torch optimizers through the physics, and SIP.
+"""Training methods the bench can compare: classic torch optimizers through the physics, SIP, HIG and Gauss-Newton,
+and any optimizer from anywhere.
 
 A method turns (network, problem, hyperparameters) into a ``step(batch) -> loss`` callable. Classic methods
 backpropagate the problem's loss through its physics (the adjoint); SIP feeds the problem's inverse update.
+:func:`get_method` finds a method by built-in name, by an installed package's entry point (group
+:data:`OPTIMIZER_GROUP`) or by import path (``torch.optim.AdamW``, ``mypkg.opt:MyOpt``): every
+``torch.optim.Optimizer`` subclass trains through the physics like Adam (with a closure where its ``step`` needs
+one, e.g. ``torch.optim.LBFGS``).
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
 
 from physopt import HIG, SIP, HalfInversionError, PhysicsUpdateError, lookup
+from physopt.names import (UnknownNameError, import_object, installed_entry_points, is_import_path,
+                           load_entry_point)
 from physopt.hig.per_example import BatchDependenceError
 from physopt.validation import check_integer, check_number
 
@@ -26,12 +35,18 @@ class StepFn(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A named way to train: ``build(net, problem, hyperparameters) -> step`` and its fallback hyperparameters."""
+    """A named way to train: ``build(net, problem, hyperparameters) -> step`` and its fallback hyperparameters.
+
+    ``settings``: the hyperparameter names the method takes (None: not known in advance; the optimizer itself
+    refuses an unknown one); ``alias``: a short name ``--hparam`` may use for it (e.g. ``adamw`` for
+    ``torch.optim.AdamW``)."""
     name: str
     description: str
     build: Callable[[nn.Module, Any, dict[str, Any]], StepFn]
     defaults: dict[str, Any]
     needs_inverse: bool = False
+    settings: tuple[str, ...] | None = None
+    alias: str | None = None
 
 
 #: torch.optim's on/off settings (None, where torch allows it, picks its default)
@@ -70,37 +85,62 @@ def _check_finite_grads(net: nn.Module, where: str) -> None:
             raise Diverged(f"{where}: the gradient contains NaN/inf; the weights were not changed")
 
 
+def _needs_closure(optimizer_cls: type[torch.optim.Optimizer]) -> bool:
+    """Whether ``optimizer_cls.step`` requires a closure that re-evaluates the loss (e.g. ``torch.optim.LBFGS``)."""
+    closure = inspect.signature(optimizer_cls.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
 def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn]:
-    """Classic training: loss = mean_i L_i(P(NN(inputs_i))), backpropagated through the physics."""
+    """Classic training: loss = mean_i L_i(P(NN(inputs_i))), backpropagated through the physics. An optimizer whose
+    ``step`` needs a closure gets one that re-evaluates this loss on the same batch (and backpropagates it)."""
+    closure_step = _needs_closure(optimizer_cls)
 
     def build(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
         opt = optimizer_cls(net.parameters(), **hparams)
         counter = [0]
 
-        def step(batch) -> float:
-            counter[0] += 1
-            opt.zero_grad(set_to_none=True)
-            x = problem.predict(net, batch)
-            loss = problem.loss(problem.forward(x, batch), batch).mean()
-            if not torch.isfinite(loss):
-                raise Diverged(f"step {counter[0]}: the loss is {loss.item()}; the weights were not changed")
-            loss.backward()
-            _check_finite_grads(net, f"step {counter[0]}")
+        def batch_loss(batch) -> torch.Tensor:
+            return problem.loss(problem.forward(problem.predict(net, batch), batch), batch).mean()
+
+        def update(batch, loss: torch.Tensor | None) -> float:
+            """One optimizer step; the weights are restored and Diverged raised if it leaves NaN/inf weights."""
             before = [p.detach().clone() for p in net.parameters()]
             try:
-                opt.step()
+                if closure_step:
+                    def closure() -> torch.Tensor:
+                        opt.zero_grad(set_to_none=True)
+                        value = batch_loss(batch)
+                        if torch.isfinite(value):
+                            value.backward()
+                        return value
+                    loss = opt.step(closure)
+                else:
+                    opt.step()
                 overflow = None
             except RuntimeError as err:
                 if not _overflowed(err):
                     raise
                 overflow = f"the step size does not fit the weights' dtype ({err}): the learning rate is too large"
-            if overflow or not all(torch.isfinite(p).all() for p in net.parameters()):
+            bad = overflow or ("the loss became NaN/inf" if loss is None or not torch.isfinite(loss) else None)
+            if bad or not all(torch.isfinite(p).all() for p in net.parameters()):
                 with torch.no_grad():
                     for p, b in zip(net.parameters(), before):
                         p.copy_(b)
-                raise Diverged(f"step {counter[0]}: {overflow or 'the update made weights NaN/inf'}; the step was "
-                               f"undone")
+                raise Diverged(f"step {counter[0]}: {bad or 'the update made weights NaN/inf'}; the step was undone")
             return loss.item()
+
+        def step(batch) -> float:
+            counter[0] += 1
+            if closure_step:
+                return update(batch, None)
+            opt.zero_grad(set_to_none=True)
+            loss = batch_loss(batch)
+            if not torch.isfinite(loss):
+                raise Diverged(f"step {counter[0]}: the loss is {loss.item()}; the weights were not changed")
+            loss.backward()
+            _check_finite_grads(net, f"step {counter[0]}")
+            return update(batch, loss)
 
         return step
 
@@ -170,8 +210,91 @@ METHODS: dict[str, Method] = {
 }
 
 
+#: the entry-point group under which an installed package declares optimizers: ``name = "pkg.module:Class"``, a
+#: ``torch.optim.Optimizer`` subclass or a :class:`Method`
+OPTIMIZER_GROUP = "physopt.optimizers"
+_RESOLVED: dict[str, Method] = {}
+
+
 def get_method(name: str) -> Method:
-    return lookup("optimizer", name, METHODS)
+    """The method called ``name``: a built-in (:data:`METHODS`, any case), an installed entry point of
+    :data:`OPTIMIZER_GROUP`, or an import path (``torch.optim.AdamW``, ``mypkg.opt:MyOpt``) of a
+    ``torch.optim.Optimizer`` subclass or a :class:`Method`. Unknown names get an error that lists the choices."""
+    if not isinstance(name, str):
+        raise TypeError(f"an optimizer name is a string, got {type(name).__name__}")
+    key = name.strip()
+    if key.lower() in METHODS:
+        return METHODS[key.lower()]
+    if key not in _RESOLVED:
+        plugins = installed_entry_points(OPTIMIZER_GROUP)
+        if key in plugins:
+            obj = load_entry_point(plugins[key], "optimizer")
+        elif is_import_path(key):
+            obj = import_object(key, "optimizer")
+        else:
+            return lookup("optimizer", name, {**METHODS, **plugins})     # raises, listing the choices
+        _RESOLVED[key] = as_method(key, obj)
+    return _RESOLVED[key]
+
+
+def list_methods() -> dict[str, str]:
+    """Every optimizer name :func:`get_method` knows without an import path -> its description (entry points are
+    listed by name and target, not loaded)."""
+    out = {name: m.description for name, m in METHODS.items()}
+    out.update({name: f"from {ep.value}" for name, ep in sorted(installed_entry_points(OPTIMIZER_GROUP).items())})
+    return out
+
+
+def as_method(name: str, obj: Any) -> Method:
+    """``obj`` (a :class:`Method` or a ``torch.optim.Optimizer`` subclass) as the method called ``name``."""
+    if isinstance(obj, Method):
+        return dataclasses.replace(obj, name=name)
+    if isinstance(obj, type) and issubclass(obj, (SIP, HIG)):
+        raise UnknownNameError(f"optimizer '{name}' is physopt's {obj.__name__}, which needs the problem's "
+                               f"physics: use the built-in name '{obj.__name__.lower()}' (or 'gn' for GaussNewton)")
+    if not (isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)):
+        what = f"the class {obj.__qualname__}" if isinstance(obj, type) else f"{type(obj).__name__} {obj!r:.60}"
+        raise UnknownNameError(f"optimizer '{name}' is {what}, not a torch.optim.Optimizer subclass (or a "
+                               f"physopt.bench.methods.Method)")
+    return Method(name, f"{obj.__module__}.{obj.__qualname__} through the physics (adjoint gradients)",
+                  _adjoint(obj), {}, settings=_settings_of(obj), alias=obj.__name__.lower())
+
+
+def _settings_of(optimizer_cls: type[torch.optim.Optimizer]) -> tuple[str, ...] | None:
+    """The keyword settings of the optimizer's constructor besides ``params`` (None if it takes ``**kwargs``)."""
+    parameters = list(inspect.signature(optimizer_cls.__init__).parameters.values())[1:]     # without self
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return tuple(p.name for p in parameters if p.name != "params" and p.kind is not inspect.Parameter.VAR_POSITIONAL)
+
+
+def settings_by_method(methods: list[Method], hyperparameters: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``--hparam`` settings keyed by what the user wrote (a method's name or alias, any case) -> keyed by method
+    name; a key that matches none of ``methods`` is refused (its settings would be ignored)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, values in hyperparameters.items():
+        k = key.strip().lower()
+        matches = [m for m in methods if k in (m.name.lower(), (m.alias or "").lower())]
+        if not matches:
+            raise ValueError(f"settings given for '{key}', which is not among the optimizers compared here "
+                             f"({', '.join(m.name for m in methods)}): add it to --optimizers or drop its --hparam")
+        if len(matches) > 1:
+            raise ValueError(f"settings given for '{key}' match several optimizers "
+                             f"({', '.join(m.name for m in matches)}): write the full name")
+        name = matches[0].name
+        twice = sorted(set(out.get(name, {})) & set(values))
+        if twice:
+            raise ValueError(f"--hparam {name}.{twice[0]} is given twice (as '{key}' and by another name)")
+        out.setdefault(name, {}).update(values)
+    return out
+
+
+def canonical_optimizers(problem: Any) -> list[str]:
+    """The optimizers a comparison on ``problem`` (an instance or class) runs by default: its benchmark settings',
+    without those that need an inverse update the problem does not define (e.g. 'sip' for a user's problem that
+    declares no settings and no inverse)."""
+    cls = problem if isinstance(problem, type) else type(problem)
+    return [o for o in cls.benchmark.optimizers if cls.defines_inverse() or not get_method(o).needs_inverse]
 
 
 def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -191,8 +314,16 @@ def check_settings(method: Method, problem: Any, hparams: dict[str, Any]) -> Non
     """Build ``method``'s optimizer once on a throwaway network, so that an unknown or ill-typed setting (say
     ``--hparam adam.lrr=1``) fails with a clear line before anything trains. ``hparams`` are the resolved ones
     (:func:`resolve_hyperparameters` has validated lr and batch size)."""
+    arguments = optimizer_arguments(hparams)
+    if method.settings is not None:
+        unknown = sorted(set(arguments) - set(method.settings))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], method.settings, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"{method.name} has no setting '{unknown[0]}'.{hint} Its settings: "
+                             f"{', '.join(method.settings)}")
     try:
-        method.build(problem.default_network(), problem, optimizer_arguments(hparams))
+        method.build(problem.default_network(), problem, arguments)
     except BatchDependenceError as err:             # not a setting: the problem's network does not suit the method
         raise ValueError(f"{method.name} cannot train the default network of {problem.name}: {err}") from None
     except (TypeError, ValueError) as err:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -73,14 +74,20 @@ def write_benchmark(out: str | Path, name: str, command: str | None, device: tor
     return out / f"{name}.json"
 
 
+def file_stem(name: str) -> str:
+    """``name`` (an optimizer or problem, possibly an import path such as ``mypkg.opt:MyOpt``) as a portable file name
+    part: characters other than letters, digits, '.', '_' and '-' become '-'; built-in names stay as they are."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)
+
+
 def run_path(out: Path, optimizer: str, seed: int) -> Path:
-    return out / "runs" / f"{optimizer}_seed{seed}.json"
+    return out / "runs" / f"{file_stem(optimizer)}_seed{seed}.json"
 
 
 def run_lock(out: Path, optimizer: str, seed: int) -> FileLock:
     """The lock a command holds while it trains one run into ``out``: two commands writing one directory at once
     never train the same run twice (an OS file lock, released when its process dies, even by kill -9)."""
-    path = out / "runs" / f".{optimizer}_seed{seed}.lock"
+    path = out / "runs" / f".{file_stem(optimizer)}_seed{seed}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path)
 

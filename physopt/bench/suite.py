@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .compare import compare
+from .methods import canonical_optimizers
 from .progress import ProgressLike, as_progress
 from .report import write_report
 
@@ -37,10 +38,10 @@ def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *
     for check_only in (True, False):                  # every directory is checked before the first run trains
         summaries = []
         for problem, p in problems_at:
+            optimizers = canonical_optimizers(problem)
             if not check_only:
-                report.log(f"physopt bench: {problem.name} ({preset} preset) on {device}: "
-                           f"{', '.join(problem.benchmark.optimizers)}")
-            summaries.append(compare(problem, problem.benchmark.optimizers, seeds=seeds or p.seeds,
+                report.log(f"physopt bench: {problem.name} ({preset} preset) on {device}: {', '.join(optimizers)}")
+            summaries.append(compare(problem, optimizers, seeds=seeds or p.seeds,
                                      iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
                                      out=results_dir(out, problem.name, preset, device), resume=resume,
                                      evaluations=p.evaluations, command=command, progress=report, force=force,

@@ -17,7 +17,7 @@ import torch
 from physopt.validation import check_number
 
 from .progress import ProgressLike, as_progress
-from .storage import write_benchmark
+from .storage import file_stem, write_benchmark
 from .train import HELD_OUT_SEED, check_seed, train_run
 
 VALIDATION_SEED = HELD_OUT_SEED - 1
@@ -75,7 +75,7 @@ def format_tuning(result: dict[str, Any]) -> str:
 
 
 def tuning_path(out: str | Path, problem: str, optimizer: str) -> Path:
-    return Path(out) / f"{problem}_{optimizer}.json"
+    return Path(out) / f"{file_stem(problem)}_{file_stem(optimizer)}.json"
 
 
 def check_tuning_target(out: str | Path, problem: str, optimizer: str, settings: dict[str, Any],

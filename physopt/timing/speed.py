@@ -15,8 +15,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from physopt.bench.methods import (Diverged, canonical_optimizers, get_method, optimizer_arguments,
+                                   resolve_hyperparameters)
 from physopt.bench.progress import ProgressLike, as_progress
-from physopt.bench.methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 from physopt.bench.table import Column, format_table, text_column
 
 from .kernel import run_isolated, skipped_row, time_call, timing_row
@@ -37,17 +38,19 @@ def time_one(problem: Any, name: str, repeats: int, batch_size: int | None = Non
 
 
 def time_one_isolated(problem: str, preset: str, name: str, repeats: int, device: str) -> dict[str, Any]:
-    """:func:`time_in_preset` in a fresh Python process."""
+    """:func:`time_in_preset` in a fresh Python process (which first imports the modules ``--import`` named)."""
+    from problems import imported
     row, why = run_isolated("physopt.timing.speed:time_in_preset", {"problem": problem, "preset": preset,
                                                                     "optimizer": name, "repeats": repeats,
-                                                                    "device": str(device)})
+                                                                    "device": str(device), "imports": imported()})
     return row if why is None else skipped_row(why, problem=problem, optimizer=name, batch=None)
 
 
-def time_in_preset(problem: str, preset: str, optimizer: str, repeats: int, device: str) -> dict[str, Any]:
-    """:func:`time_one` on ``problem`` built at the sizes of ``preset``."""
-    from problems import get_problem
-    from problems import get_preset
+def time_in_preset(problem: str, preset: str, optimizer: str, repeats: int, device: str,
+                   imports: Sequence[str] = ()) -> dict[str, Any]:
+    """:func:`time_one` on ``problem`` built at the sizes of ``preset``, after importing ``imports``."""
+    from problems import get_preset, get_problem, import_modules
+    import_modules(imports)
     p = get_preset(problem, preset)
     return time_one(get_problem(problem, device=device, **p.config), optimizer, repeats, p.batch_size)
 
@@ -78,9 +81,9 @@ def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", r
               checkpoint: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """The speed table over ``problems`` (default: all) with each problem's canonical optimizers, at the problem
     sizes of ``preset``; ``checkpoint(rows)`` after each problem, ``progress`` after each optimizer."""
-    from problems import PROBLEMS, get_preset, get_problem, list_problems
+    from problems import get_preset, get_problem, list_problems, problem_class
     names = list(problems) if problems else list_problems()
-    plans = [(name, get_preset(name, preset), PROBLEMS[name].benchmark.optimizers) for name in names]
+    plans = [(name, get_preset(name, preset), canonical_optimizers(problem_class(name))) for name in names]
     report = as_progress(progress)
     report.start(f"speed ({preset} sizes)", sum(len(optimizers) for *_, optimizers in plans), None)
     rows: list[dict[str, Any]] = []

@@ -13,6 +13,10 @@ markdown source, that this test applies before running it:
 
     <!-- docs-test: replace "--iterations 300" with "--iterations 2"; replace "--batch-size 32" with "--batch-size 4" -->
     <!-- docs-test: skip "needs a CUDA device" -->
+    <!-- docs-test: file "my_physics.py" -->
+
+``file "NAME"`` on a python block saves it as NAME in the directory of the next bash block of the same document
+instead of running it on its own (a module the commands import, e.g. ``physopt compare my_physics:problem``).
 
 A replacement that matches nothing in its block fails (the directive went stale), and so does a directive that is not
 followed by a block: nothing is shrunk or skipped silently.
@@ -44,7 +48,7 @@ LANGUAGES = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "
 
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)\s*$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:(.*?)-->\s*$")
-DIRECTIVE_ITEM = re.compile(r'\s*(?:replace\s+"([^"]*)"\s+with\s+"([^"]*)"|skip\s+"([^"]+)")\s*(?:;|$)')
+DIRECTIVE_ITEM = re.compile(r'\s*(?:replace\s+"([^"]*)"\s+with\s+"([^"]*)"|skip\s+"([^"]+)"|file\s+"([^"]+)")\s*(?:;|$)')
 
 
 # ---- reading the markdown ------------------------------------------------------------------------------------------
@@ -100,17 +104,19 @@ def read_blocks(path: Path) -> tuple[list[Block], list[str]]:
 
 
 def parse_directive(text: str | None) -> tuple[list[tuple[str, str]], str | None]:
-    """'replace "a" with "b"; skip "why"' -> ([("a", "b")], "why")."""
+    """'replace "a" with "b"; skip "why"' -> ([("a", "b")], "why"); a ``file`` item is read by :func:`file_name`."""
     replacements: list[tuple[str, str]] = []
     skip = None
     rest = (text or "").strip()
     while rest:
         item = DIRECTIVE_ITEM.match(rest)
         if not item or not item.group(0):
-            raise ValueError(f"cannot read the docs-test directive at '{rest}'; write replace \"OLD\" with \"NEW\" or "
-                             f"skip \"REASON\", separated by ';'")
+            raise ValueError(f"cannot read the docs-test directive at '{rest}'; write replace \"OLD\" with \"NEW\", "
+                             f"skip \"REASON\" or file \"NAME\", separated by ';'")
         if item.group(3) is not None:
             skip = item.group(3)
+        elif item.group(4) is not None:
+            pass
         else:
             replacements.append((item.group(1), item.group(2)))
         rest = rest[item.end():].strip()
@@ -130,9 +136,28 @@ def source_to_run(block: Block) -> str:
     return code
 
 
+def file_name(block: Block) -> str | None:
+    """The NAME of the block's ``file "NAME"`` directive, or None."""
+    found = re.search(r'(?:^|;)\s*file\s+"([^"]+)"', block.directive or "")
+    return found.group(1) if found else None
+
+
+def files_for(block: Block) -> dict[str, str]:
+    """The python blocks with a ``file`` directive between the previous bash block of ``block``'s document and
+    ``block``: {NAME: code}, saved next to its commands."""
+    blocks = READ[block.path][0]
+    files: dict[str, str] = {}
+    for b in blocks[:blocks.index(block)]:
+        if b.kind == "bash":
+            files = {}
+        elif b.kind == "python" and file_name(b):
+            files[file_name(b)] = source_to_run(b)
+    return files
+
+
 READ = {path: read_blocks(path) for path in DOCS}
 BLOCKS = [b for blocks, _ in READ.values() for b in blocks]
-RUNNABLE = [b for b in BLOCKS if b.kind in ("python", "bash")]
+RUNNABLE = [b for b in BLOCKS if b.kind in ("python", "bash") and not file_name(b)]
 
 
 # ---- running: a worker that forks one process per block or command --------------------------------------------------
@@ -322,6 +347,9 @@ def test_every_block_is_python_bash_or_text_and_every_directive_belongs_to_one(p
                             f"bash to run it, text if it is output")
         elif block.kind == "text" and block.directive:
             problems.append(f"{block.where}: docs-test directive on a text block, which is never run")
+        elif file_name(block) and (block.kind != "python" or not any(
+                b.kind == "bash" and b.line > block.line for b in blocks)):
+            problems.append(f"{block.where}: a file directive belongs on a python block that a bash block follows")
         else:
             try:
                 parse_directive(block.directive)
@@ -347,6 +375,8 @@ def test_code_block_runs(block, runner, tmp_path):
         rc = runner.run(work, log, PYTHON_TIMEOUT_S, script=script)
         assert rc == 0, failure(f"{block.where}: the python block", rc, log, PYTHON_TIMEOUT_S)
         return
+    for name, text in files_for(block).items():
+        (work / name).write_text(text)
     commands = shell_lines(code)
     assert commands, f"{block.where}: empty bash block"
     for n, words in enumerate(commands):

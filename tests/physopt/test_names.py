@@ -38,3 +38,33 @@ def test_a_name_that_is_not_a_string_is_an_unknown_name_not_a_crash():
     for name in (None, 3):
         with pytest.raises(UnknownNameError, match=f"unknown optimizer '{name}'. Available: adam, rmsprop, sgd, sip"):
             lookup("optimizer", name, TABLE)
+
+
+# ---- import paths and entry points -----------------------------------------------------------------------------
+
+from physopt.names import import_object, is_import_path  # noqa: E402
+
+
+def test_an_import_path_names_a_module_attribute_with_a_colon_or_a_last_dot():
+    import torch
+    assert import_object("torch.optim:AdamW", "optimizer") is torch.optim.AdamW
+    assert import_object("torch.optim.AdamW", "optimizer") is torch.optim.AdamW
+    assert is_import_path("mypkg.mod:MyProblem") and is_import_path("torch.optim.AdamW")
+    assert not is_import_path("navier-stokes") and not is_import_path("adam")
+
+
+@pytest.mark.parametrize("path, words", [
+    ("nosuchpkg_xyz.mod:Thing", "optimizer 'nosuchpkg_xyz.mod:Thing': no module named 'nosuchpkg_xyz'"),
+    ("torch.optim:AdamWW", "module 'torch.optim' has no attribute 'AdamWW'. Did you mean 'AdamW'?"),
+    (":Thing", "is not an import path"),
+])
+def test_a_bad_import_path_says_which_part_failed(path, words):
+    with pytest.raises(UnknownNameError, match=words.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        import_object(path, "optimizer")
+
+
+def test_a_module_that_raises_while_importing_is_named_with_its_error(tmp_path, monkeypatch):
+    (tmp_path / "broken_mod_xyz.py").write_text("raise RuntimeError('no licence server')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UnknownNameError, match="importing module 'broken_mod_xyz' failed: RuntimeError: no licence"):
+        import_object("broken_mod_xyz:Thing", "problem")

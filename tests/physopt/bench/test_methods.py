@@ -146,3 +146,95 @@ def test_bad_learning_rates_and_batch_sizes_are_refused_naming_the_method(hparam
 def test_the_batch_size_is_a_setting_of_the_run_not_of_the_optimizer():
     validate_hyperparameters("sgd", {"momentum": 0.9})                # what the check does not cover passes
     assert optimizer_arguments({"batch_size": 8, "lr": 0.1, "momentum": 0.9}) == {"lr": 0.1, "momentum": 0.9}
+
+
+# ---- optimizers from anywhere ----------------------------------------------------------------------------------
+
+from physopt.bench.methods import (OPTIMIZER_GROUP, canonical_optimizers, check_settings,  # noqa: E402
+                                   settings_by_method)
+
+
+def test_any_torch_optimizer_trains_through_the_physics_by_import_path(exp):
+    problem, batch = exp
+    method = get_method("torch.optim.AdamW")
+    assert method.name == "torch.optim.AdamW" and method.alias == "adamw" and "weight_decay" in method.settings
+    net = network(problem)
+    before = mean_loss(problem, net, batch)
+    step = method.build(net, problem, {"lr": 1e-2})
+    for _ in range(20):
+        step(batch)
+    assert mean_loss(problem, net, batch) < before
+    assert get_method("torch.optim:AdamW").build is not None
+
+
+def test_an_import_path_optimizer_matches_the_built_in_one_step_for_step(exp):
+    problem, batch = exp
+    nets = [network(problem), network(problem)]
+    steps = [get_method(name).build(net, problem, {"lr": 1e-2}) for name, net in zip(("adam", "torch.optim.Adam"),
+                                                                                      nets)]
+    for _ in range(5):
+        assert steps[0](batch) == steps[1](batch)
+    assert all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+
+
+def test_lbfgs_gets_a_closure_that_re_evaluates_the_loss_on_the_batch(exp):
+    problem, batch = exp
+    net = network(problem)
+    before = mean_loss(problem, net, batch)
+    step = get_method("torch.optim.LBFGS").build(net, problem, {"lr": 0.1, "max_iter": 5})
+    first = step(batch)
+    assert first == pytest.approx(before, rel=1e-5)          # LBFGS returns the loss before its update
+    assert mean_loss(problem, net, batch) < before
+
+
+def test_an_unknown_setting_is_refused_by_name_with_the_settings_listed(exp):
+    problem, _ = exp
+    method = get_method("torch.optim.AdamW")
+    with pytest.raises(ValueError, match="torch.optim.AdamW has no setting 'weight_decayy'. Did you mean "
+                                         "'weight_decay'\\? Its settings: lr, betas"):
+        check_settings(method, problem, {"lr": 1e-3, "weight_decayy": 0.1, "batch_size": 4})
+
+
+@pytest.mark.parametrize("name, words", [
+    ("torch.nn.Linear", "is the class Linear, not a torch.optim.Optimizer subclass"),
+    ("math.pi", "is float 3.14"),
+    ("physopt.SIP", "use the built-in name 'sip'"),
+    ("nosuchpkg_xyz:Opt", "no module named 'nosuchpkg_xyz'"),
+    ("adamm", "unknown optimizer 'adamm'. Did you mean 'adam'?"),
+])
+def test_what_is_not_an_optimizer_is_refused_in_one_line(name, words):
+    with pytest.raises(UnknownNameError, match=words.replace("(", r"\(").replace("?", r"\?")):
+        get_method(name)
+
+
+def test_hparam_keys_match_a_method_by_name_or_alias_in_any_case():
+    methods = [get_method("adam"), get_method("torch.optim.AdamW")]
+    assert settings_by_method(methods, {"adamw": {"weight_decay": 0.1}, "ADAM": {"lr": 1.0}}) == {
+        "torch.optim.AdamW": {"weight_decay": 0.1}, "adam": {"lr": 1.0}}
+    with pytest.raises(ValueError, match="settings given for 'sgd', which is not among"):
+        settings_by_method(methods, {"sgd": {"lr": 1.0}})
+
+
+class _EntryPoint:
+    def __init__(self, name, target):
+        self.name, self.value, self.target = name, f"tests:{name}", target
+
+    def load(self):
+        return self.target
+
+
+def test_an_installed_entry_point_names_an_optimizer(monkeypatch):
+    import physopt.bench.methods as methods
+    monkeypatch.setattr(methods, "installed_entry_points", lambda group: {"fancy": _EntryPoint("fancy", torch.optim.Adamax)}
+                        if group == OPTIMIZER_GROUP else {})
+    monkeypatch.setattr(methods, "_RESOLVED", {})
+    assert get_method("fancy").description.startswith("torch.optim.adamax.Adamax through the physics")
+    assert "fancy" in methods.list_methods()
+
+
+def test_a_problem_without_an_inverse_runs_its_optimizers_but_sip(exp):
+    assert canonical_optimizers(exp[0]) == ["adam", "sgd", "sip"]
+    from problems import from_functions
+    plain = from_functions("plain-test", sample=lambda n, g: torch.rand(n, 1, generator=g), physics=torch.exp,
+                           network=lambda: nn.Linear(1, 1), register_name=False)
+    assert canonical_optimizers(plain) == ["adam", "sgd"]
