@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 #: public name -> the module (relative to physopt) that defines it
 _EXPORTS = {
-    "SIP": "sip", "sip_loss": "sip", "check_physics_update": "sip", "PhysicsUpdateError": "sip",
+    "SIP": "sip", "sip_loss": "sip", "sip_backward": "sip", "check_physics_update": "sip", "PhysicsUpdateError": "sip",
     "NewtonUpdate": "updates", "GaussNewtonUpdate": "updates", "saddle_free_newton_step": "updates",
     "HIG": "hig", "GaussNewton": "hig", "HIGStats": "hig", "hig_direction": "hig",
     "half_inverse": "hig", "HalfInversionError": "hig",
@@ -49,5 +49,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
                       hig_direction, per_example_jacobian)
     from .names import (UnknownNameError, import_object, installed_entry_points, is_import_path, load_entry_point,
                         lookup)
-    from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_loss
+    from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_backward, sip_loss
     from .updates import GaussNewtonUpdate, NewtonUpdate, saddle_free_newton_step

@@ -18,16 +18,21 @@ from torch.optim import Optimizer
 
 from .validation import check_choice, check_number
 
-__all__ = ["SIP", "sip_loss", "check_physics_update", "PhysicsUpdateError"]
+__all__ = ["SIP", "sip_loss", "sip_backward", "check_physics_update", "PhysicsUpdateError"]
 
 InverseUpdate = Callable[..., Tensor]
 _REDUCTIONS = ("mean", "sum")
 
 
+def _finite_flag(tensors) -> Tensor:
+    """A 0-dim bool tensor: whether every tensor is free of NaN/inf (computed on the device, no sync)."""
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return torch.stack([f.to(flags[0].device) for f in flags]).all() if flags else torch.tensor(True)
+
+
 def _all_finite(tensors) -> bool:
     """Whether every tensor is free of NaN/inf (one device sync for all of them)."""
-    flags = [torch.isfinite(t).all() for t in tensors]
-    return bool(torch.stack(flags).all()) if flags else True
+    return bool(_finite_flag(tensors))
 
 
 class PhysicsUpdateError(FloatingPointError):
@@ -56,8 +61,26 @@ def sip_loss(x: Tensor, dx: Tensor, reduction: str = "mean") -> Tensor:
     return per_example.mean() if reduction == "mean" else per_example.sum()
 
 
-def check_physics_update(dx: Tensor, x: Tensor, step: int | None = None) -> None:
-    """Raise a clear error if dx is not a finite tensor of x's shape, device and dtype."""
+def sip_backward(x: Tensor, dx: Tensor, reduction: str = "mean") -> Tensor:
+    r"""Put the SIP gradient in place: backpropagate :func:`sip_loss` (dL~/dx = -dx) to the network's weights, so
+    that any optimizer's ordinary ``step()`` (or :meth:`SIP.step` without arguments, which also guards against
+    NaN/inf) takes the update. ``dx`` is checked first (:func:`check_physics_update`). Returns the proxy loss, detached.
+
+    Example::
+
+        x = net(y_star)
+        physopt.sip_backward(x, inverse(x.detach(), y_star))
+        adam.step()
+    """
+    check_physics_update(dx, x)
+    proxy = sip_loss(x, dx.detach().to(x.dtype), reduction)
+    proxy.backward()
+    return proxy.detach()
+
+
+def check_physics_update(dx: Tensor, x: Tensor, step: int | None = None, finite: bool = True) -> None:
+    """Raise a clear error if dx is not a finite tensor of x's shape, device and dtype (``finite=False``: shape and
+    device only, no device sync)."""
     where = f" at step {step}" if step is not None else ""
     if not isinstance(dx, Tensor):
         raise TypeError(f"the inverse update must return a Tensor, got {type(dx).__name__}{where}")
@@ -66,6 +89,8 @@ def check_physics_update(dx: Tensor, x: Tensor, step: int | None = None) -> None
                          f"{tuple(x.shape)}; the inverse update must return one entry per entry of x")
     if dx.device != x.device:
         raise ValueError(f"the physics update is on {dx.device} but the prediction on {x.device}{where}")
+    if not finite:
+        return
     bad = ~torch.isfinite(dx)
     if bad.any():
         n_bad = int(bad.sum())
@@ -98,6 +123,11 @@ class SIP(Optimizer):
     ``param_groups`` and ``state`` are the base optimizer's own, so learning-rate schedulers work on a SIP
     instance directly, and ``state_dict()`` / ``load_state_dict()`` round-trip both.
 
+    :meth:`step` takes the usual torch forms too, where a loop or framework drives the optimizer:
+    ``step()`` after the SIP gradient was put in place (:func:`sip_backward`, or ``sip_loss(...).backward()``), and
+    ``step(closure)`` with a closure that does so and returns the proxy loss (PyTorch Lightning's automatic
+    optimization). Every form undoes a step that leaves NaN/inf weights; the checks cost one device sync per step.
+
     Example::
 
         opt = physopt.SIP(net.parameters(), inverse=problem.inverse_update, lr=1e-3)
@@ -125,39 +155,74 @@ class SIP(Optimizer):
         self.state = self.base.state
         self.defaults = self.base.defaults
 
-    def step(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        """Compute dx = inverse(x, *args, **kwargs), backpropagate the proxy loss, take one base-optimizer step.
+    def step(self, x: Tensor | Callable[[], Any] | None = None, *args: Any, closure: Callable[[], Any] | None = None,
+             **kwargs: Any) -> Any:  # type: ignore[override]
+        """One SIP step, in one of three forms:
 
-        Args:
-            x: the network's prediction, attached to its graph (call ``zero_grad()`` before).
-            *args, **kwargs: passed on to ``inverse`` (e.g. the batch, or the target y*).
-        Returns:
-            The proxy loss (detached).
+        - ``step(x, *args, **kwargs)``: compute dx = inverse(x, *args, **kwargs), backpropagate the proxy loss and
+          take one base-optimizer step; returns the proxy loss (detached). ``x`` is the network's prediction,
+          attached to its graph (call ``zero_grad()`` before); ``args``/``kwargs`` go to ``inverse`` (e.g. the batch).
+        - ``step()``: the SIP gradient is already in ``.grad`` (:func:`sip_backward`); take the base step. Returns None.
+        - ``step(closure)`` / ``step(closure=closure)``: call the closure (under grad), which puts the SIP gradient in
+          place and returns the proxy loss, as torch and PyTorch Lightning call optimizers; then the base step.
+          Returns what the closure returned.
+
         Raises:
-            PhysicsUpdateError: dx, the resulting gradient or the updated weights are not finite; the weights (and
-                the base optimizer's state) are left as they were before the step.
+            PhysicsUpdateError: the prediction, dx, the resulting gradient or the updated weights are not finite; the
+                weights (and the base optimizer's state) are left as they were before the step.
             ValueError: a learning rate in ``param_groups`` is not a finite number > 0 (checked at every step).
         """
+        if callable(x) and not isinstance(x, Tensor):
+            if closure is not None:
+                raise TypeError("SIP.step got two closures; pass one")
+            x, closure = None, x
+        if x is None:
+            if args or kwargs:
+                raise TypeError("SIP.step(closure) and SIP.step() take no further arguments; the inverse update's "
+                                "arguments go with the prediction: step(x, *args)")
+            step = self._check_lrs()
+            result = None
+            if closure is not None:
+                with torch.enable_grad():
+                    result = closure()
+            self._guarded_base_step(step)
+            return result
+        if closure is not None:
+            raise TypeError("SIP.step takes either the prediction x (and the inverse update's arguments) or a closure")
         if not isinstance(x, Tensor):
             raise TypeError(f"SIP.step expects the network prediction x as a Tensor, got {type(x).__name__}")
         if not x.requires_grad:
             raise ValueError("the prediction x does not require grad: pass the network output itself, not a "
                              "detached copy, so the proxy loss can reach the weights")
-        step = self.steps + 1
-        for group in self.param_groups:            # a scheduler or a user may have changed it since construction
-            if "lr" in group:
-                check_number("lr", group["lr"], low=0, low_inclusive=False)
-        if not torch.isfinite(x).all():
-            raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}; the weights were "
-                                     f"not changed. Lower the learning rate or check the inputs")
-        with torch.no_grad():
-            dx = self.inverse(x.detach(), *args, **kwargs)
-        check_physics_update(dx, x, step)
+        step = self._check_lrs()
+        try:
+            with torch.no_grad():
+                dx = self.inverse(x.detach(), *args, **kwargs)
+        except Exception as err:                                  # e.g. an eigensolver given a NaN prediction
+            if not _all_finite([x]):
+                raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}, and the inverse "
+                                         f"update failed on it ({type(err).__name__}); the weights were not changed. "
+                                         f"Lower the learning rate or check the inputs") from err
+            raise
+        check_physics_update(dx, x, step, finite=False)          # shape and device here; finiteness below
         proxy = sip_loss(x, dx.to(x.dtype), self.reduction)
         proxy.backward()
-        if not _all_finite(p.grad for p in self._params() if p.grad is not None):
-            raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights were not "
-                                     f"changed")
+        self._guarded_base_step(step, x, dx)
+        return proxy.detach()
+
+    def _check_lrs(self) -> int:
+        """The number of the coming step, after checking every group's lr (a scheduler or a user may have changed
+        it since construction)."""
+        for group in self.param_groups:
+            if "lr" in group:
+                check_number("lr", group["lr"], low=0, low_inclusive=False)
+        return self.steps + 1
+
+    def _guarded_base_step(self, step: int, x: Tensor | None = None, dx: Tensor | None = None) -> None:
+        """The base optimizer's step, undone (weights and base state) when the prediction, dx, the gradient or the
+        new weights hold NaN/inf: all checked in one reduction, one device sync; the cause is found only on failure."""
+        grads = [p.grad for p in self._params() if p.grad is not None]
+        inputs_ok = _finite_flag([t for t in (x, dx) if t is not None] + grads)
         snapshot = self._snapshot()
         try:
             self.base.step()
@@ -167,13 +232,21 @@ class SIP(Optimizer):
             self._restore(snapshot)
             raise PhysicsUpdateError(f"the base optimizer's step size at step {step} does not fit the weights' dtype "
                                      f"({err}); the step was undone. Lower the learning rate") from None
-        if not _all_finite(self._params()):
-            self._restore(snapshot)
-            raise PhysicsUpdateError(f"the base optimizer's update at step {step} made weights NaN/inf (a finite but "
-                                     f"huge step); the step was undone. Lower the learning rate, or cap dx in the "
-                                     f"inverse update (e.g. max_step)")
-        self.steps = step
-        return proxy.detach()
+        if bool(torch.stack([inputs_ok, _finite_flag(self._params()).to(inputs_ok.device)]).all()):
+            self.steps = step
+            return
+        self._restore(snapshot)
+        if x is not None and not _all_finite([x]):
+            raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}; the weights were not "
+                                     f"changed. Lower the learning rate or check the inputs")
+        if dx is not None:
+            check_physics_update(dx, x, step)                     # raises, naming the examples with NaN/inf
+        if not _all_finite(grads):
+            raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights were not "
+                                     f"changed")
+        raise PhysicsUpdateError(f"the base optimizer's update at step {step} made weights NaN/inf (a finite but "
+                                 f"huge step); the step was undone. Lower the learning rate, or cap dx in the "
+                                 f"inverse update (e.g. max_step)")
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]

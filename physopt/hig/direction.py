@@ -56,7 +56,8 @@ HIG_ROUTES = ("auto", *ROUTES)
 
 @dataclasses.dataclass
 class HIGStats:
-    """What one step did: route, chunk size, the shape of J, how many singular values were kept, and timings (s)."""
+    """What one step did: route, chunk size, the shape of J, how many singular values were kept, and timings (s) of
+    its parts, measured only when asked for (``profile=True``: a device sync between parts; else None)."""
     route: str
     rows: int
     cols: int
@@ -64,14 +65,17 @@ class HIGStats:
     kept: int
     condition: float
     loss: float
-    jacobian_s: float
-    decomposition_s: float
-    apply_s: float
+    jacobian_s: float | None
+    decomposition_s: float | None
+    apply_s: float | None
     loss_after: float | None = None   # the batch loss after the step (HIG's guard evaluates it)
     lr_scale: float = 1.0             # < 1 when the guard had to shrink the step (see HIG's max_loss_increase)
 
 
-def _sync(device: torch.device) -> float:
+def _sync(device: torch.device, profile: bool = True) -> float:
+    """The time after the device's queued work (a sync on CUDA); without ``profile`` no sync and 0."""
+    if not profile:
+        return 0.0
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
@@ -98,12 +102,13 @@ def loss_gradient(loss: Loss, y: Tensor, args: tuple) -> tuple[Tensor, Tensor]:
 def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss, *args: Any, kappa: float = -0.5,
                   beta: float = 0.0, truncation: float = 1e-6, route: str = "auto",
                   dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
-                  chunk_size: int | None = None) -> tuple[dict[str, Tensor], HIGStats]:
+                  chunk_size: int | None = None, profile: bool = False) -> tuple[dict[str, Tensor], HIGStats]:
     """The functional core of :class:`physopt.HIG`: J^<beta,kappa> g per trainable parameter (not yet scaled by -eta).
 
     ``physics(model(inputs), *args) -> y`` (batched, vmap-safe), ``loss(y, *args) -> (b,)`` per-example losses.
     ``route``: ``auto`` (factored where it applies and J is wide, else gram for wide and svd for tall J) or one of
-    :data:`ROUTES`. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss).
+    :data:`ROUTES`. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss;
+    the parts' times only with ``profile``, which syncs the device between them).
     """
     check_choice("route", route, HIG_ROUTES)
     check_spectral_parameters(kappa, beta, truncation)
@@ -115,7 +120,7 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     check_batch_norm(model)
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())
-    t0 = _sync(device)
+    t0 = _sync(device, profile)
     with torch.no_grad():   # b * |y| from one example, to pick the route and size its memory
         rows = physics(model(inputs[:1]), *slice_examples(args, 0, 1))[0].numel() * inputs.shape[0]
     candidates = AUTO[choose_decomposition(rows, n_params)] if route == "auto" else (route,)
@@ -128,11 +133,12 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
         raise ValueError("route='factored' needs a model whose trainable weights all sit in nn.Linear layers, "
                          "each applied once per forward to a (batch, features) input; use route='auto'")
     g, value = loss_gradient(loss, jacobian.y, args)
-    t1 = _sync(device)
+    t1 = _sync(device, profile)
     w, spectrum = jacobian.coefficients(g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
-    t2 = _sync(device)
+    t2 = _sync(device, profile)
     direction = jacobian.apply_transpose(w)
-    t3 = _sync(device)
+    t3 = _sync(device, profile)
+    times = (t1 - t0, t2 - t1, t3 - t2) if profile else (None, None, None)
     stats = HIGStats(spectrum.route, rows, n_params, jacobian.chunk_size, spectrum.kept, spectrum.condition,
-                     float(value), t1 - t0, t2 - t1, t3 - t2)
+                     float(value), *times)
     return direction, stats

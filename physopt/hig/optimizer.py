@@ -63,6 +63,8 @@ class HIG(torch.optim.Optimizer):
             ``max_loss_increase`` times the loss before, the update is retried with lr scaled by 0.1, 0.01, ...
             (up to 1e-10), a ``RuntimeWarning`` says so and ``last_stats.lr_scale`` records the factor; if none
             helps the step is undone and raises :class:`physopt.HalfInversionError`. None switches the guard off.
+        profile: time the parts of each step (Jacobian, decomposition, apply) in ``last_stats``, with a device sync
+            between them; off by default, so a step adds no syncs for timing.
 
     ``step(inputs, *args)`` returns the batch loss before the update; ``last_stats`` holds a :class:`HIGStats`.
     Every tensor in ``args`` is split per example along dim 0. On NaN/inf anywhere the step raises
@@ -73,7 +75,7 @@ class HIG(torch.optim.Optimizer):
     def __init__(self, model: nn.Module, physics: Physics, loss: Loss, lr: float = 1.0, truncation: float = 1e-6,
                  kappa: float = -0.5, beta: float = 0.0, *, route: str = "auto",
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
-                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3):
+                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
@@ -91,7 +93,18 @@ class HIG(torch.optim.Optimizer):
         self.route, self.decomposition_dtype = route, decomposition_dtype
         self.memory_bound = memory_bound
         self.chunk_size = chunk_size
+        self.profile = bool(profile)
         self.last_stats: HIGStats | None = None
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """HIG half-inverts one Jacobian over all of the model's weights, so it has exactly one parameter group (the
+        one it builds): a second one is refused here, when it is added."""
+        if getattr(self, "param_groups", None):
+            raise ValueError(f"{type(self).__name__} half-inverts one Jacobian over all of the model's trainable "
+                             f"weights, so it takes exactly one parameter group (built from the model); to train "
+                             f"other parameters, make them trainable parameters of the model, or use a second "
+                             f"optimizer for them")
+        super().add_param_group(param_group)
 
     def step(self, inputs: Tensor, *args: Any) -> Tensor:  # type: ignore[override]
         """One update on the batch (``inputs``, ``args``); returns the batch loss before the update (0-dim, detached,
@@ -103,7 +116,7 @@ class HIG(torch.optim.Optimizer):
         direction, stats = hig_direction(self.model, inputs, self.physics, self.loss, *args, kappa=group["kappa"],
                                          beta=group["beta"], truncation=group["truncation"], route=self.route,
                                          dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
-                                         chunk_size=self.chunk_size)
+                                         chunk_size=self.chunk_size, profile=self.profile)
         named = trainable_parameters(self.model)
         if set(named) != set(direction):
             raise RuntimeError("the model's trainable parameters changed since the optimizer was built")
@@ -120,7 +133,8 @@ class HIG(torch.optim.Optimizer):
         if before is not None:
             stats.lr_scale, stats.loss_after = self._guard(named, direction, group["lr"], before, stats.loss, inputs,
                                                            args)
-        stats.apply_s += _sync(next(iter(named.values())).device) - t
+        if self.profile:
+            stats.apply_s += _sync(next(iter(named.values())).device) - t
         self.last_stats = stats
         return torch.tensor(stats.loss, dtype=torch.float64)
 

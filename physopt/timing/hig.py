@@ -55,7 +55,7 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
             def update() -> None:
                 model = copy.deepcopy(net)
                 opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"],
-                          truncation=hp["truncation"], route=route, decomposition_dtype=dtype)
+                          truncation=hp["truncation"], route=route, decomposition_dtype=dtype, profile=True)
                 opt.step(batch.inputs, batch)
                 stats.append(opt.last_stats)
                 updates[key] = torch.nn.utils.parameters_to_vector(model.parameters()).detach() - before

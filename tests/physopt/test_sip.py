@@ -184,3 +184,118 @@ def test_a_finite_but_huge_update_is_undone_with_the_base_optimizers_state():
         o.step(n(inputs))
     for p, q in zip(net.parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+# ---- the torch forms of a step: step(), step(closure), sip_backward ---------------------------------------------
+
+def _sip_setup(seed=0):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+    scale = torch.tensor([1.0, 0.01], dtype=torch.float64)
+    inverse = lambda x, y: y / scale - x                      # noqa: E731 - exact inverse step of P(x) = x * scale
+    y = torch.randn(16, 2, dtype=torch.float64) * scale
+    return net, inverse, y
+
+
+def test_step_after_sip_backward_and_step_with_a_closure_take_the_same_step_as_step_x():
+    results = []
+    for form in ("x", "backward", "closure"):
+        net, inverse, y = _sip_setup()
+        opt = physopt.SIP(net.parameters(), inverse=inverse, lr=1e-2)
+        for _ in range(5):
+            opt.zero_grad()
+            if form == "x":
+                opt.step(net(y), y)
+            elif form == "backward":
+                x = net(y)
+                physopt.sip_backward(x, inverse(x.detach(), y))
+                assert opt.step() is None
+            else:
+                def closure():
+                    opt.zero_grad()
+                    x = net(y)
+                    return physopt.sip_backward(x, inverse(x.detach(), y))
+                assert opt.step(closure=closure) > 0
+        results.append(torch.nn.utils.parameters_to_vector(net.parameters()))
+        assert opt.steps == 5
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=0)
+    torch.testing.assert_close(results[2], results[0], rtol=0, atol=0)
+
+
+def test_every_form_undoes_a_step_that_leaves_nan_weights():
+    net, inverse, y = _sip_setup()
+    opt = physopt.SIP(net.parameters(), inverse=inverse, lr=1e-2)
+    before = torch.nn.utils.parameters_to_vector(net.parameters()).clone()
+    x = net(y)
+    physopt.sip_loss(x, torch.full_like(x, float("nan"))).backward()
+    with pytest.raises(physopt.PhysicsUpdateError, match="proxy gradient contains NaN/inf at step 1"):
+        opt.step()
+    torch.testing.assert_close(torch.nn.utils.parameters_to_vector(net.parameters()), before)
+    with pytest.raises(physopt.PhysicsUpdateError, match="contains 32 NaN/inf value"):
+        physopt.sip_backward(net(y), torch.full((16, 2), float("inf"), dtype=torch.float64))
+    with pytest.raises(TypeError, match="take no further arguments"):
+        opt.step(lambda: None, y)
+
+
+def test_a_step_checks_everything_with_one_device_sync(monkeypatch):
+    net, inverse, y = _sip_setup()
+    opt = physopt.SIP(net.parameters(), inverse=inverse, base=torch.optim.SGD, lr=1e-2)
+    calls = []
+    original = torch.Tensor.__bool__
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda self: calls.append(1) or original(self))
+    opt.zero_grad()
+    opt.step(net(y), y)
+    assert len(calls) == 1
+
+
+def test_a_nan_prediction_that_breaks_the_inverse_is_named():
+    net, _, y = _sip_setup()
+    def inverse(x, y):
+        if not torch.isfinite(x).all():
+            raise RuntimeError("linalg.eigh: the algorithm failed to converge")
+        return y - x
+    opt = physopt.SIP(net.parameters(), inverse=inverse, lr=1e-2)
+    with torch.no_grad():
+        net[0].weight.fill_(float("nan"))
+    with pytest.raises(physopt.PhysicsUpdateError, match="prediction contains NaN/inf at step 1, and the inverse"):
+        opt.step(net(y), y)
+
+
+def test_sip_trains_inside_a_lightning_trainer_as_in_a_plain_loop():
+    """PyTorch Lightning's automatic optimization calls ``optimizer.step(closure=...)``; the SIP gradient comes from
+    the training step's proxy loss. 20 steps on the poisson network in float64 match the plain loop's weights."""
+    L = pytest.importorskip("lightning", reason="lightning is part of the test extra: pip install -e '.[test]'")
+    from problems import get_problem
+    problem = get_problem("poisson", dtype=torch.float64, resolution=16)
+    batches = [problem.sample(2, torch.Generator().manual_seed(i)) for i in range(20)]
+    torch.manual_seed(0)
+    plain_net = problem.default_network()
+    lightning_net = copy.deepcopy(plain_net)
+    initial = torch.nn.utils.parameters_to_vector(plain_net.parameters()).detach().clone()
+
+    opt = SIP(plain_net.parameters(), inverse=problem.inverse_update, lr=1e-3)
+    for batch in batches:
+        opt.zero_grad()
+        opt.step(problem.predict(plain_net, batch), batch)
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = lightning_net
+
+        def training_step(self, batch, index):
+            x = problem.predict(self.net, batch)
+            return sip_loss(x, problem.inverse_update(x.detach(), batch))
+
+        def configure_optimizers(self):
+            return SIP(self.net.parameters(), inverse=problem.inverse_update, lr=1e-3)
+
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
+    trainer = L.Trainer(max_steps=20, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Module(), loader)
+    a = torch.nn.utils.parameters_to_vector(plain_net.parameters()).detach()
+    b = torch.nn.utils.parameters_to_vector(lightning_net.parameters()).detach()
+    assert trainer.global_step == 20 and b.dtype == torch.float64
+    assert float((a - b).norm() / a.norm()) < 1e-6
+    assert float((a - initial).norm() / initial.norm()) > 1e-4              # the 20 steps did train

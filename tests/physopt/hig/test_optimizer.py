@@ -216,3 +216,24 @@ def test_a_normal_step_is_not_touched_by_the_guard():
     opt = physopt.HIG(net, scaled_physics, mse)
     loss_before = opt.step(inputs, target).item()
     assert opt.last_stats.lr_scale == 1.0 and opt.last_stats.loss_after < loss_before
+
+
+def test_a_second_parameter_group_is_refused_when_it_is_added():
+    net, inputs, target = make()
+    opt = physopt.HIG(net, scaled_physics, mse)
+    with pytest.raises(ValueError, match="takes exactly one parameter group"):
+        opt.add_param_group({"params": [nn.Parameter(torch.zeros(2))]})
+    assert len(opt.param_groups) == 1
+
+
+def test_the_parts_are_timed_only_when_asked_and_profiling_changes_no_update():
+    results = []
+    for profile in (False, True):
+        net, inputs, target = make()
+        opt = physopt.HIG(net, scaled_physics, mse, profile=profile)
+        opt.step(inputs, target)
+        s = opt.last_stats
+        timed = (s.jacobian_s, s.decomposition_s, s.apply_s)
+        assert all(t is None for t in timed) if not profile else all(t >= 0 for t in timed)
+        results.append(torch.nn.utils.parameters_to_vector(net.parameters()))
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
