@@ -21,7 +21,8 @@ _EXPORTS = {
     "half_inverse": "hig", "HalfInversionError": "hig",
     "per_example_jacobian": "hig", "JacobianError": "hig", "MemoryBoundError": "hig",
     "UnknownNameError": "names", "lookup": "names", "import_object": "names", "is_import_path": "names",
-    "installed_entry_points": "names", "load_entry_point": "names",
+    "installed_entry_points": "names", "load_entry_point": "names", "find_entry_point": "names", "describe": "names",
+    "unknown_name": "names",
 }
 
 try:
@@ -47,7 +48,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from .hig import (HIG, GaussNewton, HalfInversionError, HIGStats, JacobianError, MemoryBoundError, half_inverse,
                       hig_direction, per_example_jacobian)
-    from .names import (UnknownNameError, import_object, installed_entry_points, is_import_path, load_entry_point,
-                        lookup)
+    from .names import (UnknownNameError, describe, find_entry_point, import_object, installed_entry_points,
+                        is_import_path, load_entry_point, lookup, unknown_name)
     from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_backward, sip_loss
     from .updates import GaussNewtonUpdate, NewtonUpdate, saddle_free_newton_step

@@ -21,7 +21,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FloatingPointError)
 # ---- values -----------------------------------------------------------------------------------------------------
 
 #: where a list of KEY=VALUE pairs is split: at a comma followed by the next KEY=, so a value may hold commas
-_NEXT_PAIR = re.compile(r",(?=\s*[A-Za-z_][\w.\-]*\s*=)")
+_NEXT_PAIR = re.compile(r",(?=\s*[A-Za-z_][\w.:\-]*\s*=)")      # keys may be import paths: mypkg.opt:MyOpt.lr
 
 
 def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
@@ -52,10 +52,12 @@ def _number(v: str) -> Any:
 
 
 def _setting(v: str) -> Any:
-    """An optimizer setting as typed: true/false -> bool, comma-separated numbers -> tuple, else a number (or the
-    text, for the optimizer to refuse)."""
+    """An optimizer setting as typed: true/false -> bool, none -> None, comma-separated numbers -> tuple, else a
+    number (or the text, e.g. ``line_search_fn=strong_wolfe``)."""
     if v.lower() in ("true", "false"):
         return v.lower() == "true"
+    if v.lower() == "none":
+        return None
     if "," in v:
         return tuple(_number(p.strip()) for p in v.split(",") if p.strip())
     return _number(v)
@@ -194,9 +196,12 @@ def log(message: str) -> None:
 # ---- handlers ---------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from problems import list_problems, problem_class
+    from problems import PROBLEM_GROUP, list_problems, problem_class
+    from problems.registry import registered
 
     from .bench.methods import list_methods
+    from .names import installed_entry_points
+    plugins = installed_entry_points(PROBLEM_GROUP)
     print("problems:")
     for name in list_problems():
         try:
@@ -206,6 +211,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         inv = "SIP update" if cls.defines_inverse() else "no inverse"
         print(f"  {name:<14} {getattr(cls, 'description', '')}  [{inv}; batch {cls.benchmark.batch_size}]")
+        entry = plugins.get(name)
+        if entry is not None and registered(name) is not None:          # problem_class finds the registered one
+            print(f"  {'':<14} (the entry point '{name}' = {entry.value} is hidden by it: name that by import path)")
     print("optimizers:")
     for name, description in list_methods().items():
         print(f"  {name:<14} {description}")
@@ -246,6 +254,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
     optimizers = names(args.optimizers) or canonical_optimizers(problem)
+    if args.out:
+        distinct_files(optimizers)
     progress = progress_for(args)
     progress.log(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
     summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
@@ -257,6 +267,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
     return 0
+
+
+def distinct_files(optimizers: Sequence[str]) -> None:
+    """Refuse two optimizers whose runs would be saved to one file (names that differ only in characters a file name
+    cannot hold, e.g. mod:Öpt and mod:Äpt): the second run would overwrite the first."""
+    from .bench.methods import get_method
+    from .bench.storage import file_stem
+    seen: dict[str, str] = {}
+    for name in (get_method(o).name for o in optimizers):
+        stem = file_stem(name)
+        if stem in seen and seen[stem] != name:
+            raise ValueError(f"optimizers '{seen[stem]}' and '{name}' would save their runs to the same file "
+                             f"({stem}_seed*.json); name one of them by another import path (e.g. an ASCII alias)")
+        seen[stem] = name
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -284,16 +308,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
     lrs = number_list(args.lrs, "--lrs")
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
-    from .bench.methods import get_method, settings_by_method
+    from .bench.methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
     method = get_method(args.optimizer)
     optimizer = method.name
+    hyperparameters = settings_by_method([method], optimizer_settings(args)).get(optimizer, {})
+    if method.needs_inverse and not problem.has_inverse:
+        raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' does not "
+                         f"define")
+    check_settings(method, problem, resolve_hyperparameters(method, problem, {**hyperparameters, "lr": lrs[0]}))
     if args.out:
         check_tuning_target(args.out, problem.name, optimizer, {"seed": args.seed, "iterations": args.iterations,
                                                                 "time_budget_s": args.time_budget, "lrs": lrs},
                             force=args.force)
     result = tune(problem, optimizer, lrs, iterations=args.iterations, time_budget=args.time_budget,
-                  seed=args.seed, batch_size=args.batch_size,
-                  hyperparameters=settings_by_method([method], optimizer_settings(args)).get(optimizer, {}),
+                  seed=args.seed, batch_size=args.batch_size, hyperparameters=hyperparameters,
                   progress=progress_for(args))
     print(format_tuning(result))
     if args.out:
@@ -652,6 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())    # the console script, like python -m physopt, finds modules in the current dir
     try:
         if getattr(args, "imports", None):
             from problems import import_modules

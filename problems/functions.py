@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Batch, Problem, ProblemConfig, ProblemError
-from .registry import PROBLEMS, register
+from .registry import NAME, PROBLEMS, register, registered
 from .settings import BenchmarkSettings
 
 Sample = Callable[[int, "torch.Generator | None"], "Tensor | Batch"]
@@ -45,37 +45,78 @@ def from_functions(name: str, *, sample: Sample, physics: Callable[[Tensor], Ten
                      ("x_error", x_error), ("inverse", inverse)):
         if fn is not None and not callable(fn):
             raise TypeError(f"from_functions: {what} must be a function, got {type(fn).__name__}")
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"from_functions: name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not NAME.fullmatch(name.strip()):
+        raise ValueError(f"from_functions: name must be a string of letters, digits, '-', '_' and '.' starting with "
+                         f"a letter or digit (it names files and directories), e.g. 'my-problem'; got {name!r}")
     if x_shape is not None and not (isinstance(x_shape, tuple) and all(isinstance(n, int) and n >= 1
                                                                         for n in x_shape)):
         raise ValueError(f"from_functions: x_shape must be a tuple of positive integers, got {x_shape!r}")
     shape: list[tuple[int, ...]] = [x_shape] if x_shape is not None else []
+    checked: list[bool] = []                        # whether sample() was seen to draw from its generator
 
-    def draw(self: Problem, batch_size: int, generator: torch.Generator | None = None) -> Batch:
-        out = sample(batch_size, generator)
+    def as_batch(self: Problem, out: Any, batch_size: int) -> Batch:
+        """sample()'s output as the Batch on the problem's device and dtype, checked."""
         if isinstance(out, Batch):
-            return out.to(self.device, self.dtype)
-        if not isinstance(out, Tensor) or not out.is_floating_point() or out.dim() < 1 or out.shape[0] != batch_size:
-            got = f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, Tensor) else type(out).__name__
-            raise ProblemError(f"{name}: sample({batch_size}, generator) must return x* as a floating-point tensor "
-                               f"of shape ({batch_size}, *x_shape) (or a problems.Batch), got {got}")
+            for field, t in zip(out._fields, out):
+                if t is not None or field != "x_true":
+                    _check_data(name, f"the Batch's {field}", t, batch_size)
+            if out.x_true is not None and not shape:
+                shape.append(tuple(out.x_true.shape[1:]))
+            return Batch(*(None if t is None else t.detach() for t in out)).to(self.device, self.dtype)
+        _check_data(name, "x*", out, batch_size)
         if not shape:
             shape.append(tuple(out.shape[1:]))
-        x = out.to(self.device, self.dtype)
+        elif tuple(out.shape[1:]) != shape[0]:
+            raise ProblemError(f"{name}: sample({batch_size}, generator) returned x* of shape {tuple(out.shape)}, but "
+                               f"x_shape is {shape[0]}: make them agree")
+        x = out.detach().to(self.device, self.dtype)
         y = self.forward(x, None)
+        if not torch.isfinite(y).all():
+            raise ProblemError(f"{name}: physics(x*) of the sampled x* contains NaN/inf, so there is no data to fit; "
+                               f"check the physics, or draw x* where it is finite")
         return Batch(inputs=y, target=y, x_true=x)
 
+    def draw(self: Problem, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        state = generator.get_state() if generator is not None and not checked else None
+        batch = as_batch(self, sample(batch_size, generator), batch_size)
+        if state is not None:                       # once: the same generator state must give the same data
+            twin = torch.Generator(device=generator.device)
+            twin.set_state(state)
+            again = as_batch(self, sample(batch_size, twin), batch_size)
+            if not all((a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+                       for a, b in zip(batch, again)):
+                raise ProblemError(f"{name}: sample() gave other data for the same generator state: draw every random "
+                                   f"number from the generator it is given (torch.rand(..., generator=generator)), so "
+                                   f"every optimizer sees the same data and the held-out set stays the same")
+            checked.append(True)
+        return batch
+
     def forward(self: Problem, x: Tensor, batch: Batch | None) -> Tensor:
-        return physics(x)
+        y = physics(x)
+        if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() < 1 or y.shape[0] != x.shape[0]:
+            got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+            raise ProblemError(f"{name}: physics(x) must return a real floating-point tensor with the batch "
+                               f"dimension first, shape ({x.shape[0]}, ...) for x of shape {tuple(x.shape)}; got {got}")
+        if x.requires_grad and torch.is_grad_enabled() and not y.requires_grad:
+            raise ProblemError(f"{name}: physics(x) is not differentiable: its output does not depend on x through "
+                               f"torch operations (a .detach(), .item() or numpy inside?); write it in torch")
+        return y
 
     def x_shape_of(self: Problem) -> tuple[int, ...]:
         if not shape:
-            shape.append(tuple(sample(1, torch.Generator().manual_seed(0)).shape[1:]))
+            out = sample(1, torch.Generator().manual_seed(0))
+            if isinstance(out, Batch) and out.x_true is None:
+                raise ProblemError(f"{name}: sample() returns a Batch without x_true, so the shape of x is not known: "
+                                   f"give from_functions x_shape=(...)")
+            shape.append(tuple((out.x_true if isinstance(out, Batch) else out).shape[1:]))
         return shape[0]
 
     def default_network(self: Problem) -> nn.Module:
-        return network().to(self.device, self.dtype)
+        net = network()
+        if not isinstance(net, nn.Module):
+            raise ProblemError(f"{name}: network() must return a torch.nn.Module (fresh weights each call), got "
+                               f"{type(net).__name__}")
+        return net.to(self.device, self.dtype)
 
     attrs: dict[str, Any] = {
         "__doc__": description or f"The problem '{name}', made by problems.from_functions.",
@@ -88,11 +129,12 @@ def from_functions(name: str, *, sample: Sample, physics: Callable[[Tensor], Ten
     }
     if loss is not None:
         def problem_loss(self: Problem, y: Tensor, batch: Batch) -> Tensor:
-            return loss(y, batch.target)
+            return _per_example(name, "loss(y, y*)", loss(y, batch.target), y.shape[0])
         attrs["loss"] = problem_loss
     if x_error is not None:
         def problem_x_error(self: Problem, x: Tensor, batch: Batch) -> Tensor | None:
-            return None if batch.x_true is None else x_error(x, batch.x_true)
+            return None if batch.x_true is None else _per_example(name, "x_error(x, x*)", x_error(x, batch.x_true),
+                                                                   x.shape[0])
         attrs["x_error"] = problem_x_error
     if inverse is not None:
         def inverse_update(self: Problem, x: Tensor, batch: Batch) -> Tensor:
@@ -100,6 +142,26 @@ def from_functions(name: str, *, sample: Sample, physics: Callable[[Tensor], Ten
             return inverse(x, batch.target)
         attrs["inverse_update"] = inverse_update
     cls = type(f"{''.join(p.capitalize() for p in name.replace('-', '_').split('_'))}Problem", (Problem,), attrs)
-    if register_name and getattr(PROBLEMS.get(cls.name), "_from_functions", False):
-        del PROBLEMS[cls.name]                      # made again (a re-run notebook cell, a reloaded module)
+    before = registered(cls.name)
+    if register_name and getattr(before, "_from_functions", False):
+        del PROBLEMS[before.name]                   # made again (a re-run notebook cell, a reloaded module)
     return register(cls) if register_name else cls
+
+
+def _check_data(problem: str, what: str, t: Any, batch_size: int) -> None:
+    """ProblemError unless ``t`` (what sample() returned) is a finite floating-point tensor of batch_size examples."""
+    if not isinstance(t, Tensor) or not t.is_floating_point() or t.dim() < 1 or t.shape[0] != batch_size:
+        got = f"shape {tuple(t.shape)}, dtype {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+        raise ProblemError(f"{problem}: sample({batch_size}, generator) must return x* as a floating-point tensor "
+                           f"of shape ({batch_size}, *x_shape) (or a problems.Batch of such tensors); {what} has {got}")
+    if not torch.isfinite(t).all():
+        raise ProblemError(f"{problem}: sample({batch_size}, generator) returned {what} with NaN/inf entries")
+
+
+def _per_example(problem: str, what: str, value: Any, batch_size: int) -> Tensor:
+    """``value`` if it is a tensor of shape (batch_size,) (one number per example), else a ProblemError."""
+    if not isinstance(value, Tensor) or tuple(value.shape) != (batch_size,):
+        got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise ProblemError(f"{problem}: {what} must return one value per example, shape ({batch_size},) (reduce "
+                           f"over every dimension but the first, e.g. .reshape({batch_size}, -1).sum(-1)); got {got}")
+    return value

@@ -33,6 +33,9 @@ PACKAGE = textwrap.dedent('''
 
         def __init__(self, params, lr=1e-2, momentum=0.0):
             super().__init__(params, lr=lr / 2, momentum=momentum)
+
+
+    Öpt = Äpt = HalfSGD                 # two names that differ only in characters a file name cannot hold
 ''')
 
 
@@ -105,8 +108,52 @@ def test_a_module_is_named_by_import_path_or_imported_and_its_fresh_processes_im
     (["compare", "ramp", "--optimizers", "halfsgd", "--hparam", "halfsgd.nesterov=true", "--iterations", "1"],
      "halfsgd has no setting 'nesterov'. Its settings: lr, momentum"),
     (["list", "--import", "nosuchpkg_xyz"], "--import nosuchpkg_xyz: importing it failed: ModuleNotFoundError"),
+    # found by the adversarial probe: each was a traceback, or silently wrong
+    (["compare", "ramp", "--optimizers", "torch.optim.LBFGS", "--hparam", "lbfgs.line_search_fn=wolfe",
+      "--iterations", "1"], "one trial step on ramp failed: RuntimeError: only 'strong_wolfe' is supported"),
+    (["tune", "ramp", "--optimizer", "torch.optim.AdamW", "--hparam", "adamw.lrr=1", "--lrs", "1e-3",
+      "--iterations", "1"], "torch.optim.AdamW has no setting 'lrr'. Did you mean 'lr'?"),
+    (["compare", "ramp", "--optimizers", "fancyphys:Öpt,fancyphys:Äpt", "--iterations", "1", "--out", "o"],
+     "would save their runs to the same file"),
+    (["list", "--import", "fancyphys/__init__.py"], "--import takes a module name, not a file path"),
 ])
 def test_bad_plugins_are_one_clear_line_with_exit_code_2(site, tmp_path, argv, words):
     result = physopt(site, tmp_path, *argv)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert words in result.stderr
+
+
+def test_entry_points_in_any_case_import_path_keys_in_one_hparam_and_none_values(site, tmp_path):
+    result = physopt(site, tmp_path, "compare", "RAMP", "--optimizers", "HalfSGD,fancyphys:HalfSGD,torch.optim.LBFGS",
+                     "--hparam", "halfsgd.lr=0.1,fancyphys:HalfSGD.lr=0.2,lbfgs.line_search_fn=none,lbfgs.max_iter=2",
+                     "--iterations", "1", "--out", "cmp", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert summary["problem"] == "ramp" and summary["optimizers"] == ["halfsgd", "fancyphys:HalfSGD",
+                                                                       "torch.optim.LBFGS"]
+    assert summary["hyperparameters"]["fancyphys:HalfSGD"]["lr"] == 0.2
+    assert summary["hyperparameters"]["torch.optim.LBFGS"]["line_search_fn"] is None
+
+
+def test_tune_with_an_import_path_optimizer_writes_one_file_and_never_replaces_it_silently(site, tmp_path):
+    first = physopt(site, tmp_path, "tune", "ramp", "--optimizer", "fancyphys:HalfSGD", "--lrs", "1e-3,1e-2",
+                    "--iterations", "1", "--out", "tn", "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (tmp_path / "tn").iterdir()) == ["ramp_fancyphys-HalfSGD.json",
+                                                                   "ramp_fancyphys-HalfSGD.txt"]
+    other = physopt(site, tmp_path, "tune", "ramp", "--optimizer", "fancyphys:HalfSGD", "--lrs", "1e-3",
+                    "--iterations", "1", "--out", "tn", "--quiet")
+    assert other.returncode == 2 and "holds a tuning made with other settings" in other.stderr, other.stderr
+
+
+def test_the_console_script_finds_a_module_in_the_current_directory(site, tmp_path):
+    """The installed `physopt` script (unlike python -m) does not put the current directory on sys.path."""
+    (tmp_path / "my_physics.py").write_text(PACKAGE)
+    script = tmp_path / "bin" / "physopt_script.py"
+    script.parent.mkdir()
+    script.write_text("import sys\nfrom physopt.cli import main\nsys.exit(main())\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), MPLBACKEND="Agg")
+    result = subprocess.run([sys.executable, str(script), "compare", "my_physics:Ramp", "--optimizers", "adam",
+                             "--iterations", "1", "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr

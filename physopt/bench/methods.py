@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from physopt import HIG, SIP, HalfInversionError, PhysicsUpdateError, lookup
-from physopt.names import (UnknownNameError, import_object, installed_entry_points, is_import_path,
-                           load_entry_point)
+from physopt.names import (UnknownNameError, describe, find_entry_point, import_object, installed_entry_points,
+                           is_import_path, load_entry_point, unknown_name)
 from physopt.hig.per_example import BatchDependenceError
 from physopt.validation import check_integer, check_number
 
@@ -101,20 +101,30 @@ def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn
         counter = [0]
 
         def batch_loss(batch) -> torch.Tensor:
-            return problem.loss(problem.forward(problem.predict(net, batch), batch), batch).mean()
+            loss = problem.loss(problem.forward(problem.predict(net, batch), batch), batch).mean()
+            if not loss.requires_grad:
+                raise ValueError(f"the loss of {problem.name} does not depend on the network's weights, so there is "
+                                 f"no gradient: the physics or the loss detaches its input (a .detach(), .item(), "
+                                 f"numpy or torch.no_grad inside?)")
+            return loss
 
         def update(batch, loss: torch.Tensor | None) -> float:
             """One optimizer step; the weights are restored and Diverged raised if it leaves NaN/inf weights."""
             before = [p.detach().clone() for p in net.parameters()]
             try:
                 if closure_step:
+                    values: list[torch.Tensor] = []
+
                     def closure() -> torch.Tensor:
                         opt.zero_grad(set_to_none=True)
                         value = batch_loss(batch)
                         if torch.isfinite(value):
                             value.backward()
+                        values.append(value.detach())
                         return value
                     loss = opt.step(closure)
+                    if loss is None and values:         # a step that returns nothing: the loss before the update
+                        loss = values[0]
                 else:
                     opt.step()
                 overflow = None
@@ -227,13 +237,13 @@ def get_method(name: str) -> Method:
         return METHODS[key.lower()]
     if key not in _RESOLVED:
         plugins = installed_entry_points(OPTIMIZER_GROUP)
-        if key in plugins:
-            obj = load_entry_point(plugins[key], "optimizer")
+        entry = find_entry_point(plugins, key)
+        if entry is not None:               # named as declared, whatever the case typed (its runs' files too)
+            _RESOLVED[key] = as_method(entry.name, load_entry_point(entry, "optimizer"))
         elif is_import_path(key):
-            obj = import_object(key, "optimizer")
+            _RESOLVED[key] = as_method(key, import_object(key, "optimizer"))
         else:
-            return lookup("optimizer", name, {**METHODS, **plugins})     # raises, listing the choices
-        _RESOLVED[key] = as_method(key, obj)
+            unknown_name("optimizer", name, sorted({*METHODS, *plugins}))
     return _RESOLVED[key]
 
 
@@ -241,7 +251,11 @@ def list_methods() -> dict[str, str]:
     """Every optimizer name :func:`get_method` knows without an import path -> its description (entry points are
     listed by name and target, not loaded)."""
     out = {name: m.description for name, m in METHODS.items()}
-    out.update({name: f"from {ep.value}" for name, ep in sorted(installed_entry_points(OPTIMIZER_GROUP).items())})
+    for name, ep in sorted(installed_entry_points(OPTIMIZER_GROUP).items()):
+        if name.lower() in METHODS:         # get_method finds the built-in first: say so instead of hiding it
+            out[name.lower()] += f" (the entry point '{name}' = {ep.value} is hidden by it: name that by import path)"
+        else:
+            out[name] = f"from {ep.value}"
     return out
 
 
@@ -250,11 +264,11 @@ def as_method(name: str, obj: Any) -> Method:
     if isinstance(obj, Method):
         return dataclasses.replace(obj, name=name)
     if isinstance(obj, type) and issubclass(obj, (SIP, HIG)):
+        builtin = "sip" if issubclass(obj, SIP) else "gn" if obj.__name__ == "GaussNewton" else "hig"
         raise UnknownNameError(f"optimizer '{name}' is physopt's {obj.__name__}, which needs the problem's "
-                               f"physics: use the built-in name '{obj.__name__.lower()}' (or 'gn' for GaussNewton)")
+                               f"physics: use the built-in name '{builtin}'")
     if not (isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)):
-        what = f"the class {obj.__qualname__}" if isinstance(obj, type) else f"{type(obj).__name__} {obj!r:.60}"
-        raise UnknownNameError(f"optimizer '{name}' is {what}, not a torch.optim.Optimizer subclass (or a "
+        raise UnknownNameError(f"optimizer '{name}' is {describe(obj)}, not a torch.optim.Optimizer subclass (or a "
                                f"physopt.bench.methods.Method)")
     return Method(name, f"{obj.__module__}.{obj.__qualname__} through the physics (adjoint gradients)",
                   _adjoint(obj), {}, settings=_settings_of(obj), alias=obj.__name__.lower())
@@ -274,7 +288,8 @@ def settings_by_method(methods: list[Method], hyperparameters: dict[str, dict[st
     out: dict[str, dict[str, Any]] = {}
     for key, values in hyperparameters.items():
         k = key.strip().lower()
-        matches = [m for m in methods if k in (m.name.lower(), (m.alias or "").lower())]
+        matches = [m for m in methods if k == m.name.lower()] or \
+            [m for m in methods if k == (m.alias or "").lower()]          # a full name wins over an alias
         if not matches:
             raise ValueError(f"settings given for '{key}', which is not among the optimizers compared here "
                              f"({', '.join(m.name for m in methods)}): add it to --optimizers or drop its --hparam")
@@ -322,12 +337,34 @@ def check_settings(method: Method, problem: Any, hparams: dict[str, Any]) -> Non
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ValueError(f"{method.name} has no setting '{unknown[0]}'.{hint} Its settings: "
                              f"{', '.join(method.settings)}")
+    net = problem.default_network()
+    if not any(p.requires_grad for p in net.parameters()):
+        raise ValueError(f"the default network of {problem.name} ({type(net).__name__}) has no trainable weights: "
+                         f"give it layers with parameters")
     try:
-        method.build(problem.default_network(), problem, arguments)
+        step = method.build(net, problem, arguments)
     except BatchDependenceError as err:             # not a setting: the problem's network does not suit the method
         raise ValueError(f"{method.name} cannot train the default network of {problem.name}: {err}") from None
     except (TypeError, ValueError) as err:
         raise ValueError(f"{method.name}: {err} (check --hparam {method.name}.NAME=VALUE)") from None
+    if method.name.lower() not in METHODS:          # a user's optimizer: some settings fail only in step()
+        _trial_step(method, problem, step)
+
+
+def _trial_step(method: Method, problem: Any, step: StepFn) -> None:
+    """One step of a user's optimizer on a throwaway network and two examples, so that what fails only when it
+    steps (a setting its constructor accepts, e.g. ``line_search_fn='wolfe'`` of LBFGS; a step that raises) fails
+    here in one line, before anything trains; a step that diverges is left to the run."""
+    batch = problem.sample(2, torch.Generator().manual_seed(0))
+    try:
+        step(batch)
+    except Diverged:
+        pass
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError, NotImplementedError) as err:
+        if isinstance(err, ValueError) and type(err).__module__.startswith("problems"):
+            raise                                   # the problem's own error (ProblemError) says what to fix
+        raise ValueError(f"{method.name}: one trial step on {problem.name} failed: {type(err).__name__}: {err} "
+                         f"(check its --hparam {method.name}.NAME=VALUE settings, or its step())") from None
 
 
 def optimizer_arguments(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -100,5 +100,5 @@ def check_tuning_target(out: str | Path, problem: str, optimizer: str, settings:
 
 def write_tuning(out: str | Path, result: dict[str, Any], command: str | None) -> Path:
     """Record the result as ``out/PROBLEM_OPTIMIZER.json`` and ``.txt`` (with the command and the machine)."""
-    return write_benchmark(out, f"{result['problem']}_{result['optimizer']}", command, torch.device("cpu"),
-                           format_tuning(result), result)
+    return write_benchmark(out, tuning_path(out, result["problem"], result["optimizer"]).stem, command,
+                           torch.device("cpu"), format_tuning(result), result)

@@ -68,3 +68,40 @@ def test_a_module_that_raises_while_importing_is_named_with_its_error(tmp_path, 
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UnknownNameError, match="importing module 'broken_mod_xyz' failed: RuntimeError: no licence"):
         import_object("broken_mod_xyz:Thing", "problem")
+
+
+# ---- adversarial names (probe) -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, words", [
+    ("torch.optim.adamw", "Did you mean 'AdamW'?"),                 # the case differs: not 'Adam'
+    ("torch.optim:sparseadam", "Did you mean 'SparseAdam'?"),       # beyond the first 12 names of the module
+    ("my_physics.py:problem", "an import path names a module, not a file: write my_physics:problem"),
+    ("./pkg/mod:P", "an import path names a module, not a file: write pkg.mod:P"),
+])
+def test_a_misspelt_import_path_gets_the_right_hint(path, words):
+    with pytest.raises(UnknownNameError) as err:
+        import_object(path, "optimizer")
+    assert words in str(err.value)
+
+
+class _Entry:
+    def __init__(self, name, value, dist):
+        self.name, self.value = name, value
+        self.dist = type("Dist", (), {"name": dist})()
+
+    def load(self):
+        return self.value
+
+
+def test_a_name_two_packages_declare_is_refused_naming_both(monkeypatch):
+    import importlib.metadata
+
+    from physopt.names import installed_entry_points, load_entry_point
+    entries = [_Entry("fancy", "pkga:Opt", "pkga"), _Entry("fancy", "pkgb:Opt", "pkgb"),
+               _Entry("plain", "pkga:Plain", "pkga"), _Entry("plain", "pkga:Plain", "pkga")]   # the same one twice
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: entries)
+    found = installed_entry_points("physopt.optimizers")
+    assert load_entry_point(found["plain"], "optimizer") == "pkga:Plain"
+    with pytest.raises(UnknownNameError, match=r"optimizer 'fancy' is declared by several installed packages: "
+                                               r"pkga:Opt \(pkga\) and pkgb:Opt \(pkgb\)"):
+        load_entry_point(found["fancy"], "optimizer")

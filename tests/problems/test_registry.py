@@ -91,3 +91,55 @@ def test_a_problem_without_presets_gets_the_derived_ones(user_module):
     assert not problems.PoissonProblem.benchmark.derived()
     with pytest.raises(UnknownNameError, match="unknown preset of"):
         registry.get_preset(f"{user_module}:MyProblem", "paper")
+
+
+# ---- adversarial names (probe) -----------------------------------------------------------------------------------
+
+def test_a_registered_name_is_found_in_any_case_and_never_shadowed_by_a_bundled_one():
+    try:
+        cls = problems.from_functions("My-Case-Exp", sample=lambda n, g: torch.rand(n, 1, generator=g),
+                                      physics=torch.exp, network=lambda: torch.nn.Linear(1, 1))
+        assert registry.problem_class("my-case-exp") is cls and registry.problem_class("MY-CASE-EXP") is cls
+    finally:
+        problems.PROBLEMS.pop("My-Case-Exp", None)
+
+
+def test_a_problem_by_import_path_named_like_a_registered_one_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "clash_physics_xyz.py").write_text(MODULE.replace("registry-test-exp", "poisson").replace(
+        "inverse=physopt.NewtonUpdate(physics))", "inverse=physopt.NewtonUpdate(physics), register_name=False)"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_RESOLVED", {})
+    with pytest.raises(UnknownNameError, match="is named 'poisson', as the registered problem "
+                                               "problems.poisson.PoissonProblem is"):
+        registry.problem_class("clash_physics_xyz:MyProblem")
+
+
+def test_an_entry_point_is_found_in_any_case_and_gives_the_class(user_module, monkeypatch):
+    class EntryPoint:
+        name, value = "Their-Problem", f"{user_module}:MyProblem"
+
+        def load(self):
+            from physopt.names import import_object
+            return import_object(self.value, "problem")
+
+    monkeypatch.setattr(registry, "installed_entry_points", lambda group: {"Their-Problem": EntryPoint()}
+                        if group == registry.PROBLEM_GROUP else {})
+    assert registry.problem_class("their-problem").name == "registry-test-exp"      # was the EntryPoint itself
+
+
+@pytest.mark.parametrize("name, words", [
+    ("user_physics_xyz.py", "write --import user_physics_xyz "),
+    ("./user_physics_xyz", "write --import user_physics_xyz "),
+    ("pkg/sub/mod.py", "write --import pkg.sub.mod "),
+])
+def test_import_of_a_file_path_says_which_module_name_to_write(name, words):
+    with pytest.raises(UnknownNameError, match="--import takes a module name, not a file path: " + words):
+        registry.import_modules([name])
+
+
+def test_a_problem_instance_is_refused_with_what_to_name_instead(user_module):
+    import importlib
+    module = importlib.import_module(user_module)
+    module.instance = module.MyProblem()
+    with pytest.raises(UnknownNameError, match=r"is an instance of RegistryTestExpProblem \(name the class itself\)"):
+        registry.problem_class(f"{user_module}:instance")

@@ -238,3 +238,82 @@ def test_a_problem_without_an_inverse_runs_its_optimizers_but_sip(exp):
     plain = from_functions("plain-test", sample=lambda n, g: torch.rand(n, 1, generator=g), physics=torch.exp,
                            network=lambda: nn.Linear(1, 1), register_name=False)
     assert canonical_optimizers(plain) == ["adam", "sgd"]
+
+
+# ---- adversarial optimizers (probe) ------------------------------------------------------------------------------
+
+def test_a_full_name_wins_over_another_optimizers_alias():
+    methods = [get_method("adam"), get_method("torch.optim.Adam")]          # the alias of torch.optim.Adam is adam
+    assert settings_by_method(methods, {"adam": {"lr": 0.1}, "torch.optim.adam": {"lr": 0.2}}) == {
+        "adam": {"lr": 0.1}, "torch.optim.Adam": {"lr": 0.2}}
+
+
+def test_an_entry_point_in_another_case_is_the_method_named_as_declared(monkeypatch):
+    import physopt.bench.methods as methods
+    entries = {"fancy": _EntryPoint("fancy", torch.optim.Adamax)}
+    monkeypatch.setattr(methods, "installed_entry_points", lambda group: entries if group == OPTIMIZER_GROUP else {})
+    monkeypatch.setattr(methods, "_RESOLVED", {})
+    method = get_method("FANCY")
+    assert isinstance(method, methods.Method) and method.name == "fancy"     # was the EntryPoint itself
+
+
+def test_a_built_in_name_is_not_taken_over_in_the_list_by_an_entry_point(monkeypatch):
+    import physopt.bench.methods as methods
+    monkeypatch.setattr(methods, "installed_entry_points", lambda group: {"adam": _EntryPoint("adam", torch.optim.SGD)}
+                        if group == OPTIMIZER_GROUP else {})
+    listed = methods.list_methods()["adam"]
+    assert listed.startswith("Adam through the physics") and "is hidden by it" in listed
+
+
+def test_gauss_newton_by_import_path_names_its_built_in():
+    with pytest.raises(UnknownNameError, match="use the built-in name 'gn'$"):
+        get_method("physopt.GaussNewton")
+
+
+class _RaisingSGD(torch.optim.SGD):
+    def step(self, closure=None):
+        raise RuntimeError("boom in step")
+
+
+@pytest.mark.parametrize("name, hparams, words", [
+    ("torch.optim.LBFGS", {"line_search_fn": "wolfe"}, "one trial step on exp failed: RuntimeError: only "
+                                                       "'strong_wolfe' is supported"),
+    ("torch.optim.SparseAdam", {}, "SparseAdam does not support dense gradients"),
+    (f"{__name__}:_RaisingSGD", {"lr": 0.1}, "one trial step on exp failed: RuntimeError: boom in step"),
+])
+def test_a_user_optimizer_that_fails_only_when_it_steps_is_refused_before_training(exp, name, hparams, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        check_settings(get_method(name), exp[0], {**hparams, "batch_size": 4})
+    check_settings(get_method("torch.optim.LBFGS"), exp[0], {"line_search_fn": "strong_wolfe", "batch_size": 4})
+
+
+def test_a_network_without_weights_or_a_loss_without_gradient_is_named():
+    from problems import from_functions
+    kw = dict(sample=lambda n, g: torch.rand(n, 1, generator=g), physics=torch.exp, register_name=False)
+    empty = from_functions("no-weights", network=lambda: nn.Identity(), **kw)()
+    with pytest.raises(ValueError, match=r"the default network of no-weights \(Identity\) has no trainable weights"):
+        check_settings(get_method("adam"), empty, {"lr": 1e-3, "batch_size": 4})
+    flat = from_functions("no-gradient", network=lambda: nn.Linear(1, 1), loss=lambda y, t: (y - t).detach()[:, 0],
+                          **kw)()
+    step = get_method("adam").build(flat.default_network(), flat, {"lr": 1e-3})
+    with pytest.raises(ValueError, match="the loss of no-gradient does not depend on the network's weights"):
+        step(flat.sample(4, torch.Generator().manual_seed(0)))
+
+
+class _ClosureSGD(torch.optim.SGD):
+    """Needs a closure and returns nothing from step, as many SAM-like optimizers do."""
+
+    @torch.no_grad()
+    def step(self, closure):
+        with torch.enable_grad():
+            closure()
+        super().step()
+
+
+def test_a_closure_optimizer_whose_step_returns_nothing_reports_the_loss_before_its_update(exp):
+    problem, batch = exp
+    net = network(problem)
+    before = mean_loss(problem, net, batch)
+    step = get_method(f"{__name__}:_ClosureSGD").build(net, problem, {"lr": 1e-2})
+    assert step(batch) == pytest.approx(before, rel=1e-5)           # was Diverged: "the loss became NaN/inf"
+    assert mean_loss(problem, net, batch) < before
