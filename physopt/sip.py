@@ -16,23 +16,12 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from .validation import check_choice, check_number
+from .validation import all_finite, check_choice, check_number, finite_flag
 
 __all__ = ["SIP", "sip_loss", "sip_backward", "check_physics_update", "PhysicsUpdateError"]
 
 InverseUpdate = Callable[..., Tensor]
 _REDUCTIONS = ("mean", "sum")
-
-
-def _finite_flag(tensors) -> Tensor:
-    """A 0-dim bool tensor: whether every tensor is free of NaN/inf (computed on the device, no sync)."""
-    flags = [torch.isfinite(t).all() for t in tensors]
-    return torch.stack([f.to(flags[0].device) for f in flags]).all() if flags else torch.tensor(True)
-
-
-def _all_finite(tensors) -> bool:
-    """Whether every tensor is free of NaN/inf (one device sync for all of them)."""
-    return bool(_finite_flag(tensors))
 
 
 class PhysicsUpdateError(FloatingPointError):
@@ -199,7 +188,7 @@ class SIP(Optimizer):
             with torch.no_grad():
                 dx = self.inverse(x.detach(), *args, **kwargs)
         except Exception as err:                                  # e.g. an eigensolver given a NaN prediction
-            if not _all_finite([x]):
+            if not all_finite([x]):
                 raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}, and the inverse "
                                          f"update failed on it ({type(err).__name__}); the weights were not changed. "
                                          f"Lower the learning rate or check the inputs") from err
@@ -222,7 +211,7 @@ class SIP(Optimizer):
         """The base optimizer's step, undone (weights and base state) when the prediction, dx, the gradient or the
         new weights hold NaN/inf: all checked in one reduction, one device sync; the cause is found only on failure."""
         grads = [p.grad for p in self._params() if p.grad is not None]
-        inputs_ok = _finite_flag([t for t in (x, dx) if t is not None] + grads)
+        inputs_ok = finite_flag([t for t in (x, dx) if t is not None] + grads)
         snapshot = self._snapshot()
         try:
             self.base.step()
@@ -232,16 +221,16 @@ class SIP(Optimizer):
             self._restore(snapshot)
             raise PhysicsUpdateError(f"the base optimizer's step size at step {step} does not fit the weights' dtype "
                                      f"({err}); the step was undone. Lower the learning rate") from None
-        if bool(torch.stack([inputs_ok, _finite_flag(self._params()).to(inputs_ok.device)]).all()):
+        if bool(torch.stack([inputs_ok, finite_flag(self._params()).to(inputs_ok.device)]).all()):
             self.steps = step
             return
         self._restore(snapshot)
-        if x is not None and not _all_finite([x]):
+        if x is not None and not all_finite([x]):
             raise PhysicsUpdateError(f"the network prediction contains NaN/inf at step {step}; the weights were not "
                                      f"changed. Lower the learning rate or check the inputs")
         if dx is not None:
             check_physics_update(dx, x, step)                     # raises, naming the examples with NaN/inf
-        if not _all_finite(grads):
+        if not all_finite(grads):
             raise PhysicsUpdateError(f"the proxy gradient contains NaN/inf at step {step}; the weights were not "
                                      f"changed")
         raise PhysicsUpdateError(f"the base optimizer's update at step {step} made weights NaN/inf (a finite but "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["check_number", "check_integer", "check_choice"]
 
@@ -73,3 +73,15 @@ def _is_scalar_tensor(value: Any) -> bool:
         return False
     item = value.item()
     return isinstance(item, numbers.Real) and not isinstance(item, bool)
+
+
+def finite_flag(tensors: Iterable[Any]) -> Any:
+    """A 0-dim bool tensor: whether every tensor is free of NaN/inf, reduced on the device (no sync until read)."""
+    import torch
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return torch.stack([f.to(flags[0].device) for f in flags]).all() if flags else torch.tensor(True)
+
+
+def all_finite(tensors: Iterable[Any]) -> bool:
+    """Whether every tensor is free of NaN/inf: one reduction, one device sync for all of them."""
+    return bool(finite_flag(tensors))

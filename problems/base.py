@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -166,6 +166,39 @@ def _check_field(config: str, name: str, value: Any, default: Any, positive: boo
         raise ProblemError(f"{name} must be {wanted}, got {value!r} ({where})")
 
 
+def _checked_loss(loss: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def checked(self: "Problem", y: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
+        self.check_loss_input(y, batch)
+        return loss(self, y, batch, *args, **kw)
+    return checked
+
+
+def _checked_inverse(inverse: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def checked(self: "Problem", x: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
+        self.check_batch(batch, "inverse_update")
+        return inverse(self, x, batch, *args, **kw)
+    return checked
+
+
+def _checked_forward(physics: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def checked(self: "Problem", x: Tensor, batch: Batch | None = None, *args: Any, **kw: Any) -> Tensor:
+        self.check_physics_input(x, batch)
+        return physics(self, x, batch, *args, **kw)
+    return checked
+
+
+def _checked_sample(sampler: Callable[..., Batch]) -> Callable[..., Batch]:
+    def checked(self: "Problem", batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        _check_sample_arguments(self.name, batch_size, generator)
+        return sampler(self, batch_size, generator)
+    return checked
+
+
+#: method name -> a wrapper that checks the method's input first (see Problem.__init_subclass__)
+_CHECKED_METHODS = {"loss": _checked_loss, "inverse_update": _checked_inverse, "forward": _checked_forward,
+                    "sample": _checked_sample}
+
+
 class Problem(ABC):
     """A differentiable, batched inverse problem with its data, physics, metrics and (optionally) SIP update.
 
@@ -224,42 +257,12 @@ class Problem(ABC):
         batch's size, on the batch's device), its ``loss`` and ``inverse_update`` their batch (and y's shape), and
         every ``sample`` its arguments (an integer batch size >= 1, a torch.Generator or None)."""
         super().__init_subclass__(**kwargs)
-        loss = cls.__dict__.get("loss")
-        if loss is not None and not getattr(loss, "_checks_input", False):
-            @functools.wraps(loss)
-            def checked_loss(self, y: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
-                self.check_loss_input(y, batch)
-                return loss(self, y, batch, *args, **kw)
-
-            checked_loss._checks_input = True
-            cls.loss = checked_loss
-        inverse = cls.__dict__.get("inverse_update")
-        if inverse is not None and not getattr(inverse, "_checks_input", False):
-            @functools.wraps(inverse)
-            def checked_inverse(self, x: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
-                self.check_batch(batch, "inverse_update")
-                return inverse(self, x, batch, *args, **kw)
-
-            checked_inverse._checks_input = True
-            cls.inverse_update = checked_inverse
-        physics = cls.__dict__.get("forward")
-        if physics is not None and not getattr(physics, "_checks_input", False):
-            @functools.wraps(physics)
-            def forward(self, x: Tensor, batch: Batch | None = None, *args: Any, **kw: Any) -> Tensor:
-                self.check_physics_input(x, batch)
-                return physics(self, x, batch, *args, **kw)
-
-            forward._checks_input = True
-            cls.forward = forward
-        sampler = cls.__dict__.get("sample")
-        if sampler is not None and not getattr(sampler, "_checks_input", False):
-            @functools.wraps(sampler)
-            def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
-                _check_sample_arguments(self.name, batch_size, generator)
-                return sampler(self, batch_size, generator)
-
-            sample._checks_input = True
-            cls.sample = sample
+        for name, checked in _CHECKED_METHODS.items():
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_checks_input", False):
+                wrapper = functools.wraps(method)(checked(method))
+                wrapper._checks_input = True
+                setattr(cls, name, wrapper)
 
     # ---- physics ------------------------------------------------------------------------------------------------
     @abstractmethod

@@ -22,7 +22,7 @@ from physopt import HIG, SIP, HalfInversionError, PhysicsUpdateError, lookup
 from physopt.names import (UnknownNameError, describe, find_entry_point, import_object, installed_entry_points,
                            is_import_path, load_entry_point, unknown_name)
 from physopt.hig.per_example import BatchDependenceError
-from physopt.validation import check_integer, check_number
+from physopt.validation import all_finite, check_integer, check_number
 
 
 class Diverged(FloatingPointError):
@@ -80,9 +80,8 @@ def _overflowed(err: RuntimeError) -> bool:
 
 
 def _check_finite_grads(net: nn.Module, where: str) -> None:
-    for p in net.parameters():
-        if p.grad is not None and not torch.isfinite(p.grad).all():
-            raise Diverged(f"{where}: the gradient contains NaN/inf; the weights were not changed")
+    if not all_finite(p.grad for p in net.parameters() if p.grad is not None):
+        raise Diverged(f"{where}: the gradient contains NaN/inf; the weights were not changed")
 
 
 def _needs_closure(optimizer_cls: type[torch.optim.Optimizer]) -> bool:
@@ -132,8 +131,9 @@ def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn
                 if not _overflowed(err):
                     raise
                 overflow = f"the step size does not fit the weights' dtype ({err}): the learning rate is too large"
-            bad = overflow or ("the loss became NaN/inf" if loss is None or not torch.isfinite(loss) else None)
-            if bad or not all(torch.isfinite(p).all() for p in net.parameters()):
+            unfinished = closure_step and (loss is None or not torch.isfinite(loss))  # the plain path checked it
+            bad = overflow or ("the loss became NaN/inf" if unfinished else None)
+            if bad or not all_finite(net.parameters()):
                 with torch.no_grad():
                     for p, b in zip(net.parameters(), before):
                         p.copy_(b)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..validation import check_choice, check_integer, check_number
+from ..validation import all_finite, check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
 from .direction import HIG_ROUTES, HIGStats, Loss, _sync, hig_direction
 from .per_example import Physics, check_batch_norm, trainable_parameters
@@ -120,7 +120,7 @@ class HIG(torch.optim.Optimizer):
         named = trainable_parameters(self.model)
         if set(named) != set(direction):
             raise RuntimeError("the model's trainable parameters changed since the optimizer was built")
-        if not all(torch.isfinite(d).all() for d in direction.values()):
+        if not all_finite(direction.values()):
             raise HalfInversionError("the update contains NaN/inf; the weights were not changed")
         for p in named.values():
             if group["lr"] > torch.finfo(p.dtype).max:

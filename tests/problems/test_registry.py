@@ -51,16 +51,21 @@ def test_import_modules_registers_the_problems_a_module_defines_and_remembers_it
     assert problems.get_problem("registry-test-exp").name == "registry-test-exp"
 
 
-def test_an_installed_entry_point_names_a_problem(user_module, monkeypatch):
+def install_entry_point(monkeypatch, name: str, value: str) -> None:
+    """Make ``name = value`` look like an installed package's entry point of the problems group."""
     class EntryPoint:
-        name, value = "their-problem", f"{user_module}:MyProblem"
-
         def load(self):
             from physopt.names import import_object
             return import_object(self.value, "problem")
 
-    monkeypatch.setattr(registry, "installed_entry_points", lambda group: {"their-problem": EntryPoint()}
+    ep = EntryPoint()
+    ep.name, ep.value = name, value
+    monkeypatch.setattr(registry, "installed_entry_points", lambda group: {name: ep}
                         if group == registry.PROBLEM_GROUP else {})
+
+
+def test_an_installed_entry_point_names_a_problem(user_module, monkeypatch):
+    install_entry_point(monkeypatch, "their-problem", f"{user_module}:MyProblem")
     assert "their-problem" in registry.list_problems()
     assert registry.problem_class("their-problem").name == "registry-test-exp"
 
@@ -115,15 +120,7 @@ def test_a_problem_by_import_path_named_like_a_registered_one_is_refused(tmp_pat
 
 
 def test_an_entry_point_is_found_in_any_case_and_gives_the_class(user_module, monkeypatch):
-    class EntryPoint:
-        name, value = "Their-Problem", f"{user_module}:MyProblem"
-
-        def load(self):
-            from physopt.names import import_object
-            return import_object(self.value, "problem")
-
-    monkeypatch.setattr(registry, "installed_entry_points", lambda group: {"Their-Problem": EntryPoint()}
-                        if group == registry.PROBLEM_GROUP else {})
+    install_entry_point(monkeypatch, "Their-Problem", f"{user_module}:MyProblem")
     assert registry.problem_class("their-problem").name == "registry-test-exp"      # was the EntryPoint itself
 
 
