@@ -262,7 +262,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       time_budget=args.time_budget, batch_size=args.batch_size,
                       hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
                       evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
-                      progress=progress, force=args.force)
+                      progress=progress, force=args.force, keep_stale=args.keep_stale)
     print(format_summary(summary))
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
@@ -292,7 +292,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     summaries = run_bench(args.preset, names(args.problems),
                           seeds=int_list(args.seeds, "--seeds", 0) if args.seeds else None,
                           device=resolve_device(args.device), out=args.out, resume=not args.fresh,
-                          command=command_line(args), progress=progress_for(args), force=args.force)
+                          command=command_line(args), progress=progress_for(args), force=args.force,
+                          keep_stale=args.keep_stale)
     for summary in summaries:
         print(format_summary(summary) + "\n")
     print(f"wrote {args.out}/README.md")
@@ -496,6 +497,13 @@ def add_force(p: argparse.ArgumentParser, what: str) -> None:
                    f"training anything)")
 
 
+def add_resume(p: argparse.ArgumentParser, what: str) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--fresh", action="store_true", help=f"retrain {what}")
+    group.add_argument("--keep-stale", action="store_true", help="reuse finished runs made by another physopt version "
+                   "(or before versions were recorded); without it they are retrained, and the log says which")
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -566,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--held-out-size", type=count(1), default=None, help="examples in the held-out set every run is "
                    "evaluated on (default: the problem's benchmark settings)")
     add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
-    c.add_argument("--fresh", action="store_true", help="retrain runs already finished in --out")
+    add_resume(c, "runs already finished in --out")
     add_force(c, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(c)
 
@@ -578,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device(b)
     add_out(b, "runs/bench", "the results (OUT/<problem>/ or OUT/<preset>-<device>/<problem>/; README.md "
             "regenerated); the committed results are written only with --out results")
-    b.add_argument("--fresh", action="store_true", help="retrain runs already finished")
+    add_resume(b, "runs already finished")
     add_force(b, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(b)
 

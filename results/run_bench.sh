@@ -5,15 +5,17 @@
 # it resumes: re-run the same command after an interruption and only missing runs train). Run nothing else
 # meanwhile, not even niced: torch's threads on 2 busy cores slow each other down many times over.
 # The baselines' learning rates that the papers do not give come from results/run_tune.sh.
+# Finished runs made by another physopt version (every run committed before versions were recorded, too) are
+# retrained; KEEP_STALE=1 bash results/run_bench.sh keeps them (the report lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 physopt speed --preset standard --repeats 10 --device cpu --out results/speed
-physopt bench --preset standard --device cpu --out results
+physopt bench --preset standard --device cpu --out results ${KEEP_STALE:+--keep-stale}
 # the toy problem is small enough for the HIG paper's full length on the CPU (results/paper-cpu/hig-toy, ~4 minutes)
-physopt bench --preset paper --device cpu --out results --problems hig-toy
+physopt bench --preset paper --device cpu --out results --problems hig-toy ${KEEP_STALE:+--keep-stale}
 # the HIG paper's 600 s budget for Adam and HIG on the two HIG problems, 3 seeds (results/paper-cpu/, ~2 hours)
 for problem in oscillators quantum-dipole; do
     physopt compare "$problem" --preset paper --optimizers adam,hig --seeds 0,1,2 --device cpu \
-        --out "results/paper-cpu/$problem"
+        --out "results/paper-cpu/$problem" ${KEEP_STALE:+--keep-stale}
 done
 physopt report results

@@ -4,7 +4,8 @@
 #   bash results/run_gpu.sh timings   # GPU tests, HIG update timing, Navier-Stokes step and inference, ZCS,
 #                                     # n-TangentProp, the speed table at the paper's sizes -> results/cuda/
 #   bash results/run_gpu.sh paper     # the paper preset of the problems that fit -> results/paper-cuda/<problem>
-# Both resume: finished benchmark runs are skipped when the same command is run again.
+# Both resume: finished benchmark runs are skipped when the same command is run again (made by this physopt
+# version; KEEP_STALE=1 keeps those of other versions too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?usage: run_gpu.sh timings|paper}
@@ -22,7 +23,8 @@ if [ "$part" = timings ]; then
     physopt hig-timing --setups poisson-hig --routes factored,gram,svd --dtypes float32,float64 --repeats 1 \
         --device cuda --out results/cuda/hig-timing-poisson
 elif [ "$part" = paper ]; then
-    physopt bench --preset paper --device cuda --out results --problems "${PROBLEMS:-poisson,heat,hig-toy}"
+    physopt bench --preset paper --device cuda --out results --problems "${PROBLEMS:-poisson,heat,hig-toy}" \
+        ${KEEP_STALE:+--keep-stale}
 else
     echo "unknown part '$part' (timings | paper)" >&2; exit 2
 fi

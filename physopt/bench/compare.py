@@ -14,6 +14,7 @@ from filelock import Timeout
 from .methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
+from .provenance import physopt_version, provenance, same_version, version_of
 from .storage import (difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
                       save_run, setting, stored_runs, summary_lock, write_summary)
 from .train import RunResult, check_batch_memory, check_seed, held_out_set, train_run
@@ -23,15 +24,19 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             time_budget: float | None = None, batch_size: int | None = None,
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
-            progress: ProgressLike = None, force: bool = False, check_only: bool = False) -> dict[str, Any] | None:
+            progress: ProgressLike = None, force: bool = False, check_only: bool = False,
+            keep_stale: bool = False) -> dict[str, Any] | None:
     """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
 
-    With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained. Every run is
-    evaluated on one held-out set of ``held_out_size`` examples (default: the problem's benchmark settings).
+    With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained, if this
+    physopt version made it (its file's ``provenance``); a run made by another version, or before versions were
+    recorded, is retrained (said in the log) unless ``keep_stale`` keeps it (also said). Every run is evaluated on one
+    held-out set of ``held_out_size`` examples (default: the problem's benchmark settings).
 
     Nothing finished is lost or silently replaced: the summary describes every finished run in ``out`` (runs of other
     optimizers or seeds made with the same setting join it), and a run file made with other settings (or one that
-    cannot be read) stops the command before anything trains, unless ``force`` says to replace it. When nothing new
+    cannot be read) stops the command before anything trains, unless ``force`` says to replace it; runs of other
+    optimizers or seeds made by another physopt version stay out of the summary unless ``keep_stale``. When nothing new
     was trained and ``out/summary.json`` already describes these runs, no file is rewritten. ``check_only`` stops
     after these checks (returns None): a suite checks every problem's directory before the first run trains.
     """
@@ -66,6 +71,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         "dtype": str(problem.dtype).replace("torch.", ""),
         "torch": torch.__version__,
         "machine": machine_info(problem.device),
+        "provenance": provenance(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "batch_size": batch_sizes,
@@ -85,10 +91,14 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                               "device": header["device"], "dtype": header["dtype"], "evaluations": evaluations,
                               "held_out_size": header["held_out_size"]}
              for seed in seeds for m in methods}
-    plan = plan_runs(out_dir, specs, resume=resume, force=force)            # refuses before anything trains
+    plan = plan_runs(out_dir, specs, resume=resume, force=force, keep_stale=keep_stale)  # refuses before training
     if check_only:
         return None
     report = as_progress(progress)
+    for (name, seed), made_by in plan.stale.items():
+        report.log(f"  {name:<9} seed {seed}  {'kept' if keep_stale else 'retrained'}: its run file in {out_dir} "
+                   f"was made by {made_by}, this is physopt {physopt_version()}"
+                   + ("" if keep_stale else " (--keep-stale keeps such runs)"))
     held_out = held_out_set(problem, header["held_out_size"])
     here = machine_label(header["machine"])
     runs: dict[tuple[str, int], RunResult] = {}
@@ -109,27 +119,28 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                         continue
                     done = load_run(out_dir, name, seed, specs[(name, seed)]) if out_dir is not None and resume \
                         else None                                   # finished by another command meanwhile
-                    if done is not None:
+                    if done is not None and (keep_stale or same_version(done.provenance)):
                         report.log(f"  {name:<9} seed {seed}  finished by another command in {out_dir}, skipped")
                         runs[(name, seed)] = done
                         continue
                     result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
                                        hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
                                        progress=report)
-                    runs[(name, seed)] = dataclasses.replace(result, machine=here)
+                    runs[(name, seed)] = dataclasses.replace(result, machine=here, provenance=header["provenance"])
                     if out_dir is not None:
                         save_run(out_dir, specs[(name, seed)], runs[(name, seed)])
             todo = waiting
     except KeyboardInterrupt:                  # the runs finished so far get their summary before the exit
         if out_dir is not None and runs:
             with summary_lock(out_dir):
-                _write(out_dir, problem, header, specs, runs, plan, seeds, trained=True, report=report)
+                _write(out_dir, problem, header, specs, runs, plan, seeds, trained=True, report=report,
+                       keep_stale=keep_stale)
         raise
     if out_dir is None:
         return dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs.values()])
     with summary_lock(out_dir):
         return _write(out_dir, problem, header, specs, runs, plan, seeds,
-                      trained=any(key not in plan.cached for key in specs), report=report)
+                      trained=any(key not in plan.cached for key in specs), report=report, keep_stale=keep_stale)
 
 
 def _claim(out: Path | None, name: str, seed: int, blocking: bool):
@@ -155,9 +166,9 @@ def _claim(out: Path | None, name: str, seed: int, blocking: bool):
 
 
 def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: dict[tuple[str, int], RunResult],
-           plan: "RunPlan", seeds: Sequence[int], trained: bool, report) -> dict[str, Any]:
+           plan: "RunPlan", seeds: Sequence[int], trained: bool, report, keep_stale: bool) -> dict[str, Any]:
     """The summary of every finished run of this setting in ``out_dir`` (runs other commands finished meanwhile
-    included), written unless it is already there."""
+    included; those made by another physopt version only with ``keep_stale``), written unless it is already there."""
     rewritten = {run_path(out_dir, name, seed) for name, seed in specs}
     for path in plan.replace:                       # --force: files of other settings that this summary replaces
         if path not in rewritten:
@@ -166,6 +177,11 @@ def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: di
     stored, _ = stored_runs(out_dir)
     for (name, seed), run in stored.items():
         if (name, seed) in runs or setting(run.spec) != shared:
+            continue
+        if not (keep_stale or same_version(run.result.provenance)):
+            report.log(f"  {name:<9} seed {seed}  left out of the summary: its run file was made by "
+                       f"{version_of(run.result.provenance)} (rerun it with --optimizers {name} --seeds {seed}, or "
+                       f"keep it with --keep-stale)")
             continue
         runs[(name, seed)] = run.result
         if name not in header["optimizers"]:
@@ -187,14 +203,17 @@ def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: di
 
 @dataclasses.dataclass
 class RunPlan:
-    """What ``compare`` does with what ``out/runs/`` holds: runs to reuse and files to replace (only with ``force``).
-    Runs of the same setting that were not asked for join the summary when it is written (:func:`_write`)."""
+    """What ``compare`` does with what ``out/runs/`` holds: runs to reuse, files to replace (only with ``force``) and
+    the asked-for runs made by another physopt version (``stale``: the version they name; retrained, or reused with
+    ``keep_stale``). Runs of the same setting that were not asked for join the summary when it is written
+    (:func:`_write`)."""
     cached: dict[tuple[str, int], RunResult]
     replace: list[Path]
+    stale: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
 
 
 def plan_runs(out: Path | None, specs: dict[tuple[str, int], dict[str, Any]], *, resume: bool,
-              force: bool) -> RunPlan:
+              force: bool, keep_stale: bool = False) -> RunPlan:
     """Match the requested runs against ``out/runs/``; ValueError naming the files when finished runs would be
     replaced by other settings or left out of the summary (unless ``force``)."""
     plan = RunPlan({}, [])
@@ -209,7 +228,12 @@ def plan_runs(out: Path | None, specs: dict[tuple[str, int], dict[str, Any]], *,
     for key, run in stored.items():
         if key in specs:
             if same_run(run.spec, specs[key]):
-                if resume:
+                if not resume:
+                    continue
+                current = same_version(run.result.provenance)
+                if not current:
+                    plan.stale[key] = version_of(run.result.provenance)
+                if current or keep_stale:
                     plan.cached[key] = run.result
             elif force:
                 plan.replace.append(run.path)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .provenance import provenance_label, same_release, version_of
 from .storage import atomic_write, machine_label
 from .summary import (component_names, default_metric, final_values, format_batch, optimizer_rows, ratio_sentence,
                       ratios_to_adam, seeds_below_adam)
@@ -35,6 +36,7 @@ def summary_markdown(summary: dict[str, Any], rel_dir: str) -> str:
              f"Command: `{summary.get('command') or '(python API)'}`  ",
              f"Machine: {machine_label(m)}, torch {summary['torch']}, "
              f"Python {m.get('python', '?')}; created {summary.get('created', '?')}  ",
+             *provenance_lines(summary),
              *machines_line(summary),
              f"Batch {format_batch(summary['batch_size'])}, seeds {summary['seeds']}, "
              + (f"{summary['iterations']} iterations" if summary.get("iterations") else
@@ -70,6 +72,21 @@ def machines_line(summary: dict[str, Any]) -> list[str]:
         return []
     return ["Runs by machine: " + "; ".join(f"{m}: seeds {', '.join(map(str, sorted(s)))}"
                                            for m, s in seeds.items()) + "  "]
+
+
+def provenance_lines(summary: dict[str, Any]) -> list[str]:
+    """What made the runs: the summary's physopt version and commit, and which seeds of which optimizers were made by
+    another version (kept with --keep-stale). Nothing for summaries written before provenance was recorded."""
+    if "provenance" not in summary:
+        return []
+    here = provenance_label(summary["provenance"])
+    others: dict[str, list[str]] = {}
+    for r in summary["runs"]:
+        if not same_release(r.get("provenance"), summary["provenance"]):
+            others.setdefault(version_of(r.get("provenance")), []).append(f"{r['optimizer']} seed {r['seed']}")
+    lines = [f"Made by {here}  "]
+    lines += [f"Kept from {version}: {', '.join(runs)}  " for version, runs in others.items()]
+    return lines
 
 
 def run_length(summary: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import torch
 from filelock import FileLock
 
+from .provenance import provenance, provenance_label
 from .train import RunResult
 
 
@@ -65,12 +66,15 @@ def machine_label(machine: dict[str, Any]) -> str:
 
 def write_benchmark(out: str | Path, name: str, command: str | None, device: torch.device, text: str,
                     payload: dict[str, Any]) -> Path:
-    """A benchmark's output: ``out/name.json`` (command, machine and ``payload``) and ``out/name.txt`` (command,
-    machine and the formatted ``text``), both written atomically. Returns the .json path."""
+    """A benchmark's output: ``out/name.json`` (command, machine, provenance and ``payload``) and ``out/name.txt``
+    (command, machine, physopt version and the formatted ``text``), both written atomically. Returns the .json
+    path."""
     out = Path(out)
-    machine = machine_info(device)
-    atomic_write(out / f"{name}.json", json.dumps({"command": command, "machine": machine, **payload}, indent=2))
-    atomic_write(out / f"{name}.txt", f"command: {command}\nmachine: {machine}\n\n{text}\n")
+    machine, made_by = machine_info(device), provenance()
+    atomic_write(out / f"{name}.json", json.dumps({"command": command, "machine": machine, "provenance": made_by,
+                                                   **payload}, indent=2))
+    atomic_write(out / f"{name}.txt", f"command: {command}\nmachine: {machine}\n{provenance_label(made_by)}\n\n"
+                                      f"{text}\n")
     return out / f"{name}.json"
 
 
@@ -162,7 +166,8 @@ def _check_result(r: RunResult) -> None:
               ("final", isinstance(r.final, dict) and all(v is None or number(v) for v in r.final.values())),
               ("hyperparameters", isinstance(r.hyperparameters, dict)), ("status", isinstance(r.status, str)),
               ("init_checksum", isinstance(r.init_checksum, str)), ("curve", isinstance(r.curve, list) and r.curve),
-              ("machine", r.machine is None or isinstance(r.machine, str))]
+              ("machine", r.machine is None or isinstance(r.machine, str)),
+              ("provenance", r.provenance is None or isinstance(r.provenance, dict))]
     bad = next((name for name, ok in checks if not ok), None)
     if bad is not None:
         raise ValueError(f"its field result.{bad} has the wrong type or value: {getattr(r, bad)!r}")

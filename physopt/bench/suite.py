@@ -28,8 +28,10 @@ def results_dir(out: str | Path, problem: str, preset: str, device: torch.device
 
 def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *, seeds: Sequence[int] | None = None,
               device: torch.device = torch.device("cpu"), out: str | Path = "runs/bench", resume: bool = True,
-              command: str | None = None, progress: ProgressLike = None, force: bool = False) -> list[dict[str, Any]]:
-    """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers."""
+              command: str | None = None, progress: ProgressLike = None, force: bool = False,
+              keep_stale: bool = False) -> list[dict[str, Any]]:
+    """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers
+    (``resume``, ``force`` and ``keep_stale`` as there)."""
     from problems import get_preset, get_problem, list_problems
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
@@ -45,7 +47,7 @@ def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *
                                      iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
                                      out=results_dir(out, problem.name, preset, device), resume=resume,
                                      evaluations=p.evaluations, command=command, progress=report, force=force,
-                                     check_only=check_only))
+                                     check_only=check_only, keep_stale=keep_stale))
             if not check_only:
                 write_report(out)
     return summaries

@@ -115,7 +115,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                Column("time [s]", "wall_time_s"), text_column("held-out loss", "loss"),
                text_column(err_name, "x_error"), text_column("status", "status")]
     lines = [f"problem {summary['problem']}  device {summary['device']}  batch {format_batch(summary['batch_size'])}  "
-             f"seeds {summary['seeds']}  torch {summary['torch']}", format_table(rows, columns)]
+             f"seeds {summary['seeds']}  torch {summary['torch']}"
+             + (f"  physopt {summary['provenance'].get('physopt')}" if isinstance(summary.get("provenance"), dict)
+                else ""), format_table(rows, columns)]
     for name in component_names(summary):
         lines.append(f"  {name}: " + ", ".join(f"{r['optimizer']} {r[name]}" for r in rows))
     ratios = ratio_sentence(summary)

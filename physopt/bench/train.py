@@ -50,6 +50,8 @@ class RunResult:
     init_checksum: str
     curve: list[CurvePoint]
     machine: str | None = None   # where it ran (CPU or GPU model, threads); None in files older than the field
+    #: what made it (physopt version, git commit, numpy/torch/CUDA versions: bench.provenance); None in older files
+    provenance: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

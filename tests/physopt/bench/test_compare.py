@@ -266,3 +266,60 @@ def test_an_interrupted_comparison_leaves_a_summary_of_the_runs_it_finished(tmp_
         compare(get_problem("exp"), ["adam", "sgd"], iterations=2, batch_size=4, evaluations=1, out=tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [(r["optimizer"], r["seed"]) for r in summary["runs"]] == [("adam", 0)]
+
+
+def _set_version(path, version):
+    data = json.loads(path.read_text())
+    if version is None:
+        data["result"].pop("provenance")
+    else:
+        data["result"]["provenance"]["physopt"] = version
+    path.write_text(json.dumps(data))
+
+
+def test_every_run_file_and_the_summary_record_what_made_them(tmp_path, cli):
+    import physopt
+    from physopt.bench.provenance import provenance
+    assert cli("compare", "exp", "--optimizers", "adam", "--iterations", "2", "--batch-size", "8", "--evaluations",
+               "2", "--out", str(tmp_path), "--quiet")[0] == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    run = json.loads((tmp_path / "runs" / "adam_seed0.json").read_text())["result"]
+    assert summary["provenance"] == provenance() == run["provenance"] == summary["runs"][0]["provenance"]
+    assert run["provenance"]["physopt"] == physopt.__version__
+
+
+def test_a_run_made_by_another_physopt_version_is_retrained_unless_kept(tmp_path, cli):
+    args = ["compare", "exp", "--optimizers", "adam,sgd", "--iterations", "3", "--batch-size", "8", "--evaluations",
+            "2", "--out", str(tmp_path)]
+    assert cli(*args)[0] == 0
+    adam, sgd = tmp_path / "runs" / "adam_seed0.json", tmp_path / "runs" / "sgd_seed0.json"
+    _set_version(adam, "0.0.1")
+    _set_version(sgd, None)                                # a file from before versions were recorded
+    code, _, err = cli(*args[:-2], "--keep-stale", "--out", str(tmp_path))
+    assert code == 0 and err.count("kept: its run file") == 2
+    assert "made by physopt 0.0.1" in err and "made by an unrecorded physopt version" in err
+    kept = json.loads((tmp_path / "summary.json").read_text())["runs"]
+    assert [r.get("provenance", {}).get("physopt") if r.get("provenance") else None for r in kept] == ["0.0.1", None]
+    cli("report", str(tmp_path.parent))
+    assert "Kept from physopt 0.0.1: adam seed 0" in (tmp_path.parent / "README.md").read_text()
+    # without --keep-stale: said and retrained, the file now records this version
+    code, _, err = cli(*args)
+    assert code == 0 and err.count("retrained: its run file") == 2 and "--keep-stale keeps" in err
+    assert "already finished" not in err
+    assert all(json.loads(p.read_text())["result"]["provenance"]["physopt"] != "0.0.1" for p in (adam, sgd))
+    code, _, err = cli(*args)
+    assert code == 0 and err.count("already finished") == 2          # current runs are reused as before
+    code, _, err = cli(*args, "--keep-stale", "--fresh")
+    assert code == 2 and "not allowed with" in err
+
+
+def test_a_stale_run_not_asked_for_stays_out_of_the_summary_unless_kept(tmp_path, cli):
+    base = ["compare", "exp", "--iterations", "3", "--batch-size", "8", "--evaluations", "2", "--out", str(tmp_path)]
+    assert cli(*base, "--optimizers", "adam,sgd")[0] == 0
+    _set_version(tmp_path / "runs" / "sgd_seed0.json", "0.0.1")
+    code, _, err = cli(*base, "--optimizers", "adam")
+    assert code == 0 and "sgd       seed 0  left out of the summary" in err and "physopt 0.0.1" in err
+    assert [r["optimizer"] for r in json.loads((tmp_path / "summary.json").read_text())["runs"]] == ["adam"]
+    assert (tmp_path / "runs" / "sgd_seed0.json").exists()                # left out, never deleted
+    assert cli(*base, "--optimizers", "adam", "--keep-stale")[0] == 0
+    assert [r["optimizer"] for r in json.loads((tmp_path / "summary.json").read_text())["runs"]] == ["adam", "sgd"]

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from physopt.bench.provenance import provenance, provenance_label
 from physopt.bench.storage import (atomic_write, load_run, machine_info, machine_label, read_curves, run_path,
                                    save_run, write_benchmark, write_summary)
 from physopt.bench.train import CurvePoint, RunResult
@@ -53,9 +54,10 @@ def test_a_benchmark_writes_json_and_text_with_its_command_and_machine(tmp_path)
     assert path == tmp_path / "t" / "timing.json"
     data = json.loads(path.read_text())
     assert data["command"] == "physopt x --quick" and data["rows"] == [{"s": 1.5}]
-    assert data["machine"]["device"] == "cpu"
+    assert data["machine"]["device"] == "cpu" and data["provenance"] == provenance()
     text = (tmp_path / "t" / "timing.txt").read_text()
     assert text.startswith("command: physopt x --quick\nmachine: {") and text.endswith("\n\na table\n")
+    assert f"\n{provenance_label(provenance())}\n" in text
 
 
 def test_a_saved_run_is_found_again_only_with_the_same_settings(tmp_path):
