@@ -254,8 +254,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
     optimizers = names(args.optimizers) or canonical_optimizers(problem)
-    if args.out:
-        distinct_files(optimizers)
     progress = progress_for(args)
     progress.log(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
     summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
@@ -267,20 +265,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
     return 0
-
-
-def distinct_files(optimizers: Sequence[str]) -> None:
-    """Refuse two optimizers whose runs would be saved to one file (names that differ only in characters a file name
-    cannot hold, e.g. mod:Öpt and mod:Äpt): the second run would overwrite the first."""
-    from .bench.methods import get_method
-    from .bench.storage import file_stem
-    seen: dict[str, str] = {}
-    for name in (get_method(o).name for o in optimizers):
-        stem = file_stem(name)
-        if stem in seen and seen[stem] != name:
-            raise ValueError(f"optimizers '{seen[stem]}' and '{name}' would save their runs to the same file "
-                             f"({stem}_seed*.json); name one of them by another import path (e.g. an ASCII alias)")
-        seen[stem] = name
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -542,7 +526,8 @@ def _command(sub, name: str, handler: Handler, help: str, example: str) -> argpa
     p.set_defaults(func=handler)
     if name in IMPORTING:
         p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                       help="import MODULE first, so the problems it registers can be named (repeatable)")
+                       help="import MODULE first, so the problems it registers can be named (repeatable, or "
+                       "comma-separated)")
     return p
 
 

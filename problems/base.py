@@ -166,37 +166,70 @@ def _check_field(config: str, name: str, value: Any, default: Any, positive: boo
         raise ProblemError(f"{name} must be {wanted}, got {value!r} ({where})")
 
 
+def per_example(problem: str, what: str, value: Any, batch_size: int) -> Tensor:
+    """``value`` if it is a tensor of shape (batch_size,) (one number per example), else a ProblemError."""
+    if not isinstance(value, Tensor) or tuple(value.shape) != (batch_size,):
+        got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise ProblemError(f"{problem}: {what} must return one value per example, shape ({batch_size},) (reduce "
+                           f"over every dimension but the first, e.g. .reshape({batch_size}, -1).sum(-1)); got {got}")
+    return value
+
+
 def _checked_loss(loss: Callable[..., Tensor]) -> Callable[..., Tensor]:
     def checked(self: "Problem", y: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
         self.check_loss_input(y, batch)
-        return loss(self, y, batch, *args, **kw)
+        return per_example(self.name, "loss()", loss(self, y, batch, *args, **kw), y.shape[0])
+    return checked
+
+
+def _checked_x_error(x_error: Callable[..., Tensor | None]) -> Callable[..., Tensor | None]:
+    def checked(self: "Problem", x: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor | None:
+        value = x_error(self, x, batch, *args, **kw)
+        return None if value is None else per_example(self.name, "x_error()", value, x.shape[0])
     return checked
 
 
 def _checked_inverse(inverse: Callable[..., Tensor]) -> Callable[..., Tensor]:
     def checked(self: "Problem", x: Tensor, batch: Batch, *args: Any, **kw: Any) -> Tensor:
         self.check_batch(batch, "inverse_update")
-        return inverse(self, x, batch, *args, **kw)
+        dx = inverse(self, x, batch, *args, **kw)
+        if not isinstance(dx, Tensor) or dx.shape != x.shape:
+            got = f"shape {tuple(dx.shape)}" if isinstance(dx, Tensor) else type(dx).__name__
+            raise ProblemError(f"{self.name}: inverse_update() must return the update dx in x's shape "
+                               f"{tuple(x.shape)}; got {got}")
+        return dx
     return checked
 
 
 def _checked_forward(physics: Callable[..., Tensor]) -> Callable[..., Tensor]:
     def checked(self: "Problem", x: Tensor, batch: Batch | None = None, *args: Any, **kw: Any) -> Tensor:
         self.check_physics_input(x, batch)
-        return physics(self, x, batch, *args, **kw)
+        y = physics(self, x, batch, *args, **kw)
+        if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() < 1 or y.shape[0] != x.shape[0]:
+            got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+            raise ProblemError(f"{self.name}: the physics must return a real floating-point tensor with the batch "
+                               f"dimension first, shape ({x.shape[0]}, ...) for x of shape {tuple(x.shape)}; got {got}")
+        return y
     return checked
 
 
 def _checked_sample(sampler: Callable[..., Batch]) -> Callable[..., Batch]:
     def checked(self: "Problem", batch_size: int, generator: torch.Generator | None = None) -> Batch:
         _check_sample_arguments(self.name, batch_size, generator)
-        return sampler(self, batch_size, generator)
+        batch = sampler(self, batch_size, generator)
+        if not isinstance(batch, Batch) or any(isinstance(t, Tensor) and (t.dim() < 1 or t.shape[0] != batch_size)
+                                               for t in batch) or not isinstance(batch.target, Tensor):
+            got = (f"shapes {[tuple(t.shape) if isinstance(t, Tensor) else t for t in batch]}"
+                   if isinstance(batch, Batch) else type(batch).__name__)
+            raise ProblemError(f"{self.name}: sample({batch_size}) must return a problems.Batch(inputs, target, "
+                               f"x_true) of tensors with {batch_size} examples each; got {got}")
+        return batch
     return checked
 
 
 #: method name -> a wrapper that checks the method's input first (see Problem.__init_subclass__)
-_CHECKED_METHODS = {"loss": _checked_loss, "inverse_update": _checked_inverse, "forward": _checked_forward,
-                    "sample": _checked_sample}
+_CHECKED_METHODS = {"loss": _checked_loss, "x_error": _checked_x_error, "inverse_update": _checked_inverse,
+                    "forward": _checked_forward, "sample": _checked_sample}
 
 
 class Problem(ABC):

@@ -92,12 +92,8 @@ def from_functions(name: str, *, sample: Sample, physics: Callable[[Tensor], Ten
         return batch
 
     def forward(self: Problem, x: Tensor, batch: Batch | None) -> Tensor:
-        y = physics(x)
-        if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() < 1 or y.shape[0] != x.shape[0]:
-            got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
-            raise ProblemError(f"{name}: physics(x) must return a real floating-point tensor with the batch "
-                               f"dimension first, shape ({x.shape[0]}, ...) for x of shape {tuple(x.shape)}; got {got}")
-        if x.requires_grad and torch.is_grad_enabled() and not y.requires_grad:
+        y = physics(x)                              # its shape and dtype are checked by Problem's wrapper
+        if isinstance(y, Tensor) and x.requires_grad and torch.is_grad_enabled() and not y.requires_grad:
             raise ProblemError(f"{name}: physics(x) is not differentiable: its output does not depend on x through "
                                f"torch operations (a .detach(), .item() or numpy inside?); write it in torch")
         return y
@@ -129,12 +125,11 @@ def from_functions(name: str, *, sample: Sample, physics: Callable[[Tensor], Ten
     }
     if loss is not None:
         def problem_loss(self: Problem, y: Tensor, batch: Batch) -> Tensor:
-            return _per_example(name, "loss(y, y*)", loss(y, batch.target), y.shape[0])
+            return loss(y, batch.target)            # one value per example: checked by Problem's wrapper
         attrs["loss"] = problem_loss
     if x_error is not None:
         def problem_x_error(self: Problem, x: Tensor, batch: Batch) -> Tensor | None:
-            return None if batch.x_true is None else _per_example(name, "x_error(x, x*)", x_error(x, batch.x_true),
-                                                                   x.shape[0])
+            return None if batch.x_true is None else x_error(x, batch.x_true)
         attrs["x_error"] = problem_x_error
     if inverse is not None:
         def inverse_update(self: Problem, x: Tensor, batch: Batch) -> Tensor:
@@ -156,12 +151,3 @@ def _check_data(problem: str, what: str, t: Any, batch_size: int) -> None:
                            f"of shape ({batch_size}, *x_shape) (or a problems.Batch of such tensors); {what} has {got}")
     if not torch.isfinite(t).all():
         raise ProblemError(f"{problem}: sample({batch_size}, generator) returned {what} with NaN/inf entries")
-
-
-def _per_example(problem: str, what: str, value: Any, batch_size: int) -> Tensor:
-    """``value`` if it is a tensor of shape (batch_size,) (one number per example), else a ProblemError."""
-    if not isinstance(value, Tensor) or tuple(value.shape) != (batch_size,):
-        got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
-        raise ProblemError(f"{problem}: {what} must return one value per example, shape ({batch_size},) (reduce "
-                           f"over every dimension but the first, e.g. .reshape({batch_size}, -1).sum(-1)); got {got}")
-    return value

@@ -69,9 +69,9 @@ def check_problem_class(obj: Any, name: str) -> type[Problem]:
 
 
 def import_modules(modules: Iterable[str]) -> None:
-    """Import each module (``--import mypkg``), so that the problems it registers can be named; remembered for the
+    """Import each module (``--import mypkg``; a comma-separated item names several), so that the problems it registers can be named; remembered for the
     fresh processes of :func:`imported`."""
-    for module in modules:
+    for module in (part for item in modules for part in item.split(",")):      # --import a,b as --import a --import b
         module = module.strip()
         if not module:
             raise UnknownNameError("--import got an empty module name")

@@ -15,7 +15,7 @@ from .methods import check_settings, get_method, resolve_hyperparameters, settin
 from .plots import plot_curves
 from .progress import ProgressLike, as_progress
 from .provenance import physopt_version, provenance, same_version, version_of
-from .storage import (difference, load_run, machine_info, machine_label, run_lock, run_path, same_run,
+from .storage import (difference, file_stem, load_run, machine_info, machine_label, run_lock, run_path, same_run,
                       save_run, setting, stored_runs, summary_lock, write_summary)
 from .train import RunResult, check_batch_memory, check_seed, held_out_set, train_run
 
@@ -55,6 +55,9 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         if repeated:
             raise ValueError(f"{what}s must be distinct, got {repeated} more than once (a repeat would be counted as "
                              f"an independent run)")
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        _distinct_files(names)
     hyperparameters = settings_by_method(methods, hyperparameters or {})
     overrides = {m.name: {**hyperparameters.get(m.name, {}), **({"batch_size": batch_size} if batch_size else {})}
                  for m in methods}
@@ -63,7 +66,6 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
         check_settings(m, problem, resolved[m.name])                     # an unknown setting fails here, not later
     batch_sizes = {name: hp["batch_size"] for name, hp in resolved.items()}
     check_batch_memory(problem, max(batch_sizes.values()))
-    out_dir = Path(out) if out is not None else None
     header = {
         "problem": problem.name,
         "config": dataclasses.asdict(problem.config),
@@ -141,6 +143,18 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     with summary_lock(out_dir):
         return _write(out_dir, problem, header, specs, runs, plan, seeds,
                       trained=any(key not in plan.cached for key in specs), report=report, keep_stale=keep_stale)
+
+
+def _distinct_files(names: Sequence[str]) -> None:
+    """Refuse two optimizers whose runs would be saved to one file (names that differ only in characters a file name
+    cannot hold, e.g. mod:Öpt and mod:Äpt): the second run would overwrite the first."""
+    seen: dict[str, str] = {}
+    for name in names:
+        stem = file_stem(name)
+        if stem in seen and seen[stem] != name:
+            raise ValueError(f"optimizers '{seen[stem]}' and '{name}' would save their runs to the same file "
+                             f"({stem}_seed*.json); name one of them by another import path (e.g. an ASCII alias)")
+        seen[stem] = name
 
 
 def _claim(out: Path | None, name: str, seed: int, blocking: bool):

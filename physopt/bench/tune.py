@@ -68,7 +68,8 @@ def format_tuning(result: dict[str, Any]) -> str:
     best = result["best_lr"]
     lines.append("" if best is None else
                  f"\nbest lr for {result['optimizer']} on {result['problem']}: {best:g} "
-                 f"(use it with: physopt compare {result['problem']} --hparam {result['optimizer']}.lr={best:g})")
+                 f"(use it with: physopt compare {result['problem']} --optimizers {result['optimizer']} "
+                 f"--hparam {result['optimizer']}.lr={best:g})")
     if best is None:
         lines.append("every candidate diverged: try smaller learning rates")
     return "\n".join(lines)

@@ -219,3 +219,32 @@ def test_a_cuda_device_without_cuda_is_refused_where_the_problem_is_made():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ProblemError, match="0 CUDA device.*device='cpu'"):
         get_problem("exp", device="cuda")
+
+
+@pytest.mark.parametrize("method, override, call, words", [
+    ("loss", lambda self, y, batch: (y - batch.target).pow(2).mean(), lambda p, x, b: p.loss(p.forward(x, b), b),
+     r"line: loss\(\) must return one value per example, shape \(4,\).*got shape \(\)"),
+    ("x_error", lambda self, x, batch: (x - batch.x_true).abs(), lambda p, x, b: p.x_error(x, b),
+     r"line: x_error\(\) must return one value per example, shape \(4,\).*got shape \(4, 3\)"),
+    ("forward", lambda self, x, batch: x.sum(), lambda p, x, b: p.forward(x, b),
+     r"line: the physics must return a real floating-point tensor with the batch dimension first, shape \(4, ...\)"),
+    ("forward", lambda self, x, batch: (x > 0).int(), lambda p, x, b: p.forward(x, b),
+     r"the physics must return a real floating-point.*dtype torch.int32"),
+    ("inverse_update", lambda self, x, batch: x[:, :2], lambda p, x, b: p.inverse_update(x, b),
+     r"line: inverse_update\(\) must return the update dx in x's shape \(4, 3\); got shape \(4, 2\)"),
+    ("sample", lambda self, n, g=None: (torch.zeros(n, 3), torch.zeros(n, 3)), None,
+     r"line: sample\(4\) must return a problems.Batch.*got tuple"),
+    ("sample", lambda self, n, g=None: Batch(torch.zeros(n, 3), torch.zeros(n + 1, 3)), None,
+     r"line: sample\(4\) must return a problems.Batch.*4 examples each; got shapes \[\(4, 3\), \(5, 3\), None\]"),
+])
+def test_a_hand_written_problem_whose_methods_return_the_wrong_shape_is_named(method, override, call, words):
+    """Every subclass's loss, x_error, forward, inverse_update and sample are checked on what they return (shapes
+    and dtypes only: nothing is read from the device), so a mistake is named where it is made."""
+    broken = type("Broken", (LineWithInverse,), {method: override})()
+    if call is None:
+        with pytest.raises(ProblemError, match=words):
+            broken.sample(4, torch.Generator().manual_seed(0))
+        return
+    batch = LineWithInverse().sample(4, torch.Generator().manual_seed(0))
+    with pytest.raises(ProblemError, match=words):
+        call(broken, batch.x_true, batch)

@@ -51,6 +51,11 @@ def test_import_modules_registers_the_problems_a_module_defines_and_remembers_it
     assert problems.get_problem("registry-test-exp").name == "registry-test-exp"
 
 
+def test_a_comma_separated_import_names_several_modules(user_module):
+    registry.import_modules([f"{user_module}, json"])
+    assert registry.imported() == [user_module, "json"]
+
+
 def install_entry_point(monkeypatch, name: str, value: str) -> None:
     """Make ``name = value`` look like an installed package's entry point of the problems group."""
     class EntryPoint:

@@ -323,3 +323,17 @@ def test_a_stale_run_not_asked_for_stays_out_of_the_summary_unless_kept(tmp_path
     assert (tmp_path / "runs" / "sgd_seed0.json").exists()                # left out, never deleted
     assert cli(*base, "--optimizers", "adam", "--keep-stale")[0] == 0
     assert [r["optimizer"] for r in json.loads((tmp_path / "summary.json").read_text())["runs"]] == ["adam", "sgd"]
+
+
+def test_two_optimizers_whose_run_files_would_collide_are_refused_from_python_too(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import torch
+    mod = types.ModuleType("collide_opts")
+    mod.Öpt = type("Öpt", (torch.optim.SGD,), {})
+    mod.Äpt = type("Äpt", (torch.optim.SGD,), {})
+    monkeypatch.setitem(sys.modules, "collide_opts", mod)
+    with pytest.raises(ValueError, match="would save their runs to the same file"):
+        compare(get_problem("exp"), ["collide_opts:Öpt", "collide_opts:Äpt"], iterations=1, out=tmp_path)
+    assert not (tmp_path / "runs").exists()

@@ -8,6 +8,7 @@ def test_tune_picks_the_best_learning_rate_and_records_it(tmp_path, cli):
     code, out, _ = cli("tune", "exp", "--optimizer", "adam", "--lrs", "1e-6,1e-2", "--iterations", "60",
                        "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path), "--quiet")
     assert code == 0 and "best lr for adam on exp: 0.01" in out
+    assert "physopt compare exp --optimizers adam --hparam adam.lr=0.01" in out     # the suggestion runs as is
     result = json.loads((tmp_path / "exp_adam.json").read_text())
     assert result["best_lr"] == 0.01 and [r["lr"] for r in result["rows"]] == [1e-6, 1e-2]
     assert result["rows"][1]["score"] < result["rows"][0]["score"] and result["command"].startswith("physopt tune")
