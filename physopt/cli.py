@@ -260,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       time_budget=args.time_budget, batch_size=args.batch_size,
                       hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
                       evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
-                      progress=progress, force=args.force, keep_stale=args.keep_stale)
+                      progress=progress, force=args.force, keep_stale=args.keep_stale, executor=executor_for(args))
     print(format_summary(summary))
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
@@ -277,7 +277,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           seeds=int_list(args.seeds, "--seeds", 0) if args.seeds else None,
                           device=resolve_device(args.device), out=args.out, resume=not args.fresh,
                           command=command_line(args), progress=progress_for(args), force=args.force,
-                          keep_stale=args.keep_stale)
+                          keep_stale=args.keep_stale, executor=executor_for(args))
     for summary in summaries:
         print(format_summary(summary) + "\n")
     print(f"wrote {args.out}/README.md")
@@ -488,6 +488,20 @@ def add_resume(p: argparse.ArgumentParser, what: str) -> None:
                    "(or before versions were recorded); without it they are retrained, and the log says which")
 
 
+def add_executor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="local:1", help="where the runs train: local:N = N worker processes on this "
+                   "machine (local:1: this process, one run after the other)")
+    p.add_argument("--threads", type=count(1), default=None, help="torch threads per run (default: all cores for "
+                   "local:1, cores / N for local:N; a run's numbers depend on it on the CPU)")
+    p.add_argument("--allow-shared-cores", action="store_true", help="allow several local workers to share the "
+                   "cores (or one GPU) for --time-budget runs, whose times are then not comparable")
+
+
+def executor_for(args: argparse.Namespace):
+    from .bench.executors import parse_executor
+    return parse_executor(args.executor, threads=args.threads, allow_shared_cores=args.allow_shared_cores)
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -560,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluated on (default: the problem's benchmark settings)")
     add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
     add_resume(c, "runs already finished in --out")
+    add_executor(c)
     add_force(c, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(c)
 
@@ -572,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(b, "runs/bench", "the results (OUT/<problem>/ or OUT/<preset>-<device>/<problem>/; README.md "
             "regenerated); the committed results are written only with --out results")
     add_resume(b, "runs already finished")
+    add_executor(b)
     add_force(b, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(b)
 

@@ -1,23 +1,23 @@
 """Compare optimizers on one problem: same initial weights and data per seed, results written as runs finish."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from filelock import Timeout
 
+from .executors import LocalExecutor
 from .methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
 from .plots import plot_curves
-from .progress import ProgressLike, as_progress
+from .progress import Progress, ProgressLike, as_progress
 from .provenance import physopt_version, provenance, same_version, version_of
-from .storage import (difference, file_stem, load_run, machine_info, machine_label, run_lock, run_path, same_run,
-                      save_run, setting, stored_runs, summary_lock, write_summary)
-from .train import RunResult, check_batch_memory, check_seed, held_out_set, train_run
+from .storage import (difference, file_stem, machine_info, machine_label, run_path, same_run, setting, stored_runs,
+                      summary_lock, write_summary)
+from .tasks import Outcome, ProblemRecipe, RunTask
+from .train import RunResult, check_batch_memory, check_seed, held_out_set
 
 
 def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), iterations: int | None = None,
@@ -25,7 +25,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
             progress: ProgressLike = None, force: bool = False, check_only: bool = False,
-            keep_stale: bool = False) -> dict[str, Any] | None:
+            keep_stale: bool = False, executor: LocalExecutor | None = None) -> dict[str, Any] | None:
     """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
 
     With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained, if this
@@ -39,7 +39,27 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     optimizers or seeds made by another physopt version stay out of the summary unless ``keep_stale``. When nothing new
     was trained and ``out/summary.json`` already describes these runs, no file is rewritten. ``check_only`` stops
     after these checks (returns None): a suite checks every problem's directory before the first run trains.
+
+    The runs train on ``executor`` (default: this process, one after the other; ``LocalExecutor(2)``: two worker
+    processes), each writing its own run file; this process writes the summary.
     """
+    comparison = prepare(problem, optimizers, seeds=seeds, iterations=iterations, time_budget=time_budget,
+                         batch_size=batch_size, hyperparameters=hyperparameters, out=out, resume=resume,
+                         evaluations=evaluations, held_out_size=held_out_size, command=command, force=force,
+                         keep_stale=keep_stale, executor=executor)
+    if check_only:
+        return None
+    return run_comparisons([comparison], executor, progress)[0]
+
+
+def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), iterations: int | None = None,
+            time_budget: float | None = None, batch_size: int | None = None,
+            hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
+            resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
+            force: bool = False, keep_stale: bool = False,
+            executor: LocalExecutor | None = None) -> "Comparison":
+    """Every check of :func:`compare` (same arguments), before anything trains; the comparison to run."""
+    executor = executor or LocalExecutor()
     if not optimizers:
         raise ValueError("give at least one optimizer")
     methods = [get_method(o) for o in optimizers]
@@ -94,55 +114,106 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                               "held_out_size": header["held_out_size"]}
              for seed in seeds for m in methods}
     plan = plan_runs(out_dir, specs, resume=resume, force=force, keep_stale=keep_stale)  # refuses before training
-    if check_only:
-        return None
+    executor.check(problem.device, time_budget)
+    return Comparison(problem, ProblemRecipe.of(problem, portable=executor.workers > 1), header, specs, plan,
+                      out_dir, list(seeds), resume, keep_stale, executor)
+
+
+@dataclasses.dataclass
+class Comparison:
+    """One prepared comparison (:func:`prepare`): its runs as tasks for an executor, then its summary."""
+    problem: Any
+    recipe: ProblemRecipe
+    header: dict[str, Any]
+    specs: dict[tuple[str, int], dict[str, Any]]
+    plan: "RunPlan"
+    out_dir: Path | None
+    seeds: list[int]
+    resume: bool
+    keep_stale: bool
+    executor: LocalExecutor
+    title: str | None = None
+    runs: dict[tuple[str, int], RunResult] = dataclasses.field(default_factory=dict)
+
+    def start(self, report: Progress, group: int) -> list[RunTask]:
+        """Say which finished runs are reused (and which are stale); the tasks of the runs still to train."""
+        out_dir, time_budget = self.out_dir, self.header["time_budget_s"]
+        for (name, seed), made_by in self.plan.stale.items():
+            report.log(f"  {name:<9} seed {seed}  {'kept' if self.keep_stale else 'retrained'}: its run file in "
+                       f"{out_dir} was made by {made_by}, this is physopt {physopt_version()}"
+                       + ("" if self.keep_stale else " (--keep-stale keeps such runs)"))
+        here = machine_label({**self.header["machine"], "torch_threads": self.executor.worker_threads()})
+        for (name, seed), cached in self.plan.cached.items():
+            report.log(f"  {name:<9} seed {seed}  already finished in {out_dir}, skipped")
+            if time_budget and cached.machine and cached.machine != here:
+                report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
+                           f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")
+            self.runs[(name, seed)] = cached
+        return [RunTask(self.recipe, name, seed, self.specs[(name, seed)], out_dir, self.resume, self.keep_stale,
+                        self.header["provenance"], self.executor.name, group, self.title)
+                for name, seed in self.specs if (name, seed) not in self.runs]
+
+    def record(self, outcome: Outcome, report: Progress) -> None:
+        name, seed = outcome.task.optimizer, outcome.task.seed
+        if outcome.status == "finished":
+            report.log(f"  {name:<9} seed {seed}  finished by another command in {self.out_dir}, skipped")
+        self.runs[(name, seed)] = outcome.result
+
+    def finish(self, report: Progress, interrupted: bool = False) -> dict[str, Any] | None:
+        """The summary of the finished runs (written to ``out`` when given; after an interruption only if any)."""
+        if self.out_dir is None:
+            return dict(self.header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"}
+                                           for r in self.runs.values()])
+        if interrupted and not self.runs:
+            return None
+        trained = interrupted or any(key not in self.plan.cached for key in self.specs)
+        with summary_lock(self.out_dir):
+            return _write(self.out_dir, self.problem, self.header, self.specs, self.runs, self.plan, self.seeds,
+                          trained=trained, report=report, keep_stale=self.keep_stale)
+
+
+def run_comparisons(comparisons: Sequence[Comparison], executor: LocalExecutor | None = None,
+                    progress: ProgressLike = None,
+                    on_summary: Callable[[Comparison, dict[str, Any] | None], None] | None = None) -> list:
+    """Train the runs of every comparison on ``executor`` (default: this process) and write each comparison's summary
+    as soon as its last run is done (then ``on_summary(comparison, summary)``, e.g. to regenerate a report). On
+    Ctrl-C every comparison with finished runs gets its summary before the interruption is raised again."""
+    executor = executor or LocalExecutor()
     report = as_progress(progress)
-    for (name, seed), made_by in plan.stale.items():
-        report.log(f"  {name:<9} seed {seed}  {'kept' if keep_stale else 'retrained'}: its run file in {out_dir} "
-                   f"was made by {made_by}, this is physopt {physopt_version()}"
-                   + ("" if keep_stale else " (--keep-stale keeps such runs)"))
-    held_out = held_out_set(problem, header["held_out_size"])
-    here = machine_label(header["machine"])
-    runs: dict[tuple[str, int], RunResult] = {}
-    for (name, seed), cached in plan.cached.items():
-        report.log(f"  {name:<9} seed {seed}  already finished in {out_dir}, skipped")
-        if time_budget and cached.machine and cached.machine != here:
-            report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
-                       f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")
-        runs[(name, seed)] = cached
-    todo = [key for key in specs if key not in runs]
+    summaries: list[dict[str, Any] | None] = [None] * len(comparisons)
+    finished = [False] * len(comparisons)
+    left = []
+    tasks = []
+    for i, comparison in enumerate(comparisons):
+        todo = comparison.start(report, i)
+        left.append(len(todo))
+        tasks += todo
+
+    def finish(i: int, interrupted: bool = False) -> None:
+        finished[i] = True
+        summaries[i] = comparisons[i].finish(report, interrupted)
+        if on_summary is not None and not interrupted:
+            on_summary(comparisons[i], summaries[i])
+
+    local = {}
+    if executor.workers == 1:                   # the runs train here: the problems and held-out sets at hand
+        local = {c.recipe.key: (c.problem, held_out_set(c.problem, c.header["held_out_size"])) for c in comparisons}
     try:
-        for blocking in (False, True):      # runs another command is training right now are taken up last
-            waiting = []
-            for name, seed in todo:
-                with _claim(out_dir, name, seed, blocking) as claimed:
-                    if not claimed:
-                        waiting.append((name, seed))
-                        continue
-                    done = load_run(out_dir, name, seed, specs[(name, seed)]) if out_dir is not None and resume \
-                        else None                                   # finished by another command meanwhile
-                    if done is not None and (keep_stale or same_version(done.provenance)):
-                        report.log(f"  {name:<9} seed {seed}  finished by another command in {out_dir}, skipped")
-                        runs[(name, seed)] = done
-                        continue
-                    result = train_run(problem, name, seed, iterations=iterations, time_budget=time_budget,
-                                       hyperparameters=resolved[name], evaluations=evaluations, held_out=held_out,
-                                       progress=report)
-                    runs[(name, seed)] = dataclasses.replace(result, machine=here, provenance=header["provenance"])
-                    if out_dir is not None:
-                        save_run(out_dir, specs[(name, seed)], runs[(name, seed)])
-            todo = waiting
+        for i, n in enumerate(left):
+            if n == 0:
+                finish(i)
+        for outcome in executor.run(tasks, report, local):
+            i = outcome.task.group
+            comparisons[i].record(outcome, report)
+            left[i] -= 1
+            if left[i] == 0:
+                finish(i)
     except KeyboardInterrupt:                  # the runs finished so far get their summary before the exit
-        if out_dir is not None and runs:
-            with summary_lock(out_dir):
-                _write(out_dir, problem, header, specs, runs, plan, seeds, trained=True, report=report,
-                       keep_stale=keep_stale)
+        for i, comparison in enumerate(comparisons):
+            if not finished[i]:
+                comparison.finish(report, interrupted=True)
         raise
-    if out_dir is None:
-        return dict(header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"} for r in runs.values()])
-    with summary_lock(out_dir):
-        return _write(out_dir, problem, header, specs, runs, plan, seeds,
-                      trained=any(key not in plan.cached for key in specs), report=report, keep_stale=keep_stale)
+    return summaries
 
 
 def _distinct_files(names: Sequence[str]) -> None:
@@ -155,28 +226,6 @@ def _distinct_files(names: Sequence[str]) -> None:
             raise ValueError(f"optimizers '{seen[stem]}' and '{name}' would save their runs to the same file "
                              f"({stem}_seed*.json); name one of them by another import path (e.g. an ASCII alias)")
         seen[stem] = name
-
-
-def _claim(out: Path | None, name: str, seed: int, blocking: bool):
-    """A context that holds the run's lock (yields True), or yields False when another command holds it and
-    ``blocking`` is off; without an output directory there is nothing to lock."""
-    if out is None:
-        return contextlib.nullcontext(True)
-    lock = run_lock(out, name, seed)
-
-    @contextlib.contextmanager
-    def held():
-        try:
-            lock.acquire(timeout=-1 if blocking else 0)
-        except Timeout:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
-
-    return held()
 
 
 def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: dict[tuple[str, int], RunResult],

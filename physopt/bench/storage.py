@@ -167,7 +167,8 @@ def _check_result(r: RunResult) -> None:
               ("hyperparameters", isinstance(r.hyperparameters, dict)), ("status", isinstance(r.status, str)),
               ("init_checksum", isinstance(r.init_checksum, str)), ("curve", isinstance(r.curve, list) and r.curve),
               ("machine", r.machine is None or isinstance(r.machine, str)),
-              ("provenance", r.provenance is None or isinstance(r.provenance, dict))]
+              ("provenance", r.provenance is None or isinstance(r.provenance, dict)),
+              ("worker", r.worker is None or isinstance(r.worker, dict))]
     bad = next((name for name, ok in checks if not ok), None)
     if bad is not None:
         raise ValueError(f"its field result.{bad} has the wrong type or value: {getattr(r, bad)!r}")

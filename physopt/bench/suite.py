@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .compare import compare
+from .compare import prepare, run_comparisons
+from .executors import LocalExecutor
 from .methods import canonical_optimizers
 from .progress import ProgressLike, as_progress
 from .report import write_report
@@ -29,25 +30,24 @@ def results_dir(out: str | Path, problem: str, preset: str, device: torch.device
 def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *, seeds: Sequence[int] | None = None,
               device: torch.device = torch.device("cpu"), out: str | Path = "runs/bench", resume: bool = True,
               command: str | None = None, progress: ProgressLike = None, force: bool = False,
-              keep_stale: bool = False) -> list[dict[str, Any]]:
+              keep_stale: bool = False, executor: LocalExecutor | None = None) -> list[dict[str, Any]]:
     """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers
-    (``resume``, ``force`` and ``keep_stale`` as there)."""
+    (``resume``, ``force``, ``keep_stale`` and ``executor`` as there). Every problem's directory is checked before the
+    first run trains; all runs go to one executor, and each problem's summary and the report are written as soon as
+    that problem's last run is done."""
     from problems import get_preset, get_problem, list_problems
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
     report = as_progress(progress)
-    problems_at = [(get_problem(name, device=device, **p.config), p) for name, p in plans]
-    for check_only in (True, False):                  # every directory is checked before the first run trains
-        summaries = []
-        for problem, p in problems_at:
-            optimizers = canonical_optimizers(problem)
-            if not check_only:
-                report.log(f"physopt bench: {problem.name} ({preset} preset) on {device}: {', '.join(optimizers)}")
-            summaries.append(compare(problem, optimizers, seeds=seeds or p.seeds,
-                                     iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
-                                     out=results_dir(out, problem.name, preset, device), resume=resume,
-                                     evaluations=p.evaluations, command=command, progress=report, force=force,
-                                     check_only=check_only, keep_stale=keep_stale))
-            if not check_only:
-                write_report(out)
+    comparisons = []
+    for name, p in plans:
+        problem = get_problem(name, device=device, **p.config)
+        comparisons.append(prepare(problem, canonical_optimizers(problem), seeds=seeds or p.seeds,
+                                   iterations=p.iterations, time_budget=p.time_budget, batch_size=p.batch_size,
+                                   out=results_dir(out, problem.name, preset, device), resume=resume,
+                                   evaluations=p.evaluations, command=command, force=force, keep_stale=keep_stale,
+                                   executor=executor))
+    for c in comparisons:
+        c.title = f"physopt bench: {c.problem.name} ({preset} preset) on {device}: {', '.join(c.header['optimizers'])}"
+    summaries = run_comparisons(comparisons, executor, report, on_summary=lambda c, summary: write_report(out))
     return summaries

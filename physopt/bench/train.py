@@ -52,6 +52,9 @@ class RunResult:
     machine: str | None = None   # where it ran (CPU or GPU model, threads); None in files older than the field
     #: what made it (physopt version, git commit, numpy/torch/CUDA versions: bench.provenance); None in older files
     provenance: dict[str, Any] | None = None
+    #: the process it trained in (host, pid, device, torch threads, executor: bench.tasks.worker_record); None in
+    #: files older than the field
+    worker: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -252,8 +252,8 @@ def test_a_run_file_edited_with_wrong_types_is_named_before_anything_trains(tmp_
 
 def test_an_interrupted_comparison_leaves_a_summary_of_the_runs_it_finished(tmp_path, monkeypatch):
     import importlib
-    compare_module = importlib.import_module("physopt.bench.compare")
-    real, calls = compare_module.train_run, []
+    tasks_module = importlib.import_module("physopt.bench.tasks")
+    real, calls = tasks_module.train_run, []
 
     def interrupted_on_the_second_run(*args, **kwargs):
         calls.append(1)
@@ -261,7 +261,7 @@ def test_an_interrupted_comparison_leaves_a_summary_of_the_runs_it_finished(tmp_
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compare_module, "train_run", interrupted_on_the_second_run)
+    monkeypatch.setattr(tasks_module, "train_run", interrupted_on_the_second_run)
     with pytest.raises(KeyboardInterrupt):
         compare(get_problem("exp"), ["adam", "sgd"], iterations=2, batch_size=4, evaluations=1, out=tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
