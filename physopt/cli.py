@@ -261,6 +261,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
                       evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
                       progress=progress, force=args.force, keep_stale=args.keep_stale, executor=executor_for(args))
+    if summary is None:                         # --slurm-dry-run: nothing trained, nothing written
+        return 0
     print(format_summary(summary))
     if args.out:
         print(f"wrote {args.out}/summary.json, curves.csv, curves.png")
@@ -278,8 +280,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           device=resolve_device(args.device), out=args.out, resume=not args.fresh,
                           command=command_line(args), progress=progress_for(args), force=args.force,
                           keep_stale=args.keep_stale, executor=executor_for(args))
+    if args.executor.strip() == "slurm" and args.slurm_dry_run:
+        return 0
     for summary in summaries:
-        print(format_summary(summary) + "\n")
+        if summary is not None:
+            print(format_summary(summary) + "\n")
     print(f"wrote {args.out}/README.md")
     return 0
 
@@ -488,6 +493,10 @@ def add_resume(p: argparse.ArgumentParser, what: str) -> None:
                    "(or before versions were recorded); without it they are retrained, and the log says which")
 
 
+#: --slurm-time's default, minutes per run
+SLURM_TIME = 60
+
+
 def add_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="local:1", help="where the runs train: local:N = N worker processes on this "
                    "machine (local:1: this process, one run after the other)")
@@ -495,11 +504,29 @@ def add_executor(p: argparse.ArgumentParser) -> None:
                    "local:1, cores / N for local:N; a run's numbers depend on it on the CPU)")
     p.add_argument("--allow-shared-cores", action="store_true", help="allow several local workers to share the "
                    "cores (or one GPU) for --time-budget runs, whose times are then not comparable")
+    p.add_argument("--slurm-partition", default=None, help="--executor slurm: the partition (default: the cluster's)")
+    p.add_argument("--slurm-time", type=count(1), default=SLURM_TIME, help="--executor slurm: time limit per run in "
+                   "minutes")
+    p.add_argument("--slurm-gpus-per-task", type=count(0), default=None, help="--executor slurm: GPUs per run")
+    p.add_argument("--slurm-cpus-per-task", type=count(1), default=None, help="--executor slurm: CPU cores per run "
+                   "(its torch threads)")
+    p.add_argument("--slurm-dry-run", action="store_true", help="--executor slurm: print the job array's sbatch "
+                   "script and its runs instead of submitting")
 
 
 def executor_for(args: argparse.Namespace):
     from .bench.executors import parse_executor
-    return parse_executor(args.executor, threads=args.threads, allow_shared_cores=args.allow_shared_cores)
+    slurm = {"partition": args.slurm_partition, "time_min": args.slurm_time, "gpus_per_task": args.slurm_gpus_per_task,
+             "cpus_per_task": args.slurm_cpus_per_task, "dry_run": args.slurm_dry_run}
+    if args.out:
+        slurm["folder"] = Path(args.out) / "slurm"
+    if args.executor.strip() != "slurm":
+        given = [f"--slurm-{k.replace('_min', '').replace('_', '-')}" for k, v in slurm.items()
+                 if k != "folder" and v not in (None, False, SLURM_TIME)]
+        if given:
+            raise ValueError(f"{', '.join(given)} applies to --executor slurm only (this is --executor {args.executor})")
+    return parse_executor(args.executor, threads=args.threads, allow_shared_cores=args.allow_shared_cores,
+                          slurm=slurm)
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .executors import LocalExecutor
+from .executors import Executor, LocalExecutor
 from .methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
 from .plots import plot_curves
 from .progress import Progress, ProgressLike, as_progress
@@ -25,7 +25,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
             progress: ProgressLike = None, force: bool = False, check_only: bool = False,
-            keep_stale: bool = False, executor: LocalExecutor | None = None) -> dict[str, Any] | None:
+            keep_stale: bool = False, executor: Executor | None = None) -> dict[str, Any] | None:
     """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
 
     With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained, if this
@@ -57,7 +57,7 @@ def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
             force: bool = False, keep_stale: bool = False,
-            executor: LocalExecutor | None = None) -> "Comparison":
+            executor: Executor | None = None) -> "Comparison":
     """Every check of :func:`compare` (same arguments), before anything trains; the comparison to run."""
     executor = executor or LocalExecutor()
     if not optimizers:
@@ -115,7 +115,7 @@ def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
              for seed in seeds for m in methods}
     plan = plan_runs(out_dir, specs, resume=resume, force=force, keep_stale=keep_stale)  # refuses before training
     executor.check(problem.device, time_budget)
-    return Comparison(problem, ProblemRecipe.of(problem, portable=executor.workers > 1), header, specs, plan,
+    return Comparison(problem, ProblemRecipe.of(problem, portable=not executor.in_process), header, specs, plan,
                       out_dir, list(seeds), resume, keep_stale, executor)
 
 
@@ -131,7 +131,7 @@ class Comparison:
     seeds: list[int]
     resume: bool
     keep_stale: bool
-    executor: LocalExecutor
+    executor: Executor
     title: str | None = None
     runs: dict[tuple[str, int], RunResult] = dataclasses.field(default_factory=dict)
 
@@ -172,7 +172,7 @@ class Comparison:
                           trained=trained, report=report, keep_stale=self.keep_stale)
 
 
-def run_comparisons(comparisons: Sequence[Comparison], executor: LocalExecutor | None = None,
+def run_comparisons(comparisons: Sequence[Comparison], executor: Executor | None = None,
                     progress: ProgressLike = None,
                     on_summary: Callable[[Comparison, dict[str, Any] | None], None] | None = None) -> list:
     """Train the runs of every comparison on ``executor`` (default: this process) and write each comparison's summary
@@ -196,7 +196,7 @@ def run_comparisons(comparisons: Sequence[Comparison], executor: LocalExecutor |
             on_summary(comparisons[i], summaries[i])
 
     local = {}
-    if executor.workers == 1:                   # the runs train here: the problems and held-out sets at hand
+    if executor.in_process:                     # the runs train here: the problems and held-out sets at hand
         local = {c.recipe.key: (c.problem, held_out_set(c.problem, c.header["held_out_size"])) for c in comparisons}
     try:
         for i, n in enumerate(left):

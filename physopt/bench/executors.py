@@ -1,4 +1,8 @@
-"""Where the runs of a comparison train: ``--executor local:N``.
+"""Where the runs of a comparison train: ``--executor local:N`` (here) or ``--executor slurm`` (:mod:`.slurm`).
+
+An executor has a ``name`` (recorded in every run file), ``in_process``, ``worker_threads()``, ``check(device,
+time_budget)`` (ValueError before anything trains) and ``run(tasks, report, local)``, which yields an
+:class:`~physopt.bench.tasks.Outcome` per task as it is done.
 
 ``local:1`` (the default) trains every run in the submitting process, one after the other, with a progress bar.
 ``local:N`` hands the runs to a pool of N worker processes (``concurrent.futures.ProcessPoolExecutor``, started with
@@ -16,12 +20,23 @@ import dataclasses
 import multiprocessing
 import os
 import re
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 import torch
 
 from .progress import Progress
 from .tasks import Outcome, RunTask, run_task
+
+
+class Executor(Protocol):
+    """What ``compare`` and ``bench`` need of an executor (:class:`LocalExecutor`, ``slurm.SlurmExecutor``)."""
+    name: str
+    in_process: bool
+
+    def worker_threads(self) -> int: ...
+    def check(self, device: torch.device, time_budget: float | None) -> None: ...
+    def run(self, tasks: Iterable[RunTask], report: Progress,
+            local: dict[tuple, tuple[Any, Any]] | None = None) -> Iterator[Outcome]: ...
 
 
 def cpu_cores() -> int:
@@ -53,6 +68,11 @@ class LocalExecutor:
     @property
     def name(self) -> str:
         return f"local:{self.workers}"
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the runs train in the submitting process (then it hands them its problems and held-out sets)."""
+        return self.workers == 1
 
     def worker_threads(self) -> int:
         if self.threads is not None:
@@ -160,10 +180,20 @@ def _torch_threads(threads: int):
         torch.set_num_threads(before)
 
 
-def parse_executor(text: str, threads: int | None = None, allow_shared_cores: bool = False) -> LocalExecutor:
-    """``local`` / ``local:N`` -> a :class:`LocalExecutor`; ValueError naming the accepted forms otherwise."""
-    match = re.fullmatch(r"local(?::(\d+))?", text.strip())
+def parse_executor(text: str, threads: int | None = None, allow_shared_cores: bool = False,
+                   slurm: dict[str, Any] | None = None):
+    """``local`` / ``local:N`` -> a :class:`LocalExecutor`; ``slurm`` -> a :class:`physopt.bench.slurm.SlurmExecutor`
+    built from ``slurm`` (its keyword arguments, e.g. ``folder``, ``partition``); ValueError naming the accepted forms
+    otherwise."""
+    text = text.strip()
+    if text == "slurm":
+        from .slurm import SlurmExecutor
+        if not slurm or "folder" not in slurm:
+            raise ValueError("--executor slurm writes every run into --out, which the compute nodes must share: give "
+                             "--out DIR")
+        return SlurmExecutor(**slurm)
+    match = re.fullmatch(r"local(?::(\d+))?", text)
     if match is None:
         raise ValueError(f"unknown executor '{text}': use local:N (N worker processes on this machine, e.g. "
-                         f"local:2; local:1 trains in this process)")
+                         f"local:2; local:1 trains in this process) or slurm (a Slurm job array)")
     return LocalExecutor(int(match.group(1) or 1), threads=threads, allow_shared_cores=allow_shared_cores)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .compare import prepare, run_comparisons
-from .executors import LocalExecutor
+from .executors import Executor, LocalExecutor
 from .methods import canonical_optimizers
 from .progress import ProgressLike, as_progress
 from .report import write_report
@@ -30,7 +30,7 @@ def results_dir(out: str | Path, problem: str, preset: str, device: torch.device
 def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *, seeds: Sequence[int] | None = None,
               device: torch.device = torch.device("cpu"), out: str | Path = "runs/bench", resume: bool = True,
               command: str | None = None, progress: ProgressLike = None, force: bool = False,
-              keep_stale: bool = False, executor: LocalExecutor | None = None) -> list[dict[str, Any]]:
+              keep_stale: bool = False, executor: Executor | None = None) -> list[dict[str, Any]]:
     """Run ``compare`` for each problem (default: all registered) at ``preset`` with its default optimizers
     (``resume``, ``force``, ``keep_stale`` and ``executor`` as there). Every problem's directory is checked before the
     first run trains; all runs go to one executor, and each problem's summary and the report are written as soon as

@@ -1,0 +1,77 @@
+"""Issue 19 acceptance: `physopt bench --preset quick` with --executor local:2 against local:1, in one run.
+
+Times each command end to end (process start to exit) on the same machine, one after the other, and compares every
+run's final metrics and curve: local:2 must equal local:1 --threads 1 bitwise (a CPU run's numbers depend on its
+torch thread count, not on the executor). Writes results/executors/quick-seeds<SEEDS>.{json,txt}. About a minute
+per seed on 2 cores; run nothing else meanwhile.
+
+    python results/run_executors.py [--problems a,b] [--seeds 0]
+    python results/run_executors.py --seeds 0,1,2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from physopt.bench.storage import write_benchmark
+
+CASES = [("local:1", []), ("local:1 --threads 1", ["--threads", "1"]), ("local:2", [])]
+
+
+def finals(out: Path) -> dict[str, object]:
+    runs = {}
+    for path in sorted(out.rglob("runs/*.json")):
+        result = json.loads(path.read_text())["result"]
+        runs[f"{path.parent.parent.name}/{result['optimizer']}/seed{result['seed']}"] = [
+            result["final"], [(c["iteration"], c["loss"], c["x_error"]) for c in result["curve"]]]
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", default=None)
+    parser.add_argument("--seeds", default="0")
+    args = parser.parse_args()
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, extra in CASES:
+            out = Path(tmp) / label.replace(" ", "_").replace(":", "")
+            argv = ["physopt", "bench", "--preset", "quick", "--device", "cpu", "--seeds", args.seeds, "--quiet",
+                    "--executor", label.split()[0], *extra, "--out", str(out)]
+            if args.problems:
+                argv += ["--problems", args.problems]
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            seconds = time.perf_counter() - start
+            results[label] = finals(out)
+            rows.append({"executor": label, "wall_s": seconds, "runs": len(results[label]),
+                         "command": " ".join(argv[:-2])})
+    base = rows[0]["wall_s"]
+    for row in rows:
+        row["speedup_vs_local1"] = base / row["wall_s"]
+    same = results["local:2"] == results["local:1 --threads 1"]
+    differ = sorted(k for k in results["local:2"] if results["local:2"][k] != results["local:1"].get(k))
+    lines = [f"{'executor':<22} {'runs':>5} {'wall [s]':>9} {'local:1 / this':>15}", "-" * 55]
+    lines += [f"{r['executor']:<22} {r['runs']:>5} {r['wall_s']:>9.1f} {r['speedup_vs_local1']:>14.2f}x" for r in rows]
+    lines += ["", f"local:2 equals local:1 --threads 1 bitwise (final metrics and curves of every run): {same}",
+              f"runs whose numbers differ between local:2 and local:1 (2 threads): {len(differ)} of "
+              f"{len(results['local:2'])} ({', '.join(differ) or 'none'})"]
+    text = "\n".join(lines)
+    print(text)
+    command = "python results/run_executors.py " + " ".join(sys.argv[1:])
+    name = f"quick-seeds{args.seeds.replace(',', '')}" + (f"-{args.problems.replace(',', '-')}" if args.problems else "")
+    write_benchmark(Path(__file__).parent / "executors", name, command.strip(), torch.device("cpu"), text,
+                    {"rows": rows, "bitwise_equal_to_local1_threads1": same, "differ_from_local1": differ})
+    if not same:
+        sys.exit("local:2 differs from local:1 --threads 1")
+
+
+if __name__ == "__main__":
+    main()
