@@ -1,6 +1,7 @@
 """Issue 19 acceptance: `physopt bench --preset quick` with --executor local:2 against local:1, in one run.
 
-Times each command end to end (process start to exit) on the same machine, one after the other, and compares every
+Times each command end to end (process start to exit) on the same machine, the cases interleaved over --repeats
+rounds (median reported), and compares every
 run's final metrics and curve: local:2 must equal local:1 --threads 1 bitwise (a CPU run's numbers depend on its
 torch thread count, not on the executor). Writes results/executors/quick-seeds<SEEDS>.{json,txt}. About a minute
 per seed on 2 cores; run nothing else meanwhile.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,28 +40,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", default=None)
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--repeats", type=int, default=3, help="times each case runs (interleaved); median reported")
     args = parser.parse_args()
-    rows, results = [], {}
+    times: dict[str, list[float]] = {label: [] for label, _ in CASES}
+    results, commands = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, extra in CASES:
-            out = Path(tmp) / label.replace(" ", "_").replace(":", "")
-            argv = ["physopt", "bench", "--preset", "quick", "--device", "cpu", "--seeds", args.seeds, "--quiet",
-                    "--executor", label.split()[0], *extra, "--out", str(out)]
-            if args.problems:
-                argv += ["--problems", args.problems]
-            start = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-            seconds = time.perf_counter() - start
-            results[label] = finals(out)
-            rows.append({"executor": label, "wall_s": seconds, "runs": len(results[label]),
-                         "command": " ".join(argv[:-2])})
+        for repeat in range(args.repeats):                  # the cases interleaved, so drift hits all alike
+            for label, extra in CASES:
+                out = Path(tmp) / f"{label.replace(' ', '_').replace(':', '')}-{repeat}"
+                argv = ["physopt", "bench", "--preset", "quick", "--device", "cpu", "--seeds", args.seeds, "--quiet",
+                        "--executor", label.split()[0], *extra, "--out", str(out)]
+                if args.problems:
+                    argv += ["--problems", args.problems]
+                start = time.perf_counter()
+                subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+                times[label].append(time.perf_counter() - start)
+                run = finals(out)
+                if results.setdefault(label, run) != run:
+                    sys.exit(f"{label}: repeat {repeat} gave other numbers than repeat 0")
+                commands[label] = " ".join(argv[:-2])
+    rows = [{"executor": label, "wall_s": statistics.median(times[label]), "wall_s_all": times[label],
+             "runs": len(results[label]), "command": commands[label]} for label, _ in CASES]
     base = rows[0]["wall_s"]
     for row in rows:
         row["speedup_vs_local1"] = base / row["wall_s"]
     same = results["local:2"] == results["local:1 --threads 1"]
     differ = sorted(k for k in results["local:2"] if results["local:2"][k] != results["local:1"].get(k))
-    lines = [f"{'executor':<22} {'runs':>5} {'wall [s]':>9} {'local:1 / this':>15}", "-" * 55]
-    lines += [f"{r['executor']:<22} {r['runs']:>5} {r['wall_s']:>9.1f} {r['speedup_vs_local1']:>14.2f}x" for r in rows]
+    lines = [f"{'executor':<22} {'runs':>5} {'median wall [s]':>16} {'all [s]':>20} {'local:1 / this':>15}", "-" * 82]
+    lines += [f"{r['executor']:<22} {r['runs']:>5} {r['wall_s']:>16.1f} "
+              f"{' '.join(f'{t:.1f}' for t in r['wall_s_all']):>20} {r['speedup_vs_local1']:>14.2f}x" for r in rows]
     lines += ["", f"local:2 equals local:1 --threads 1 bitwise (final metrics and curves of every run): {same}",
               f"runs whose numbers differ between local:2 and local:1 (2 threads): {len(differ)} of "
               f"{len(results['local:2'])} ({', '.join(differ) or 'none'})"]
