@@ -1,13 +1,14 @@
-"""Issue 19 acceptance: `physopt bench --preset quick` with --executor local:2 against local:1, in one run.
+"""Issue 19 acceptance: `physopt bench --preset quick` (or --preset P) with --executor local:2 against local:1.
 
 Times each command end to end (process start to exit) on the same machine, the cases interleaved over --repeats
 rounds (median reported), and compares every
 run's final metrics and curve: local:2 must equal local:1 --threads 1 bitwise (a CPU run's numbers depend on its
-torch thread count, not on the executor). Writes results/executors/quick-seeds<SEEDS>.{json,txt}. About a minute
-per seed on 2 cores; run nothing else meanwhile.
+torch thread count, not on the executor). Writes results/executors/<PRESET>-seeds<SEEDS>[-<PROBLEMS>].{json,txt}.
+Run nothing else meanwhile. The commands behind the committed files (about 25 minutes in all on 2 cores):
 
-    python results/run_executors.py [--problems a,b] [--seeds 0]
+    python results/run_executors.py --seeds 0
     python results/run_executors.py --seeds 0,1,2
+    python results/run_executors.py --preset standard --problems exp,rotated-sine,hig-toy --repeats 2
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", default=None)
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--preset", default="quick")
     parser.add_argument("--repeats", type=int, default=3, help="times each case runs (interleaved); median reported")
     args = parser.parse_args()
     times: dict[str, list[float]] = {label: [] for label, _ in CASES}
@@ -48,7 +50,7 @@ def main() -> None:
         for repeat in range(args.repeats):                  # the cases interleaved, so drift hits all alike
             for label, extra in CASES:
                 out = Path(tmp) / f"{label.replace(' ', '_').replace(':', '')}-{repeat}"
-                argv = ["physopt", "bench", "--preset", "quick", "--device", "cpu", "--seeds", args.seeds, "--quiet",
+                argv = ["physopt", "bench", "--preset", args.preset, "--device", "cpu", "--seeds", args.seeds, "--quiet",
                         "--executor", label.split()[0], *extra, "--out", str(out)]
                 if args.problems:
                     argv += ["--problems", args.problems]
@@ -75,7 +77,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     command = "python results/run_executors.py " + " ".join(sys.argv[1:])
-    name = f"quick-seeds{args.seeds.replace(',', '')}" + (f"-{args.problems.replace(',', '-')}" if args.problems else "")
+    name = f"{args.preset}-seeds{args.seeds.replace(',', '')}" + (f"-{args.problems.replace(',', '-')}" if args.problems else "")
     write_benchmark(Path(__file__).parent / "executors", name, command.strip(), torch.device("cpu"), text,
                     {"rows": rows, "bitwise_equal_to_local1_threads1": same, "differ_from_local1": differ})
     if not same:
