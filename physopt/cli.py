@@ -81,6 +81,15 @@ def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if name in settings:
             raise ValueError(f"--hparam {key} is given twice; give each key once")
         settings[name] = _setting(value)
+    if getattr(args, "hparam_file", None):
+        from .bench.study import settings_from_file
+        for opt, values in settings_from_file(args.hparam_file).items():
+            settings = out.setdefault(opt.strip().lower(), {})
+            twice = sorted(set(settings) & set(values))
+            if twice:
+                raise ValueError(f"{opt}.{twice[0]} is given by --hparam and by --hparam-file {args.hparam_file}; "
+                                 f"give it once")
+            settings.update(values)
     return out
 
 
@@ -296,6 +305,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
+    study_only = {"--trials": args.trials, "--sampler": args.sampler, "--pruner": args.pruner,
+                  "--evaluations": args.evaluations, "--storage": args.storage, "--study-name": args.study_name,
+                  "--timeout": args.timeout, "--executor": args.executor, "--threads": args.threads}
+    if args.space:
+        return tune_space(args)
+    given = [name for name, value in study_only.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to --space searches only (--trials, --sampler, --pruner, "
+                         f"--evaluations, --storage, --study-name, --timeout, --executor, --threads)")
     lrs = number_list(args.lrs, "--lrs")
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
     from .bench.methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
@@ -316,6 +334,46 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(format_tuning(result))
     if args.out:
         print(f"wrote {write_tuning(args.out, result, command_line(args))}")
+    return 0
+
+
+def tune_space(args: argparse.Namespace) -> int:
+    """``physopt tune --space``: a search with Optuna (:mod:`physopt.bench.study`)."""
+    from problems import get_problem
+
+    from .bench.executors import parse_executor
+    from .bench.methods import check_settings, get_method, settings_by_method
+    from .bench.storage import write_benchmark
+    from .bench.study import format_study, optuna_module, resolved_defaults, run_study
+    from .bench.tune import check_tuning_target, tuning_path
+
+    optuna_module()
+    if (args.executor or "").strip() == "slurm":
+        raise ValueError("physopt tune runs its processes here (--executor local:N); on Slurm, start the same tune "
+                         "command as the tasks of a job array with one --storage they all reach")
+    executor = parse_executor(args.executor or "local:1", threads=args.threads)
+    problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
+    method = get_method(args.optimizer)
+    hyperparameters = settings_by_method([method], optimizer_settings(args)).get(method.name, {})
+    if method.needs_inverse and not problem.has_inverse:
+        raise ValueError(f"optimizer '{method.name}' needs an inverse update, which problem '{problem.name}' does "
+                         f"not define")
+    check_settings(method, problem, resolved_defaults(method, problem, hyperparameters, args.batch_size))
+    trials, sampler, pruner = args.trials or 20, args.sampler or "tpe", args.pruner or "median"
+    if args.out:
+        check_tuning_target(args.out, problem.name, method.name,
+                            {"seed": args.seed, "iterations": args.iterations, "time_budget_s": args.time_budget,
+                             "space": list(args.space), "sampler": sampler, "pruner": pruner, "trials": trials},
+                            force=args.force)
+    result = run_study(problem, method, args.space, trials=trials, iterations=args.iterations,
+                       time_budget=args.time_budget, seed=args.seed, batch_size=args.batch_size,
+                       hyperparameters=hyperparameters, sampler=sampler, pruner=pruner, storage=args.storage,
+                       study_name=args.study_name, timeout=args.timeout, evaluations=args.evaluations or 10,
+                       workers=executor.workers, threads=args.threads, progress=progress_for(args))
+    text = format_study(result)
+    print(text)
+    if args.out:
+        print(f"wrote {write_benchmark(args.out, tuning_path(args.out, problem.name, method.name).stem, command_line(args), problem.device, text, result)}")
     return 0
 
 
@@ -539,6 +597,8 @@ def add_problem_options(p: argparse.ArgumentParser) -> None:
                    help="problem config, e.g. --param resolution=32 (repeatable)")
     p.add_argument("--hparam", action="append", default=[], metavar="OPT.KEY=VALUE",
                    help="optimizer setting, e.g. --hparam adam.lr=3e-4 (repeatable)")
+    p.add_argument("--hparam-file", default=None, metavar="FILE", help="the best settings a tuning file of "
+                   "`physopt tune` records (its optimizer's), as if given by --hparam")
 
 
 def add_length(p: argparse.ArgumentParser, what: str) -> None:
@@ -618,13 +678,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_force(b, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(b)
 
-    u = _command(sub, "tune", cmd_tune, "pick an optimizer's learning rate on short runs from the same weights "
-                 "and data", "physopt tune exp --optimizer adam --lrs 1e-3,3e-3,1e-2 --iterations 200")
+    u = _command(sub, "tune", cmd_tune, "pick an optimizer's settings on short runs from the same weights and data: "
+                 "a learning-rate grid, or a search with Optuna",
+                 "physopt tune exp --optimizer adam --space adam.lr=log:1e-5:1e-1 --trials 12 --iterations 200")
     add_problem_options(u)
     u.add_argument("--optimizer", required=True, help="e.g. adam, sgd, sip, hig")
-    u.add_argument("--lrs", required=True, help="comma-separated candidate learning rates, e.g. 1e-4,3e-4,1e-3")
+    search = u.add_mutually_exclusive_group(required=True)
+    search.add_argument("--lrs", help="comma-separated candidate learning rates, e.g. 1e-4,3e-4,1e-3 (each trains "
+                        "once)")
+    search.add_argument("--space", action="append", metavar="OPT.KEY=SPEC", help="a setting to search with Optuna "
+                        "(repeatable): log:LOW:HIGH, LOW:HIGH, int:LOW:HIGH or choice:A,B,...; KEYi searches "
+                        "component i of a tuple (adam.betas0=0.8:0.99); needs physopt[tune]")
     add_length(u, "candidate")
     u.add_argument("--seed", type=int, default=0, help="seed of the weights and the data stream")
+    u.add_argument("--trials", type=count(1), default=None, help="--space: trials in the study, counted over every "
+                   "process sharing it (default 20)")
+    u.add_argument("--sampler", default=None, help="--space: tpe (default), random or grid (choice: dimensions only)")
+    u.add_argument("--pruner", default=None, help="--space: median (default), hyperband or none; fed by the "
+                   "validation evaluations a run makes while it trains")
+    u.add_argument("--evaluations", type=count(1), default=None, help="--space: validation evaluations per trial "
+                   "(the pruner's steps; default 10)")
+    u.add_argument("--storage", default=None, help="--space: sqlite:///study.db or journal:PATH, so several "
+                   "processes or machines share one study (default: in memory)")
+    u.add_argument("--study-name", default=None, help="--space: the study's name in the storage (default "
+                   "PROBLEM-OPTIMIZER)")
+    u.add_argument("--timeout", type=float, default=None, help="--space: stop starting trials after this many "
+                   "seconds")
+    u.add_argument("--executor", default=None, help="--space: local:N runs N processes on one study (default "
+                   "local:1)")
+    u.add_argument("--threads", type=count(1), default=None, help="--space: torch threads per process (default: "
+                   "cores / N)")
     add_device(u)
     add_out(u, "runs/tune", "PROBLEM_OPTIMIZER.json/.txt ('' to skip; the committed ones are in results/tune)")
     add_force(u, "a tuning file in --out made with other settings")

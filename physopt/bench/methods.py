@@ -47,6 +47,9 @@ class Method:
     needs_inverse: bool = False
     settings: tuple[str, ...] | None = None
     alias: str | None = None
+    #: the torch.optim class it steps with, where there is one (its constructor's defaults fill settings a search
+    #: leaves alone, e.g. the other component of ``betas``)
+    optimizer_cls: type | None = None
 
 
 #: torch.optim's on/off settings (None, where torch allows it, picks its default)
@@ -206,11 +209,16 @@ _BASES: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 METHODS: dict[str, Method] = {
-    "adam": Method("adam", "Adam through the physics (adjoint gradients)", _adjoint(torch.optim.Adam), {"lr": 1e-3}),
-    "sgd": Method("sgd", "SGD through the physics", _adjoint(torch.optim.SGD), {"lr": 1e-2}),
-    "adagrad": Method("adagrad", "Adagrad through the physics", _adjoint(torch.optim.Adagrad), {"lr": 1e-2}),
-    "adadelta": Method("adadelta", "Adadelta through the physics", _adjoint(torch.optim.Adadelta), {"lr": 1.0}),
-    "rmsprop": Method("rmsprop", "RMSprop through the physics", _adjoint(torch.optim.RMSprop), {"lr": 1e-2}),
+    "adam": Method("adam", "Adam through the physics (adjoint gradients)", _adjoint(torch.optim.Adam), {"lr": 1e-3},
+                   optimizer_cls=torch.optim.Adam),
+    "sgd": Method("sgd", "SGD through the physics", _adjoint(torch.optim.SGD), {"lr": 1e-2},
+                  optimizer_cls=torch.optim.SGD),
+    "adagrad": Method("adagrad", "Adagrad through the physics", _adjoint(torch.optim.Adagrad), {"lr": 1e-2},
+                      optimizer_cls=torch.optim.Adagrad),
+    "adadelta": Method("adadelta", "Adadelta through the physics", _adjoint(torch.optim.Adadelta), {"lr": 1.0},
+                       optimizer_cls=torch.optim.Adadelta),
+    "rmsprop": Method("rmsprop", "RMSprop through the physics", _adjoint(torch.optim.RMSprop), {"lr": 1e-2},
+                      optimizer_cls=torch.optim.RMSprop),
     "sip": Method("sip", "SIP: Adam on the problem's physics-inversion update", _build_sip, {"lr": 1e-3},
                   needs_inverse=True),
     "gn": Method("gn", "Gauss-Newton on mini-batches: truncated pseudo-inverse of the stacked Jacobian (kappa = -1)",
@@ -271,7 +279,7 @@ def as_method(name: str, obj: Any) -> Method:
         raise UnknownNameError(f"optimizer '{name}' is {describe(obj)}, not a torch.optim.Optimizer subclass (or a "
                                f"physopt.bench.methods.Method)")
     return Method(name, f"{obj.__module__}.{obj.__qualname__} through the physics (adjoint gradients)",
-                  _adjoint(obj), {}, settings=_settings_of(obj), alias=obj.__name__.lower())
+                  _adjoint(obj), {}, settings=_settings_of(obj), alias=obj.__name__.lower(), optimizer_cls=obj)
 
 
 def _settings_of(optimizer_cls: type[torch.optim.Optimizer]) -> tuple[str, ...] | None:

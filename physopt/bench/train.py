@@ -12,7 +12,7 @@ import hashlib
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -180,11 +180,14 @@ def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, 
 def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None = None,
               time_budget: float | None = None, batch_size: int | None = None,
               hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
-              progress: ProgressLike = None) -> RunResult:
+              progress: ProgressLike = None,
+              on_evaluation: Callable[[int, dict[str, float | None]], None] | None = None) -> RunResult:
     """Train ``problem.default_network()`` with ``optimizer`` and return its curve and final held-out metrics.
 
     Stops after ``iterations`` steps or ``time_budget`` training seconds, whichever comes first. A run whose loss,
     gradient or physics update turns NaN/inf stops with ``status = "diverged: ..."``; its weights stay finite.
+    ``on_evaluation(iteration, metrics)`` is called after every held-out evaluation (an exception it raises stops the
+    run there and propagates: how ``physopt tune`` prunes a trial).
     """
     if iterations is None and time_budget is None:
         raise ValueError("give iterations or time_budget (or both)")
@@ -220,6 +223,8 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         curve.append(CurvePoint(it, elapsed, m["loss"], m["x_error"], train_loss, extra))
         err = "" if m["x_error"] is None else f"  {problem.x_error_name} {m['x_error']:.4g}"
         report.update(it, elapsed, f"loss {m['loss']:.4g}{err}")
+        if on_evaluation is not None:
+            on_evaluation(it, m)
 
     report = as_progress(progress)
     report.start(f"{optimizer:<9} seed {seed}", iterations, time_budget)

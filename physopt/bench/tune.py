@@ -89,7 +89,9 @@ def check_tuning_target(out: str | Path, problem: str, optimizer: str, settings:
         return
     try:
         old = json.loads(path.read_text())
-        before = {k: old.get(k) for k in settings if k != "lrs"} | {"lrs": [r["lr"] for r in old.get("rows", [])]}
+        before = {k: old.get(k) for k in settings if k != "lrs"}
+        if "lrs" in settings:
+            before["lrs"] = [r["lr"] for r in old["rows"]]
     except (OSError, ValueError, TypeError, KeyError):
         before = {"file": "unreadable"}
     if before != json.loads(json.dumps(settings)):

@@ -44,6 +44,23 @@ def test_a_run_is_the_method_on_the_seeded_weights_and_batch_stream_evaluated_on
     assert result.wall_time_s > 0 and result.curve[-1].time_s == result.wall_time_s
 
 
+def test_every_evaluation_is_handed_to_on_evaluation_and_an_exception_there_stops_the_run(exp, held_out):
+    seen = []
+    result = train_run(exp, "sgd", 0, iterations=6, batch_size=8, evaluations=3, held_out=held_out,
+                       on_evaluation=lambda it, metrics: seen.append((it, metrics["loss"])))
+    assert seen == [(c.iteration, c.loss) for c in result.curve]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(it, metrics):
+        if it == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_run(exp, "sgd", 0, iterations=6, batch_size=8, evaluations=3, held_out=held_out, on_evaluation=stop_at_2)
+
+
 def test_a_time_budget_stops_the_run_after_that_many_training_seconds(exp, held_out):
     result = train_run(exp, "adam", 0, time_budget=0.2, evaluations=2, held_out=held_out)
     assert result.iterations > 0 and result.wall_time_s >= 0.2
