@@ -1,7 +1,8 @@
-"""Issue 19 acceptance for `physopt tune --space`: the HIG/SIP papers' learning-rate search for Adam on heat as an
-Optuna study of 12 trials with the median pruner, once with one process and once with --executor local:2, timed
-end to end in the same run. Writes each study's tuning file to results/tune-optuna/local1 and local2 and the
-comparison to results/tune-optuna/heat_adam.{json,txt}. About 6 minutes on 2 cores; run nothing else meanwhile.
+"""Issue 19 acceptance for `physopt tune --space`: Adam's learning-rate search as an Optuna study of 12 trials with
+the median pruner, once with one process and once with --executor local:2, timed end to end in the same run, on
+heat (a run that already keeps both cores busy) and on exp (a light one). Writes each study's tuning file to
+results/tune-optuna/<problem>/local1 and local2 and the comparison to results/tune-optuna/<problem>_adam.{json,txt}.
+About 8 minutes on 2 cores; run nothing else meanwhile.
 
     python results/run_study.py
 """
@@ -18,19 +19,24 @@ import torch
 from physopt.bench.storage import write_benchmark
 
 OUT = Path(__file__).parent / "tune-optuna"
-TUNE = ["physopt", "tune", "heat", "--optimizer", "adam", "--space", "adam.lr=log:1e-6:1e-1", "--trials", "12",
-        "--iterations", "100", "--batch-size", "32", "--pruner", "median", "--quiet", "--force"]
+CASES = {"heat": ["--iterations", "100", "--batch-size", "32"], "exp": ["--iterations", "1000"]}
 
 
 def main() -> None:
+    for problem, length in CASES.items():
+        measure(problem, ["physopt", "tune", problem, "--optimizer", "adam", "--space", "adam.lr=log:1e-6:1e-1",
+                          "--trials", "12", *length, "--pruner", "median", "--quiet", "--force"])
+
+
+def measure(problem: str, tune: list[str]) -> None:
     rows = []
     for label, extra in (("local:1", []), ("local:2", ["--executor", "local:2"])):
-        out = OUT / label.replace(":", "")
-        argv = [*TUNE, *extra, "--out", str(out)]
+        out = OUT / problem / label.replace(":", "")
+        argv = [*tune, *extra, "--out", str(out)]
         start = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
-        result = json.loads((out / "heat_adam.json").read_text())
+        result = json.loads((out / f"{problem}_adam.json").read_text())
         states = [t["state"] for t in result["trials"]]
         rows.append({"executor": label, "wall_s": seconds, "trials": len(states), "pruned": states.count("pruned"),
                      "complete": states.count("complete"), "best": result["best"], "command": " ".join(argv)})
@@ -41,7 +47,7 @@ def main() -> None:
               f"  {r['best']['settings']['lr']:.3g} (validation {r['best']['value']:.4g})" for r in rows]
     text = "\n".join(lines)
     print(text)
-    write_benchmark(OUT, "heat_adam", "python results/run_study.py", torch.device("cpu"), text, {"rows": rows})
+    write_benchmark(OUT, f"{problem}_adam", "python results/run_study.py", torch.device("cpu"), text, {"rows": rows})
 
 
 if __name__ == "__main__":
