@@ -1,8 +1,12 @@
-"""Issue 19 acceptance for `physopt tune --space`: Adam's learning-rate search as an Optuna study of 12 trials with
-the median pruner, once with one process and once with --executor local:2, timed end to end in the same run, on
-heat (a run that already keeps both cores busy) and on exp (a light one). Writes each study's tuning file to
-results/tune-optuna/<problem>/local1 and local2 and the comparison to results/tune-optuna/<problem>_adam.{json,txt}.
-About 8 minutes on 2 cores; run nothing else meanwhile.
+"""Issue 19 acceptance for `physopt tune --space`: Adam's learning-rate search as an Optuna study of 12 trials.
+
+- heat, median pruner (the acceptance's command, at 100 iterations and the standard batch): how many trials the
+  pruner stops early, with one process and with --executor local:2;
+- exp, no pruner (every trial trains its full 3000 iterations, so both studies do the same amount of work): one
+  process against --executor local:2, timed end to end in the same run.
+
+Writes each study's tuning file to results/tune-optuna/<case>/local1 and local2 and the comparison to
+results/tune-optuna/<case>.{json,txt}. About 8 minutes on 2 cores; run nothing else meanwhile.
 
     python results/run_study.py
 """
@@ -19,19 +23,20 @@ import torch
 from physopt.bench.storage import write_benchmark
 
 OUT = Path(__file__).parent / "tune-optuna"
-CASES = {"heat": ["--iterations", "100", "--batch-size", "32"], "exp": ["--iterations", "1000"]}
+CASES = {"heat-median": ["heat", "--iterations", "100", "--batch-size", "32", "--pruner", "median"],
+         "exp-no-pruner": ["exp", "--iterations", "3000", "--pruner", "none"]}
 
 
 def main() -> None:
-    for problem, length in CASES.items():
-        measure(problem, ["physopt", "tune", problem, "--optimizer", "adam", "--space", "adam.lr=log:1e-6:1e-1",
-                          "--trials", "12", *length, "--pruner", "median", "--quiet", "--force"])
+    for case, (problem, *rest) in CASES.items():
+        measure(case, problem, ["physopt", "tune", problem, "--optimizer", "adam", "--space", "adam.lr=log:1e-6:1e-1",
+                                "--trials", "12", *rest, "--quiet", "--force"])
 
 
-def measure(problem: str, tune: list[str]) -> None:
+def measure(case: str, problem: str, tune: list[str]) -> None:
     rows = []
     for label, extra in (("local:1", []), ("local:2", ["--executor", "local:2"])):
-        out = OUT / problem / label.replace(":", "")
+        out = OUT / case / label.replace(":", "")
         argv = [*tune, *extra, "--out", str(out)]
         start = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
@@ -47,7 +52,7 @@ def measure(problem: str, tune: list[str]) -> None:
               f"  {r['best']['settings']['lr']:.3g} (validation {r['best']['value']:.4g})" for r in rows]
     text = "\n".join(lines)
     print(text)
-    write_benchmark(OUT, f"{problem}_adam", "python results/run_study.py", torch.device("cpu"), text, {"rows": rows})
+    write_benchmark(OUT, case, "python results/run_study.py", torch.device("cpu"), text, {"rows": rows})
 
 
 if __name__ == "__main__":
