@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from .provenance import provenance_label, same_release, version_of
 from .storage import atomic_write, machine_label
 from .summary import (component_names, default_metric, final_values, format_batch, optimizer_rows, ratio_sentence,
@@ -124,8 +126,15 @@ def overview_markdown(summaries: list[tuple[dict[str, Any], str]]) -> str:
 
 
 def write_report(results_dir: str | Path, intro: str = "") -> Path:
-    """Regenerate ``results_dir/README.md`` from every ``*/summary.json`` below it."""
+    """Regenerate ``results_dir/README.md`` from every ``*/summary.json`` below it, under a file lock, so that two
+    commands sharing ``results_dir`` never write a README from summaries one of them has since replaced."""
     root = Path(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / ".report.lock"):
+        return _write_report(root, intro)
+
+
+def _write_report(root: Path, intro: str) -> Path:
     summaries, rendered = [], []
     for path in sorted(root.glob("**/summary.json")):
         try:
