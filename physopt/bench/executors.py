@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Protocol
 
 import torch
 
-from .progress import Progress
+from .progress import NoProgress, Progress, WorkerProgress
 from .tasks import Outcome, RunTask, run_task
 
 
@@ -137,14 +137,20 @@ class LocalExecutor:
         pool = futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
                                            initargs=(threads, slots))
         try:
-            pending = {pool.submit(run_task, task, blocking=False): task for task in tasks}
+            quiet = type(report) is NoProgress          # --quiet: the workers say nothing either
+
+            def submit(task: RunTask, blocking: bool) -> futures.Future:
+                progress = None if quiet else WorkerProgress(task.spec["problem"])
+                return pool.submit(run_task, task, blocking=blocking, progress=progress)
+
+            pending = {submit(task, False): task for task in tasks}
             while pending:
                 done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     task = pending.pop(future)
                     outcome = future.result()           # a run that raised stops the command, as in one process
                     if outcome.status == "busy":        # another command trains it: wait for that one
-                        pending[pool.submit(run_task, task, blocking=True)] = task
+                        pending[submit(task, True)] = task
                         continue
                     if outcome.status == "trained":
                         report.log(f"  {task.spec['problem']}: {task.optimizer} seed {task.seed} trained, "

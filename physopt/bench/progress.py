@@ -7,6 +7,7 @@ None or a plain ``callable(str)`` into one of them, so library callers may pass 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Callable, Protocol, Union
 
 
@@ -47,6 +48,32 @@ class LineProgress(NoProgress):
 
     def update(self, iteration: int, elapsed_s: float, message: str) -> None:
         self.write(f"  {self.label}  it {iteration:>6}{self.total}  {elapsed_s:7.1f}s  {message}")
+
+
+class WorkerProgress(NoProgress):
+    """What a worker process of ``--executor local:N`` prints: a line when a run starts and at most one progress line
+    every ``every_s`` seconds, each naming the problem (several workers share one stderr). Picklable."""
+
+    def __init__(self, prefix: str, every_s: float = 30.0):
+        self.prefix, self.every_s = prefix, every_s
+        self.label, self.total, self.last = "", "", 0.0
+
+    def _write(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def log(self, message: str) -> None:
+        self._write(f"  {self.prefix}: {message.strip()}")
+
+    def start(self, label: str, iterations: int | None, time_budget: float | None) -> None:
+        self.label, self.total, self.last = label, f"/{iterations}" if iterations else "", time.monotonic()
+        self._write(f"  {self.prefix}: {' '.join(label.split())} started")
+
+    def update(self, iteration: int, elapsed_s: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            self._write(f"  {self.prefix}: {' '.join(self.label.split())}  it {iteration}{self.total}  "
+                        f"{elapsed_s:.1f}s  {message}")
 
 
 class BarProgress(NoProgress):

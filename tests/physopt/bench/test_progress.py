@@ -37,3 +37,17 @@ def test_the_bar_counts_iterations_or_seconds(capsys):
 def test_off_a_terminal_the_cli_writes_plain_lines_and_quiet_writes_nothing():
     assert isinstance(terminal_progress(quiet=True), NoProgress)
     assert isinstance(terminal_progress(), LineProgress)      # pytest captures stderr: not a terminal
+
+
+def test_a_worker_names_its_problem_says_when_a_run_starts_and_reports_at_most_every_few_seconds(capsys):
+    import pickle
+
+    from physopt.bench.progress import WorkerProgress
+    progress = pickle.loads(pickle.dumps(WorkerProgress("heat", every_s=3600)))   # it travels to a worker process
+    progress.start("adam      seed 1", 100, None)
+    for it in range(1, 5):
+        progress.update(it, 0.1 * it, "loss 1")
+    progress.last = 0.0                                                            # an hour later
+    progress.update(5, 0.5, "loss 0.5")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["  heat: adam seed 1 started", "  heat: adam seed 1  it 5/100  0.5s  loss 0.5"]
