@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .compare import prepare, run_comparisons
-from .executors import Executor, LocalExecutor
+from .executors import Executor
 from .methods import canonical_optimizers
 from .progress import ProgressLike, as_progress
 from .report import write_report
