@@ -349,9 +349,18 @@ def tune_space(args: argparse.Namespace) -> int:
 
     optuna_module()
     if (args.executor or "").strip() == "slurm":
-        raise ValueError("physopt tune runs its processes here (--executor local:N); on Slurm, start the same tune "
-                         "command as the tasks of a job array with one --storage they all reach")
-    executor = parse_executor(args.executor or "local:1", threads=args.threads)
+        args.allow_shared_cores = False
+        if not args.out:
+            raise ValueError("tune --executor slurm keeps the study's journal and the tasks' logs in --out: give a "
+                             "directory the compute nodes share")
+        executor = executor_for(args)
+    else:
+        given = [f"--slurm-{k}" for k in ("partition", "gpus-per-task", "cpus-per-task")
+                 if getattr(args, "slurm_" + k.replace("-", "_")) is not None] + \
+            (["--slurm-dry-run"] if args.slurm_dry_run else [])
+        if given:
+            raise ValueError(f"{', '.join(given)} applies to --executor slurm only")
+        executor = parse_executor(args.executor or "local:1", threads=args.threads)
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
     method = get_method(args.optimizer)
     hyperparameters = settings_by_method([method], optimizer_settings(args)).get(method.name, {})
@@ -359,6 +368,7 @@ def tune_space(args: argparse.Namespace) -> int:
         raise ValueError(f"optimizer '{method.name}' needs an inverse update, which problem '{problem.name}' does "
                          f"not define")
     check_settings(method, problem, resolved_defaults(method, problem, hyperparameters, args.batch_size))
+    executor.check(problem.device, args.time_budget)
     trials, sampler, pruner = args.trials or 20, args.sampler or "tpe", args.pruner or "median"
     if args.out:
         check_tuning_target(args.out, problem.name, method.name,
@@ -369,7 +379,11 @@ def tune_space(args: argparse.Namespace) -> int:
                        time_budget=args.time_budget, seed=args.seed, batch_size=args.batch_size,
                        hyperparameters=hyperparameters, sampler=sampler, pruner=pruner, storage=args.storage,
                        study_name=args.study_name, timeout=args.timeout, evaluations=args.evaluations or 10,
-                       workers=executor.workers, threads=args.threads, progress=progress_for(args))
+                       workers=getattr(executor, "workers", None) or 1, threads=args.threads,
+                       progress=progress_for(args), slurm=None if executor.in_process or
+                       getattr(executor, "workers", None) else executor)
+    if result is None:                              # --slurm-dry-run
+        return 0
     text = format_study(result)
     print(text)
     if args.out:
@@ -562,6 +576,10 @@ def add_executor(p: argparse.ArgumentParser) -> None:
                    "local:1, cores / N for local:N; a run's numbers depend on it on the CPU)")
     p.add_argument("--allow-shared-cores", action="store_true", help="allow several local workers to share the "
                    "cores (or one GPU) for --time-budget runs, whose times are then not comparable")
+    add_slurm(p)
+
+
+def add_slurm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slurm-partition", default=None, help="--executor slurm: the partition (default: the cluster's)")
     p.add_argument("--slurm-time", type=count(1), default=SLURM_TIME, help="--executor slurm: time limit per run in "
                    "minutes")
@@ -705,9 +723,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--timeout", type=float, default=None, help="--space: stop starting trials after this many "
                    "seconds")
     u.add_argument("--executor", default=None, help="--space: local:N runs N processes on one study (default "
-                   "local:1)")
+                   "local:1); slurm: --trials array tasks join it (a journal in --out/slurm unless --storage)")
     u.add_argument("--threads", type=count(1), default=None, help="--space: torch threads per process (default: "
                    "cores / N)")
+    add_slurm(u)
     add_device(u)
     add_out(u, "runs/tune", "PROBLEM_OPTIMIZER.json/.txt ('' to skip; the committed ones are in results/tune)")
     add_force(u, "a tuning file in --out made with other settings")

@@ -94,23 +94,45 @@ class SlurmExecutor:
 
     def submission(self, tasks: list[RunTask]) -> str:
         """The sbatch script of the job array and the runs it trains (what ``--slurm-dry-run`` prints)."""
-        lines = [f"# {len(tasks)} runs as one Slurm job array (task i trains run i); logs and pickles in "
+        return self.script([f"{t.spec['problem']} {t.optimizer} seed {t.seed} -> {t.out}" for t in tasks], "runs")
+
+    def script(self, items: list[str], what: str) -> str:
+        """The sbatch script of a job array whose task i does ``items[i]`` (submitit's own script, as it would
+        submit it), headed by the list."""
+        lines = [f"# {len(items)} {what} as one Slurm job array (task i does item i); logs and pickles in "
                  f"{self.folder}"]
-        lines += [f"#   {i}: {t.spec['problem']} {t.optimizer} seed {t.seed} -> {t.out}" for i, t in enumerate(tasks)]
+        lines += [f"#   {i}: {item}" for i, item in enumerate(items)]
         try:
-            from submitit.slurm.slurm import _make_sbatch_string   # submitit's own script, as it would submit it
+            from submitit.slurm.slurm import _make_sbatch_string
             script = _make_sbatch_string(
                 command=f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(str(self.folder))}",
                 folder=self.folder, job_name="physopt",
                 partition=self.partition, time=self.time_min, cpus_per_task=self.cpus_per_task,
-                gpus_per_task=self.gpus_per_task, map_count=len(tasks), array_parallelism=self.array_parallelism)
+                gpus_per_task=self.gpus_per_task, map_count=len(items), array_parallelism=self.array_parallelism)
         except ImportError:
-            script = (f"#SBATCH --array=0-{len(tasks) - 1}%{self.array_parallelism}\n#SBATCH --time={self.time_min}"
+            script = (f"#SBATCH --array=0-{len(items) - 1}%{self.array_parallelism}\n#SBATCH --time={self.time_min}"
                       + (f"\n#SBATCH --partition={self.partition}" if self.partition else "")
                       + (f"\n#SBATCH --cpus-per-task={self.cpus_per_task}" if self.cpus_per_task else "")
                       + (f"\n#SBATCH --gpus-per-task={self.gpus_per_task}" if self.gpus_per_task else "")
                       + f"\n# (install submitit for the full script: {EXTRA})")
         return "\n".join(lines) + "\n" + script
+
+    def submit(self, fn: Any, items: list[Any], report: Progress, what: str) -> Iterator[Any]:
+        """Submit ``fn(item)`` for every item as one job array; yield each result as its task finishes."""
+        submitit = _submitit()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster or "slurm")
+        executor.update_parameters(**self.parameters())
+        jobs = executor.map_array(fn, items)
+        array = jobs[0].job_id.split("_")[0]
+        report.log(f"  submitted {len(jobs)} {what} as job array {array} ({self.name}); logs in {self.folder}")
+        try:
+            for job in submitit.helpers.as_completed(jobs):
+                yield job.result()          # a task that raised raises here, with the task's traceback
+        except KeyboardInterrupt:
+            report.log(f"  stopped waiting: the submitted jobs go on (scancel {array} stops them); the same command "
+                       f"again collects what they finish")
+            raise
 
     def run(self, tasks: Iterable[RunTask], report: Progress,
             local: dict[tuple, tuple[Any, Any]] | None = None) -> Iterator[Outcome]:
@@ -121,24 +143,11 @@ class SlurmExecutor:
             print(self.submission(tasks))
             report.log(f"  --slurm-dry-run: nothing submitted ({len(tasks)} runs)")
             return
-        submitit = _submitit()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster or "slurm")
-        executor.update_parameters(**self.parameters())
-        jobs = executor.map_array(train_on_node, tasks)
-        report.log(f"  submitted {len(jobs)} runs as job array {jobs[0].job_id.split('_')[0]} ({self.name}); logs "
-                   f"in {self.folder}")
-        try:
-            for job in submitit.helpers.as_completed(jobs):
-                outcome = job.result()          # a task that raised raises here, with the task's traceback
-                if outcome.status == "trained":
-                    report.log(f"  {outcome.task.spec['problem']}: {outcome.task.optimizer} seed "
-                               f"{outcome.task.seed} trained on {(outcome.result.worker or {}).get('host')}")
-                yield outcome
-        except KeyboardInterrupt:
-            report.log(f"  stopped waiting: the submitted jobs go on (scancel {jobs[0].job_id.split('_')[0]} stops "
-                       f"them); the same command again collects their runs")
-            raise
+        for outcome in self.submit(train_on_node, tasks, report, "runs"):
+            if outcome.status == "trained":
+                report.log(f"  {outcome.task.spec['problem']}: {outcome.task.optimizer} seed {outcome.task.seed} "
+                           f"trained on {(outcome.result.worker or {}).get('host')}")
+            yield outcome
 
 
 def train_on_node(task: RunTask) -> Outcome:

@@ -301,11 +301,14 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
               hyperparameters: dict[str, Any] | None = None, sampler: str = "tpe", pruner: str = "median",
               storage: str | None = None, study_name: str | None = None, timeout: float | None = None,
               evaluations: int = 10, workers: int = 1, threads: int | None = None,
-              progress: ProgressLike = None) -> dict[str, Any]:
+              progress: ProgressLike = None, slurm: Any = None) -> dict[str, Any] | None:
     """Search ``space`` for ``method`` on ``problem`` with ``trials`` trials in all (shared with every other process
     on the same ``storage`` and ``study_name``) and return :func:`study_result`. ``workers`` > 1 runs that many
     processes on this machine against one storage (a journal file beside ``storage`` or a temporary one when the
-    study is in memory), each with ``threads`` torch threads (default: cores / workers)."""
+    study is in memory), each with ``threads`` torch threads (default: cores / workers). With ``slurm`` (a
+    :class:`~physopt.bench.slurm.SlurmExecutor`) ``trials`` array tasks join the study instead (each stops when the
+    study is full; the storage defaults to a journal file in its folder); with its ``dry_run`` the submission is
+    printed and None returned."""
     optuna = optuna_module()
     check_seed(seed)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -318,6 +321,9 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
     setting = {"seed": seed, "iterations": iterations, "time_budget_s": time_budget, "sampler": sampler,
                "pruner": pruner, "trials": trials, "validation_size": problem.benchmark.held_out_size}
     with contextlib.ExitStack() as stack:
+        if slurm is not None and storage is None:   # array tasks share the study through a file they all reach
+            slurm.folder.mkdir(parents=True, exist_ok=True)
+            storage = f"journal:{slurm.folder / 'study.log'}"
         if workers > 1 and storage is None:          # processes share a study only through a storage
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             storage = f"journal:{Path(tmp) / 'study.log'}"
@@ -325,7 +331,18 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
         job = dict(problem=problem, method=method, space=list(space), trials=trials, iterations=iterations,
                    time_budget=time_budget, seed=seed, defaults=defaults, sampler=sampler, pruner=pruner,
                    storage=storage, study_name=study_name, timeout=timeout, evaluations=evaluations)
-        if workers == 1:
+        if slurm is not None:
+            from .tasks import ProblemRecipe
+            job["problem"], job["method"] = ProblemRecipe.of(problem), method.name
+            if slurm.dry_run:
+                print(slurm.script([f"join study '{study_name}' on {storage}"] * trials, "study processes"))
+                return None
+            per_task = slurm.cpus_per_task or torch.get_num_threads()
+            for _ in slurm.submit(_optimize_in_worker, [(job, per_task)] * trials, as_progress(progress),
+                                  "study processes"):
+                pass
+            study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        elif workers == 1:
             study = _optimize(job, progress)
         else:
             from .executors import cpu_cores
@@ -373,7 +390,9 @@ def _optimize(job: dict[str, Any], progress: ProgressLike = None):
     return study
 
 
-def _optimize_in_worker(job: dict[str, Any], threads: int) -> None:
+def _optimize_in_worker(job: dict[str, Any] | tuple, threads: int | None = None) -> None:
+    if isinstance(job, tuple):                      # a Slurm array task gets (job, threads) as one item
+        job, threads = job
     torch.set_num_threads(threads)
     from .methods import get_method
     job = dict(job, problem=job["problem"].build(), method=get_method(job["method"]))

@@ -167,3 +167,24 @@ def test_without_optuna_tune_says_which_extra_to_install(cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     code, _, err = cli("tune", "exp", "--optimizer", "adam", "--iterations", "2", "--space", "adam.lr=log:1e-4:1e-1")
     assert code == 2 and "pip install 'physopt[tune]'" in err
+
+
+def test_on_slurm_array_tasks_join_one_study_in_a_journal_under_out(tmp_path):
+    pytest.importorskip("submitit")
+    from physopt.bench.slurm import SlurmExecutor
+    slurm = SlurmExecutor(tmp_path / "slurm", cluster="local", time_min=5)
+    result = run_study(get_problem("exp"), get_method("adam"), ["adam.lr=log:1e-4:1e-1"], trials=3, iterations=20,
+                       batch_size=16, sampler="random", pruner="none", slurm=slurm)
+    assert sorted(t["number"] for t in result["trials"]) == [0, 1, 2]
+    assert (tmp_path / "slurm" / "study.log").exists() and list((tmp_path / "slurm").glob("*_log.out"))
+
+
+def test_a_slurm_dry_run_of_a_study_prints_its_array_and_trains_nothing(tmp_path, cli):
+    pytest.importorskip("submitit")
+    code, out, err = cli("tune", "exp", "--optimizer", "adam", "--space", "adam.lr=log:1e-4:1e-1", "--trials", "4",
+                         "--iterations", "2", "--executor", "slurm", "--slurm-dry-run", "--slurm-time", "20",
+                         "--out", str(tmp_path))
+    assert code == 0, err
+    assert "#SBATCH --array=0-3%" in out and "#SBATCH --time=20" in out
+    assert f"join study 'exp-adam' on journal:{tmp_path / 'slurm' / 'study.log'}" in out
+    assert not (tmp_path / "exp_adam.json").exists()
