@@ -198,21 +198,25 @@ def run_comparisons(comparisons: Sequence[Comparison], executor: Executor | None
     local = {}
     if executor.in_process:                     # the runs train here: the problems and held-out sets at hand
         local = {c.recipe.key: (c.problem, held_out_set(c.problem, c.header["held_out_size"])) for c in comparisons}
+    outcomes = executor.run(tasks, report, local)
     try:
         for i, n in enumerate(left):
             if n == 0:
                 finish(i)
-        for outcome in executor.run(tasks, report, local):
+        for outcome in outcomes:
             i = outcome.task.group
             comparisons[i].record(outcome, report)
             left[i] -= 1
             if left[i] == 0:
                 finish(i)
     except KeyboardInterrupt:                  # the runs finished so far get their summary before the exit
+        outcomes.close()                       # stops the executor's workers now, not at the interpreter's exit
         for i, comparison in enumerate(comparisons):
             if not finished[i]:
                 comparison.finish(report, interrupted=True)
         raise
+    finally:
+        outcomes.close()
     return summaries
 
 

@@ -156,10 +156,25 @@ class LocalExecutor:
                         report.log(f"  {task.spec['problem']}: {task.optimizer} seed {task.seed} trained, "
                                    f"{_final(outcome)}")
                     yield outcome
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:                          # Ctrl-C or a run that raised: stop every worker now
+            stop_pool(pool)
             raise
         pool.shutdown(wait=True)
+
+
+def stop_pool(pool: futures.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the workers (a worker catches the KeyboardInterrupt of its task and
+    would go on with the next one); the runs they were training are lost, as a run interrupted in one process is,
+    and their locks are released with them."""
+    terminate = getattr(pool, "terminate_workers", None)        # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())   # shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
 
 
 def _final(outcome: Outcome) -> str:

@@ -345,7 +345,7 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
         elif workers == 1:
             study = _optimize(job, progress)
         else:
-            from .executors import cpu_cores
+            from .executors import cpu_cores, stop_pool
             from .tasks import ProblemRecipe
             job["problem"] = ProblemRecipe.of(problem)
             job["method"] = method.name
@@ -353,9 +353,14 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
             as_progress(progress).log(f"  {workers} worker processes on study '{study_name}', {per_worker} torch "
                                       f"threads each")
             context = multiprocessing.get_context("spawn")
-            with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            pool = futures.ProcessPoolExecutor(workers, mp_context=context)
+            try:
                 for done in [pool.submit(_optimize_in_worker, job, per_worker) for _ in range(workers)]:
                     done.result()
+            except BaseException:
+                stop_pool(pool)
+                raise
+            pool.shutdown(wait=True)
             study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
         return study_result(study, problem, method, space, setting)
 

@@ -100,3 +100,24 @@ def _alive_group(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_ctrl_c_stops_every_worker_at_once_and_summarises_the_finished_runs(tmp_path):
+    """A worker catches its task's KeyboardInterrupt and would go on with the next run: Ctrl-C must stop them all."""
+    out = tmp_path / "res"
+    argv = [sys.executable, "-m", "physopt", "compare", "exp", "--optimizers", "adam,sgd,sip", "--seeds", "0,1",
+            "--iterations", "3000", "--executor", "local:2", "--out", str(out)]
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "runs").glob("*.json")):
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGINT)                    # what Ctrl-C does: the whole foreground group
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130 and "finished runs are saved" in err
+    finished = sorted(p.name for p in (out / "runs").glob("*.json"))
+    time.sleep(4)
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == finished      # nobody trains on
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(f"{r['optimizer']}_seed{r['seed']}.json" for r in summary["runs"]) == finished
+    assert 1 <= len(finished) < 6
