@@ -305,11 +305,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
+    if args.space:
+        return tune_space(args)
     study_only = {"--trials": args.trials, "--sampler": args.sampler, "--pruner": args.pruner,
                   "--evaluations": args.evaluations, "--storage": args.storage, "--study-name": args.study_name,
                   "--timeout": args.timeout, "--executor": args.executor, "--threads": args.threads}
-    if args.space:
-        return tune_space(args)
     given = [name for name, value in study_only.items() if value is not None]
     if given:
         raise ValueError(f"{', '.join(given)} apply to --space searches only (--trials, --sampler, --pruner, "
@@ -341,33 +341,24 @@ def tune_space(args: argparse.Namespace) -> int:
     """``physopt tune --space``: a search with Optuna (:mod:`physopt.bench.study`)."""
     from problems import get_problem
 
-    from .bench.executors import parse_executor
-    from .bench.methods import check_settings, get_method, settings_by_method
+    from .bench.methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
     from .bench.storage import write_benchmark
-    from .bench.study import format_study, optuna_module, resolved_defaults, run_study
+    from .bench.study import format_study, optuna_module, run_study
     from .bench.tune import check_tuning_target, tuning_path
 
     optuna_module()
-    if (args.executor or "").strip() == "slurm":
-        args.allow_shared_cores = False
-        if not args.out:
-            raise ValueError("tune --executor slurm keeps the study's journal and the tasks' logs in --out: give a "
-                             "directory the compute nodes share")
-        executor = executor_for(args)
-    else:
-        given = [f"--slurm-{k}" for k in ("partition", "gpus-per-task", "cpus-per-task")
-                 if getattr(args, "slurm_" + k.replace("-", "_")) is not None] + \
-            (["--slurm-dry-run"] if args.slurm_dry_run else [])
-        if given:
-            raise ValueError(f"{', '.join(given)} applies to --executor slurm only")
-        executor = parse_executor(args.executor or "local:1", threads=args.threads)
+    args.executor, args.allow_shared_cores = args.executor or "local:1", False
+    if args.executor.strip() == "slurm" and not args.out:
+        raise ValueError("tune --executor slurm keeps the study's journal and the tasks' logs in --out: give a "
+                         "directory the compute nodes share")
+    executor = executor_for(args)
     problem = get_problem(args.problem, device=resolve_device(args.device), **problem_config(args))
     method = get_method(args.optimizer)
     hyperparameters = settings_by_method([method], optimizer_settings(args)).get(method.name, {})
     if method.needs_inverse and not problem.has_inverse:
         raise ValueError(f"optimizer '{method.name}' needs an inverse update, which problem '{problem.name}' does "
                          f"not define")
-    check_settings(method, problem, resolved_defaults(method, problem, hyperparameters, args.batch_size))
+    check_settings(method, problem, resolve_hyperparameters(method, problem, hyperparameters, args.batch_size))
     executor.check(problem.device, args.time_budget)
     trials, sampler, pruner = args.trials or 20, args.sampler or "tpe", args.pruner or "median"
     if args.out:
@@ -379,15 +370,14 @@ def tune_space(args: argparse.Namespace) -> int:
                        time_budget=args.time_budget, seed=args.seed, batch_size=args.batch_size,
                        hyperparameters=hyperparameters, sampler=sampler, pruner=pruner, storage=args.storage,
                        study_name=args.study_name, timeout=args.timeout, evaluations=args.evaluations or 10,
-                       workers=getattr(executor, "workers", None) or 1, threads=args.threads,
-                       progress=progress_for(args), slurm=None if executor.in_process or
-                       getattr(executor, "workers", None) else executor)
+                       executor=executor, progress=progress_for(args))
     if result is None:                              # --slurm-dry-run
         return 0
     text = format_study(result)
     print(text)
     if args.out:
-        print(f"wrote {write_benchmark(args.out, tuning_path(args.out, problem.name, method.name).stem, command_line(args), problem.device, text, result)}")
+        name = tuning_path(args.out, problem.name, method.name).stem
+        print(f"wrote {write_benchmark(args.out, name, command_line(args), problem.device, text, result)}")
     return 0
 
 
@@ -600,7 +590,8 @@ def executor_for(args: argparse.Namespace):
         given = [f"--slurm-{k.replace('_min', '').replace('_', '-')}" for k, v in slurm.items()
                  if k != "folder" and v not in (None, False, SLURM_TIME)]
         if given:
-            raise ValueError(f"{', '.join(given)} applies to --executor slurm only (this is --executor {args.executor})")
+            raise ValueError(f"{', '.join(given)} applies to --executor slurm only (this is --executor "
+                             f"{args.executor})")
     return parse_executor(args.executor, threads=args.threads, allow_shared_cores=args.allow_shared_cores,
                           slurm=slurm)
 

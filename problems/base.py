@@ -166,12 +166,20 @@ def _check_field(config: str, name: str, value: Any, default: Any, positive: boo
         raise ProblemError(f"{name} must be {wanted}, got {value!r} ({where})")
 
 
+def described(value: Any, dtype: bool = False) -> str:
+    """What a method returned, for an error message: ``shape (4, 2)`` (with ``, dtype torch.int32`` when ``dtype``)
+    for a tensor, else the type's name."""
+    if not isinstance(value, Tensor):
+        return type(value).__name__
+    return f"shape {tuple(value.shape)}" + (f", dtype {value.dtype}" if dtype else "")
+
+
 def per_example(problem: str, what: str, value: Any, batch_size: int) -> Tensor:
     """``value`` if it is a tensor of shape (batch_size,) (one number per example), else a ProblemError."""
     if not isinstance(value, Tensor) or tuple(value.shape) != (batch_size,):
-        got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
         raise ProblemError(f"{problem}: {what} must return one value per example, shape ({batch_size},) (reduce "
-                           f"over every dimension but the first, e.g. .reshape({batch_size}, -1).sum(-1)); got {got}")
+                           f"over every dimension but the first, e.g. .reshape({batch_size}, -1).sum(-1)); got "
+                           f"{described(value)}")
     return value
 
 
@@ -194,9 +202,8 @@ def _checked_inverse(inverse: Callable[..., Tensor]) -> Callable[..., Tensor]:
         self.check_batch(batch, "inverse_update")
         dx = inverse(self, x, batch, *args, **kw)
         if not isinstance(dx, Tensor) or dx.shape != x.shape:
-            got = f"shape {tuple(dx.shape)}" if isinstance(dx, Tensor) else type(dx).__name__
             raise ProblemError(f"{self.name}: inverse_update() must return the update dx in x's shape "
-                               f"{tuple(x.shape)}; got {got}")
+                               f"{tuple(x.shape)}; got {described(dx)}")
         return dx
     return checked
 
@@ -206,9 +213,9 @@ def _checked_forward(physics: Callable[..., Tensor]) -> Callable[..., Tensor]:
         self.check_physics_input(x, batch)
         y = physics(self, x, batch, *args, **kw)
         if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() < 1 or y.shape[0] != x.shape[0]:
-            got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
             raise ProblemError(f"{self.name}: the physics must return a real floating-point tensor with the batch "
-                               f"dimension first, shape ({x.shape[0]}, ...) for x of shape {tuple(x.shape)}; got {got}")
+                               f"dimension first, shape ({x.shape[0]}, ...) for x of shape {tuple(x.shape)}; got "
+                               f"{described(y, dtype=True)}")
         return y
     return checked
 
@@ -368,8 +375,7 @@ class Problem(ABC):
         """TypeError / ProblemError unless ``batch`` is a :class:`Batch` and y a tensor of its target's shape."""
         self.check_batch(batch, "loss")
         if not isinstance(y, Tensor) or y.shape != batch.target.shape:
-            got = f"shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
-            raise ProblemError(f"{self.name}: loss() got y of {got}, but the batch's target has shape "
+            raise ProblemError(f"{self.name}: loss() got y of {described(y)}, but the batch's target has shape "
                                f"{tuple(batch.target.shape)}; pass the physics output problem.forward(x, batch)")
 
     def check_physics_input(self, x: Tensor, batch: Batch | None) -> None:

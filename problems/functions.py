@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .base import Batch, Problem, ProblemConfig, ProblemError
+from .base import Batch, Problem, ProblemConfig, ProblemError, described
 from .registry import NAME, PROBLEMS, register, registered
 from .settings import BenchmarkSettings
 
@@ -146,8 +146,8 @@ def from_functions(name: str, *, sample: Sample, physics: Callable[[Tensor], Ten
 def _check_data(problem: str, what: str, t: Any, batch_size: int) -> None:
     """ProblemError unless ``t`` (what sample() returned) is a finite floating-point tensor of batch_size examples."""
     if not isinstance(t, Tensor) or not t.is_floating_point() or t.dim() < 1 or t.shape[0] != batch_size:
-        got = f"shape {tuple(t.shape)}, dtype {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
         raise ProblemError(f"{problem}: sample({batch_size}, generator) must return x* as a floating-point tensor "
-                           f"of shape ({batch_size}, *x_shape) (or a problems.Batch of such tensors); {what} has {got}")
+                           f"of shape ({batch_size}, *x_shape) (or a problems.Batch of such tensors); {what} has "
+                           f"{described(t, dtype=True)}")
     if not torch.isfinite(t).all():
         raise ProblemError(f"{problem}: sample({batch_size}, generator) returned {what} with NaN/inf entries")

@@ -49,7 +49,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                          keep_stale=keep_stale, executor=executor)
     if check_only:
         return None
-    return run_comparisons([comparison], executor, progress)[0]
+    return run_comparisons([comparison], progress)[0]
 
 
 def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), iterations: int | None = None,
@@ -79,9 +79,7 @@ def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     if out_dir is not None:
         _distinct_files(names)
     hyperparameters = settings_by_method(methods, hyperparameters or {})
-    overrides = {m.name: {**hyperparameters.get(m.name, {}), **({"batch_size": batch_size} if batch_size else {})}
-                 for m in methods}
-    resolved = {m.name: resolve_hyperparameters(m, problem, overrides[m.name]) for m in methods}
+    resolved = {m.name: resolve_hyperparameters(m, problem, hyperparameters.get(m.name), batch_size) for m in methods}
     for m in methods:
         check_settings(m, problem, resolved[m.name])                     # an unknown setting fails here, not later
     batch_sizes = {name: hp["batch_size"] for name, hp in resolved.items()}
@@ -172,13 +170,17 @@ class Comparison:
                           trained=trained, report=report, keep_stale=self.keep_stale)
 
 
-def run_comparisons(comparisons: Sequence[Comparison], executor: Executor | None = None,
-                    progress: ProgressLike = None,
+def run_comparisons(comparisons: Sequence[Comparison], progress: ProgressLike = None,
                     on_summary: Callable[[Comparison, dict[str, Any] | None], None] | None = None) -> list:
-    """Train the runs of every comparison on ``executor`` (default: this process) and write each comparison's summary
-    as soon as its last run is done (then ``on_summary(comparison, summary)``, e.g. to regenerate a report). On
-    Ctrl-C every comparison with finished runs gets its summary before the interruption is raised again."""
-    executor = executor or LocalExecutor()
+    """Train the runs of every comparison on the executor they were prepared for (one for all) and write each
+    comparison's summary as soon as its last run is done (then ``on_summary(comparison, summary)``, e.g. to
+    regenerate a report). On Ctrl-C every comparison with finished runs gets its summary before the interruption is
+    raised again."""
+    if not comparisons:
+        return []
+    executor = comparisons[0].executor
+    if any(c.executor is not executor for c in comparisons):
+        raise ValueError("run_comparisons runs comparisons prepared for one executor (prepare(..., executor=...))")
     report = as_progress(progress)
     summaries: list[dict[str, Any] | None] = [None] * len(comparisons)
     finished = [False] * len(comparisons)

@@ -320,8 +320,10 @@ def canonical_optimizers(problem: Any) -> list[str]:
     return [o for o in cls.benchmark.optimizers if cls.defines_inverse() or not get_method(o).needs_inverse]
 
 
-def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The hyperparameters a run uses: method fallbacks < the problem's paper values < user overrides.
+def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, Any] | None = None,
+                            batch_size: int | None = None) -> dict[str, Any]:
+    """The hyperparameters a run uses: method fallbacks < the problem's paper values < user overrides < a
+    ``batch_size`` given for every optimizer (``--batch-size``).
 
     Always includes ``batch_size`` (the paper's for this optimizer and problem, else the problem's default); it is
     a setting of the run, not of the optimizer (see :func:`optimizer_arguments`).
@@ -329,6 +331,8 @@ def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, A
     hp = {"batch_size": problem.benchmark.batch_size, **method.defaults}
     hp.update(problem.benchmark.hyperparameters(method.name, problem.config))
     hp.update(overrides or {})
+    if batch_size:
+        hp["batch_size"] = batch_size
     validate_hyperparameters(method.name, hp)
     return hp
 

@@ -32,10 +32,11 @@ from typing import Any, Sequence
 
 import torch
 
+from .executors import LocalExecutor, stop_pool
 from .methods import Method, resolve_hyperparameters, settings_by_method
 from .progress import ProgressLike, as_progress
 from .train import check_seed, train_run
-from .tune import VALIDATION_SEED
+from .tune import VALIDATION_SEED, validation_set
 
 #: what to install when Optuna is missing
 EXTRA = "pip install 'physopt[tune]'  (or: pip install optuna)"
@@ -264,11 +265,6 @@ def _short(settings: dict[str, Any]) -> str:
     return ", ".join(f"{k}={fmt(v)}" for k, v in settings.items())
 
 
-def validation_set(problem: Any, size: int | None = None):
-    n = size if size is not None else problem.benchmark.held_out_size
-    return problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
-
-
 def study_result(study: Any, problem: Any, method: Method, space: Sequence[str], settings: dict[str, Any]) -> dict:
     """What the tuning file records: the setting, every trial (its settings, value, state) and the best settings."""
     trials = []
@@ -287,33 +283,24 @@ def study_result(study: Any, problem: Any, method: Method, space: Sequence[str],
                                                 "settings": best["settings"]}}
 
 
-def resolved_defaults(method: Method, problem: Any, hyperparameters: dict[str, Any] | None,
-                      batch_size: int | None) -> dict[str, Any]:
-    overrides = dict(hyperparameters or {})
-    if batch_size:
-        overrides["batch_size"] = batch_size
-    return resolve_hyperparameters(method, problem, overrides)
-
-
 
 def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int, iterations: int | None = None,
               time_budget: float | None = None, seed: int = 0, batch_size: int | None = None,
               hyperparameters: dict[str, Any] | None = None, sampler: str = "tpe", pruner: str = "median",
               storage: str | None = None, study_name: str | None = None, timeout: float | None = None,
-              evaluations: int = 10, workers: int = 1, threads: int | None = None,
-              progress: ProgressLike = None, slurm: Any = None) -> dict[str, Any] | None:
+              evaluations: int = 10, executor: Any = None, progress: ProgressLike = None) -> dict[str, Any] | None:
     """Search ``space`` for ``method`` on ``problem`` with ``trials`` trials in all (shared with every other process
-    on the same ``storage`` and ``study_name``) and return :func:`study_result`. ``workers`` > 1 runs that many
-    processes on this machine against one storage (a journal file beside ``storage`` or a temporary one when the
-    study is in memory), each with ``threads`` torch threads (default: cores / workers). With ``slurm`` (a
-    :class:`~physopt.bench.slurm.SlurmExecutor`) ``trials`` array tasks join the study instead (each stops when the
-    study is full; the storage defaults to a journal file in its folder); with its ``dry_run`` the submission is
-    printed and None returned."""
+    on the same ``storage`` and ``study_name``) and return :func:`study_result`. ``executor`` (default: this process)
+    as :class:`~physopt.bench.executors.LocalExecutor` ``local:N`` runs N processes on this machine against one
+    storage (a temporary journal file when the study is in memory), each with ``executor.worker_threads()`` torch
+    threads; a :class:`~physopt.bench.slurm.SlurmExecutor` submits ``trials`` array tasks that join the study
+    instead (each stops when the study is full; the storage defaults to a journal file in its folder), and with its
+    ``dry_run`` prints the submission and returns None."""
     optuna = optuna_module()
     check_seed(seed)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"--trials takes an integer >= 1, got {trials!r}")
-    defaults = resolved_defaults(method, problem, hyperparameters, batch_size)
+    defaults = resolve_hyperparameters(method, problem, hyperparameters, batch_size)
     dims = parse_space(space, method, defaults)
     make_sampler(sampler, dims, seed)
     make_pruner(pruner)
@@ -321,35 +308,35 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
     setting = {"seed": seed, "iterations": iterations, "time_budget_s": time_budget, "sampler": sampler,
                "pruner": pruner, "trials": trials, "validation_size": problem.benchmark.held_out_size}
     with contextlib.ExitStack() as stack:
-        if slurm is not None and storage is None:   # array tasks share the study through a file they all reach
-            slurm.folder.mkdir(parents=True, exist_ok=True)
-            storage = f"journal:{slurm.folder / 'study.log'}"
-        if workers > 1 and storage is None:          # processes share a study only through a storage
+        executor = executor or LocalExecutor()
+        workers = executor.workers                  # None: a Slurm job array
+        if workers is None and storage is None:     # array tasks share the study through a file they all reach
+            executor.folder.mkdir(parents=True, exist_ok=True)
+            storage = f"journal:{executor.folder / 'study.log'}"
+        if workers is not None and workers > 1 and storage is None:   # processes share a study through a storage
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             storage = f"journal:{Path(tmp) / 'study.log'}"
         open_storage(storage)                                               # refuses a bad URL before training
         job = dict(problem=problem, method=method, space=list(space), trials=trials, iterations=iterations,
                    time_budget=time_budget, seed=seed, defaults=defaults, sampler=sampler, pruner=pruner,
                    storage=storage, study_name=study_name, timeout=timeout, evaluations=evaluations)
-        if slurm is not None:
+        if workers is None:
             from .tasks import ProblemRecipe
             job["problem"], job["method"] = ProblemRecipe.of(problem), method.name
-            if slurm.dry_run:
-                print(slurm.script([f"join study '{study_name}' on {storage}"] * trials, "study processes"))
+            if executor.dry_run:
+                print(executor.script([f"join study '{study_name}' on {storage}"] * trials, "study processes"))
                 return None
-            per_task = slurm.cpus_per_task or torch.get_num_threads()
-            for _ in slurm.submit(_optimize_in_worker, [(job, per_task)] * trials, as_progress(progress),
-                                  "study processes"):
+            for _ in executor.submit(_optimize_in_worker, [(job, executor.worker_threads())] * trials,
+                                     as_progress(progress), "study processes"):
                 pass
             study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
         elif workers == 1:
             study = _optimize(job, progress)
         else:
-            from .executors import cpu_cores, stop_pool
             from .tasks import ProblemRecipe
             job["problem"] = ProblemRecipe.of(problem)
             job["method"] = method.name
-            per_worker = threads or max(1, cpu_cores() // workers)
+            per_worker = executor.worker_threads()
             as_progress(progress).log(f"  {workers} worker processes on study '{study_name}', {per_worker} torch "
                                       f"threads each")
             context = multiprocessing.get_context("spawn")

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .compare import prepare, run_comparisons
-from .executors import Executor
+from .executors import Executor, LocalExecutor
 from .methods import canonical_optimizers
 from .progress import ProgressLike, as_progress
 from .report import write_report
@@ -39,6 +39,7 @@ def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *
     names = list(problems) if problems else list_problems()
     plans = [(name, get_preset(name, preset)) for name in names]            # check every name before training
     report = as_progress(progress)
+    executor = executor or LocalExecutor()             # one for every problem: their runs share the workers
     comparisons = []
     for name, p in plans:
         problem = get_problem(name, device=device, **p.config)
@@ -49,5 +50,5 @@ def run_bench(preset: str = "standard", problems: Sequence[str] | None = None, *
                                    executor=executor))
     for c in comparisons:
         c.title = f"physopt bench: {c.problem.name} ({preset} preset) on {device}: {', '.join(c.header['optimizers'])}"
-    summaries = run_comparisons(comparisons, executor, report, on_summary=lambda c, summary: write_report(out))
+    summaries = run_comparisons(comparisons, report, on_summary=lambda c, summary: write_report(out))
     return summaries

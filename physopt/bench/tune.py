@@ -23,6 +23,13 @@ from .train import HELD_OUT_SEED, check_seed, train_run
 VALIDATION_SEED = HELD_OUT_SEED - 1
 
 
+def validation_set(problem: Any, size: int | None = None):
+    """The batch candidates are scored on: ``size`` examples (default: the held-out size) drawn with
+    :data:`VALIDATION_SEED`, never the held-out set ``compare`` reports."""
+    n = size if size is not None else problem.benchmark.held_out_size
+    return problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
+
+
 def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int | None = None,
          time_budget: float | None = None, seed: int = 0, batch_size: int | None = None,
          hyperparameters: dict[str, Any] | None = None, validation_size: int | None = None,
@@ -38,7 +45,7 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
                          f"once)")
     check_seed(seed)
     n = validation_size if validation_size is not None else problem.benchmark.held_out_size
-    validation = problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
+    validation = validation_set(problem, n)
     report = as_progress(progress)
     rows = []
     for lr in lrs:

@@ -174,7 +174,7 @@ def test_on_slurm_array_tasks_join_one_study_in_a_journal_under_out(tmp_path):
     from physopt.bench.slurm import SlurmExecutor
     slurm = SlurmExecutor(tmp_path / "slurm", cluster="local", time_min=5)
     result = run_study(get_problem("exp"), get_method("adam"), ["adam.lr=log:1e-4:1e-1"], trials=3, iterations=20,
-                       batch_size=16, sampler="random", pruner="none", slurm=slurm)
+                       batch_size=16, sampler="random", pruner="none", executor=slurm)
     assert sorted(t["number"] for t in result["trials"]) == [0, 1, 2]
     assert (tmp_path / "slurm" / "study.log").exists() and list((tmp_path / "slurm").glob("*_log.out"))
 
