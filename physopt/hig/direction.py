@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from . import dense, factored
 from .decompositions import HalfInversionError, Spectrum, check_spectral_parameters, choose_decomposition
 from .memory import decomposition_bytes
-from .per_example import Physics, check_batch_norm, check_inputs, slice_examples, trainable_parameters
+from .per_example import (JACOBIAN_ENGINES, Physics, check_batch_norm, check_inputs, resolve_engine, slice_examples,
+                          trainable_parameters)
 from ..validation import check_choice, check_integer
 
 __all__ = ["HIGStats", "HIG_ROUTES", "ROUTES", "Route", "hig_direction", "loss_gradient"]
@@ -43,7 +44,7 @@ class Route(Protocol):
     def apply_transpose(self, w: Tensor) -> dict[str, Tensor]: ...
 
 
-#: route name -> builder(model, inputs, physics, args, *, chunk_size, memory_bound, extra_bytes) -> Route | None
+#: route name -> builder(model, inputs, physics, args, *, chunk_size, memory_bound, extra_bytes, engine) -> Route|None
 ROUTES: dict[str, Callable[..., Route | None]] = {
     "factored": factored.build,
     "gram": dense.build_gram,
@@ -70,6 +71,7 @@ class HIGStats:
     apply_s: float | None
     loss_after: float | None = None   # the batch loss after the step (HIG's guard evaluates it)
     lr_scale: float = 1.0             # < 1 when the guard had to shrink the step (see HIG's max_loss_increase)
+    engine: str = "expand"            # how the per-example derivatives were computed (expand | vmap)
 
 
 def _sync(device: torch.device, profile: bool = True) -> float:
@@ -102,12 +104,15 @@ def loss_gradient(loss: Loss, y: Tensor, args: tuple) -> tuple[Tensor, Tensor]:
 def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss, *args: Any, kappa: float = -0.5,
                   beta: float = 0.0, truncation: float = 1e-6, route: str = "auto",
                   dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
-                  chunk_size: int | None = None, profile: bool = False) -> tuple[dict[str, Tensor], HIGStats]:
+                  chunk_size: int | None = None, profile: bool = False,
+                  jacobian: str = "auto") -> tuple[dict[str, Tensor], HIGStats]:
     """The functional core of :class:`physopt.HIG`: J^<beta,kappa> g per trainable parameter (not yet scaled by -eta).
 
     ``physics(model(inputs), *args) -> y`` (batched, vmap-safe), ``loss(y, *args) -> (b,)`` per-example losses.
     ``route``: ``auto`` (factored where it applies and J is wide, else gram for wide and svd for tall J) or one of
-    :data:`ROUTES`. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss;
+    :data:`ROUTES`. ``jacobian``: the engine of the per-example derivatives, ``auto`` (= ``expand``, one batched
+    backward pass), ``expand`` or ``vmap`` (:mod:`physopt.hig.per_example`); both give the same direction to
+    rounding. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss;
     the parts' times only with ``profile``, which syncs the device between them).
     """
     check_choice("route", route, HIG_ROUTES)
@@ -115,6 +120,7 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     check_integer("chunk_size", chunk_size, low=1, optional=True)
     check_integer("memory_bound", memory_bound, low=1, optional=True)
     check_choice("dtype", dtype, (torch.float32, torch.float64))
+    check_choice("jacobian", jacobian, JACOBIAN_ENGINES)
     params = trainable_parameters(model)
     check_inputs(inputs, next(iter(params.values())))
     check_batch_norm(model)
@@ -125,20 +131,20 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
         rows = physics(model(inputs[:1]), *slice_examples(args, 0, 1))[0].numel() * inputs.shape[0]
     candidates = AUTO[choose_decomposition(rows, n_params)] if route == "auto" else (route,)
     for name in candidates:
-        jacobian = ROUTES[name](model, inputs, physics, args, chunk_size=chunk_size, memory_bound=memory_bound,
-                                extra_bytes=decomposition_bytes(name, rows, n_params))
-        if jacobian is not None:
+        built = ROUTES[name](model, inputs, physics, args, chunk_size=chunk_size, memory_bound=memory_bound,
+                             extra_bytes=decomposition_bytes(name, rows, n_params), engine=jacobian)
+        if built is not None:
             break
     else:
         raise ValueError("route='factored' needs a model whose trainable weights all sit in nn.Linear layers, "
                          "each applied once per forward to a (batch, features) input; use route='auto'")
-    g, value = loss_gradient(loss, jacobian.y, args)
+    g, value = loss_gradient(loss, built.y, args)
     t1 = _sync(device, profile)
-    w, spectrum = jacobian.coefficients(g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
+    w, spectrum = built.coefficients(g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
     t2 = _sync(device, profile)
-    direction = jacobian.apply_transpose(w)
+    direction = built.apply_transpose(w)
     t3 = _sync(device, profile)
     times = (t1 - t0, t2 - t1, t3 - t2) if profile else (None, None, None)
-    stats = HIGStats(spectrum.route, rows, n_params, jacobian.chunk_size, spectrum.kept, spectrum.condition,
-                     float(value), *times)
+    stats = HIGStats(spectrum.route, rows, n_params, built.chunk_size, spectrum.kept, spectrum.condition,
+                     float(value), *times, engine=resolve_engine(jacobian))
     return direction, stats

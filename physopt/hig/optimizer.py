@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..validation import all_finite, check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
 from .direction import HIG_ROUTES, HIGStats, Loss, _sync, hig_direction
-from .per_example import Physics, check_batch_norm, trainable_parameters
+from .per_example import JACOBIAN_ENGINES, Physics, check_batch_norm, trainable_parameters
 
 __all__ = ["HIG", "GaussNewton"]
 
@@ -46,7 +46,8 @@ class HIG(torch.optim.Optimizer):
 
     Args:
         model: the network (any ``nn.Module`` without cross-example coupling such as BatchNorm in training mode).
-        physics: ``physics(x, *args) -> y``, batched over dim 0, differentiable and ``torch.func.vmap``-safe.
+        physics: ``physics(x, *args) -> y``, batched over dim 0 with independent examples, differentiable (and
+            ``torch.func.vmap``-safe for ``jacobian='vmap'``).
         loss: ``loss(y, *args) -> (b,)`` per-example losses (the batch loss is their mean) or a scalar.
         lr: eta. The paper uses 1 for most problems (0.5 quantum dipole, 0.01-0.02 Poisson).
         truncation: relative tau in [0, 1): singular values <= tau * max(S) are dropped.
@@ -63,6 +64,10 @@ class HIG(torch.optim.Optimizer):
             ``max_loss_increase`` times the loss before, the update is retried with lr scaled by 0.1, 0.01, ...
             (up to 1e-10), a ``RuntimeWarning`` says so and ``last_stats.lr_scale`` records the factor; if none
             helps the step is undone and raises :class:`physopt.HalfInversionError`. None switches the guard off.
+        jacobian: how the per-example Jacobian is computed: ``auto`` (= ``expand``: every example repeated |y|
+            times and one batched backward pass with one-hot cotangents; only torch.autograd, no vmap through the
+            physics) or ``vmap`` (``torch.func.vmap(jacrev)``); the same update to rounding
+            (:mod:`physopt.hig.per_example`).
         profile: time the parts of each step (Jacobian, decomposition, apply) in ``last_stats``, with a device sync
             between them; off by default, so a step adds no syncs for timing.
 
@@ -75,13 +80,15 @@ class HIG(torch.optim.Optimizer):
     def __init__(self, model: nn.Module, physics: Physics, loss: Loss, lr: float = 1.0, truncation: float = 1e-6,
                  kappa: float = -0.5, beta: float = 0.0, *, route: str = "auto",
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
-                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False):
+                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False,
+                 jacobian: str = "auto"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
         if not callable(physics) or not callable(loss):
             raise TypeError("physics and loss must be callables: physics(x, *args) -> y, loss(y, *args) -> (b,)")
         check_choice("route", route, HIG_ROUTES)
+        check_choice("jacobian", jacobian, JACOBIAN_ENGINES)
         memory_bound = check_integer("memory_bound", memory_bound, low=1, optional=True)
         chunk_size = check_integer("chunk_size", chunk_size, low=1, optional=True)
         check_choice("decomposition_dtype", decomposition_dtype, (torch.float32, torch.float64))
@@ -94,6 +101,7 @@ class HIG(torch.optim.Optimizer):
         self.memory_bound = memory_bound
         self.chunk_size = chunk_size
         self.profile = bool(profile)
+        self.jacobian = jacobian
         self.last_stats: HIGStats | None = None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -116,7 +124,8 @@ class HIG(torch.optim.Optimizer):
         direction, stats = hig_direction(self.model, inputs, self.physics, self.loss, *args, kappa=group["kappa"],
                                          beta=group["beta"], truncation=group["truncation"], route=self.route,
                                          dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
-                                         chunk_size=self.chunk_size, profile=self.profile)
+                                         chunk_size=self.chunk_size, profile=self.profile,
+                                         jacobian=self.jacobian)
         named = trainable_parameters(self.model)
         if set(named) != set(direction):
             raise RuntimeError("the model's trainable parameters changed since the optimizer was built")
