@@ -15,11 +15,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vjp, vmap
 
-from .decompositions import Spectrum, _check_finite, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
+from .decompositions import Spectrum, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
 from .memory import plan_chunks
-from .per_example import (JACOBIAN_ENGINES, JacobianError, OverJacobian, Physics, check_batch, check_batch_norm,
-                          check_nonzero, expanded_chunks, jacobian_chunks, one_example, physics_output, probe_output,
-                          resolve_engine, trainable_parameters)
+from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_WEIGHTS, JacobianError, OverJacobian, Physics, check_batch,
+                          check_batch_norm, check_nonzero, expanded_chunks, jacobian_chunks, nonzero_flag,
+                          one_example, physics_output, probe_output, resolve_engine, trainable_parameters)
 from ..validation import check_choice
 
 __all__ = ["StackedJacobian", "per_example_jacobian", "DenseRoute", "build_gram", "build_svd"]
@@ -33,6 +33,11 @@ class StackedJacobian:
     names: list[str]
     shapes: list[torch.Size]
     chunk_size: int
+    nonzero: Tensor | None = None     # 0-dim bool on the device: does J have a nonzero entry
+
+    def tensors(self) -> list[Tensor]:
+        """What the Jacobian is made of (for the diagnosis of a non-finite step)."""
+        return [self.J]
 
     def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
         """Split a vector over all weights into per-parameter tensors."""
@@ -46,7 +51,8 @@ class StackedJacobian:
 
 def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any,
                          chunk_size: int | None = None, memory_bound: int | None = None,
-                         extra_bytes: int = 0, engine: str = "auto") -> StackedJacobian:
+                         extra_bytes: int = 0, engine: str = "auto", check: bool = True,
+                         probe: Tensor | None = None) -> StackedJacobian:
     """Stacked per-example Jacobian of  y_i = physics(model(inputs_i), *args_i)  w.r.t. all trainable weights.
 
     ``engine`` (see :mod:`physopt.hig.per_example`): ``expand`` (default) works in two stages, J_i = P_i N_i: the
@@ -64,6 +70,8 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
             ``memory_bound`` (all examples when no bound is given).
         memory_bound: bytes the Jacobian computation may use, including ``extra_bytes`` (e.g. its decomposition).
         engine: ``auto`` (= ``expand``), ``expand`` or ``vmap``.
+        check: raise at once when J is zero everywhere (a host sync); HIG's step passes False and reads the device
+            flag ``nonzero`` with the rest of its checks.
 
     Raises:
         MemoryBoundError: J and ``extra_bytes`` alone exceed the bound, or not even one example fits.
@@ -81,7 +89,7 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
     n_params = sum(p.numel() for p in params.values())
 
     y_probe = physics_output(model, inputs, physics, args) if engine == "vmap" else \
-        probe_output(model, inputs, physics, args)
+        (probe if probe is not None else probe_output(model, inputs, physics, args))
     chunk_size = plan_chunks(model, inputs, physics, args, y_probe, n_params, chunk_size, memory_bound, extra_bytes,
                              "the stacked Jacobian")
     m, dtype = y_probe[0].numel(), y_probe.dtype
@@ -128,9 +136,11 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
                                     f"function of its input (no BatchNorm in training mode, no in-place writes "
                                     f"into its input)") from err
             store(start, stop, jac, y_chunk)
-    check_nonzero(J, "Jacobian of the physics output w.r.t. the weights")
+    nonzero = nonzero_flag(J)
+    if check:
+        check_nonzero(nonzero, JACOBIAN_OF_WEIGHTS)
     return StackedJacobian(J, y.view(b, *y_probe.shape[1:]), list(params), [p.shape for p in params.values()],
-                           chunk_size)
+                           chunk_size, nonzero)
 
 
 @dataclasses.dataclass
@@ -150,11 +160,11 @@ class DenseRoute(OverJacobian):
         J = self.jacobian.J
         if self.name == "svd":
             c, Vh, scale, spectrum = svd_coefficients(J, g, kappa=kappa, beta=beta, truncation=truncation,
-                                                      dtype=dtype)
+                                                      dtype=dtype, check=False)
             self._svd = (Vh, scale)
             return c, spectrum
-        _check_finite("Jacobian", J)
-        return gram_coefficients(gram_matrix(J, dtype), g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
+        return gram_coefficients(gram_matrix(J, dtype), g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype,
+                                 check=False)
 
     def apply_transpose(self, w: Tensor) -> dict[str, Tensor]:
         if self.name == "svd":
@@ -164,9 +174,11 @@ class DenseRoute(OverJacobian):
 
 
 def _build(name: str, model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, *, chunk_size: int | None,
-           memory_bound: int | None, extra_bytes: int, engine: str = "auto") -> DenseRoute:
+           memory_bound: int | None, extra_bytes: int, engine: str = "auto",
+           probe: Tensor | None = None) -> DenseRoute:
     return DenseRoute(per_example_jacobian(model, inputs, physics, *args, chunk_size=chunk_size,
-                                           memory_bound=memory_bound, extra_bytes=extra_bytes, engine=engine), name)
+                                           memory_bound=memory_bound, extra_bytes=extra_bytes, engine=engine,
+                                           check=False, probe=probe), name)
 
 
 def build_gram(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, **plan: Any) -> DenseRoute:

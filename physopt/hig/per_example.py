@@ -233,12 +233,25 @@ def jacobian_chunks(y_of: Callable[..., tuple[Tensor, Tensor]], primal: Any, inp
         yield start, stop, jac, y_chunk
 
 
-def check_nonzero(rows: Tensor, what: str) -> None:
-    """JacobianError if ``rows`` is zero everywhere (the physics output does not depend on what was differentiated)."""
-    if not bool((rows != 0).any()):
-        raise JacobianError(f"the {what} is zero for every example: the physics output does not depend on the "
-                            f"network output (is the physics differentiable w.r.t. its input? a .detach(), "
-                            f"torch.no_grad() or a round trip through numpy breaks the chain)")
+JACOBIAN_OF_WEIGHTS = "Jacobian of the physics output w.r.t. the weights"
+JACOBIAN_OF_OUTPUT = "Jacobian of the physics output w.r.t. the network output"
+
+
+def nonzero_flag(rows: Tensor) -> Tensor:
+    """0-dim bool on the device: does ``rows`` have a nonzero entry (no host sync)."""
+    return (rows != 0).any()
+
+
+def zero_jacobian_error(what: str) -> JacobianError:
+    return JacobianError(f"the {what} is zero for every example: the physics output does not depend on the network "
+                         f"output (is the physics differentiable w.r.t. its input? a .detach(), torch.no_grad() or a "
+                         f"round trip through numpy breaks the chain)")
+
+
+def check_nonzero(nonzero: Tensor, what: str) -> None:
+    """JacobianError unless the flag from :func:`nonzero_flag` is set (one host sync)."""
+    if not bool(nonzero):
+        raise zero_jacobian_error(what)
 
 
 class OverJacobian:
@@ -254,3 +267,12 @@ class OverJacobian:
     def chunk_size(self) -> int:
         """Examples per vmap call that were used."""
         return self.jacobian.chunk_size
+
+    @property
+    def nonzero(self) -> Tensor:
+        """0-dim bool on the device: whether the Jacobian has a nonzero entry."""
+        return self.jacobian.nonzero
+
+    def tensors(self) -> list[Tensor]:
+        """What the Jacobian is made of."""
+        return self.jacobian.tensors()

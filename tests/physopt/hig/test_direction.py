@@ -25,7 +25,7 @@ def test_every_route_gives_the_half_inverse_of_the_dense_svd(setup, physics, den
     expected = Vh.T @ (s ** -0.5 * (U.T @ g))
     assert set(ROUTES) == {"factored", "gram", "svd"} and HIG_ROUTES[0] == "auto"
     for route in HIG_ROUTES:
-        d, stats = hig_direction(net, inputs, physics, mse, target, route=route, truncation=0.0)
+        d, stats = hig_direction(net, inputs, physics, mse, target, route=route, truncation=0.0, stats=True)
         assert stats.route == ("factored" if route == "auto" else route)
         assert (stats.rows, stats.cols, stats.kept) == (12, 68, 12)
         assert stats.loss == pytest.approx(mse(y, target).mean().item())
@@ -85,6 +85,8 @@ def test_a_new_route_is_one_entry_in_the_table(setup, physics, monkeypatch):
     net, inputs, target = setup(b=2)
     d, stats = hig_direction(net, inputs, physics, mse, target, route="spy", chunk_size=1)
     reference, _ = hig_direction(net, inputs, physics, mse, target, route="gram")
+    probe = seen.pop("probe")                                    # y of the first example, computed once
+    torch.testing.assert_close(probe, physics(net(inputs[:1]), target[:1]))
     assert seen == {"chunk_size": 1, "memory_bound": None, "extra_bytes": 8 * 4 * 6 ** 2, "engine": "auto"}
     assert stats.route == "gram" and stats.chunk_size == 1      # the spectrum names the decomposition it used
     torch.testing.assert_close(flat(d), flat(reference))
