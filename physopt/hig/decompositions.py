@@ -38,17 +38,24 @@ class HalfInversionError(FloatingPointError):
 
 @dataclasses.dataclass
 class Spectrum:
-    """What the decomposition found: singular values (descending), how many were kept, the route and dtype used."""
+    """What the decomposition found: singular values (descending), how many were kept (a 0-dim tensor on the
+    device, so that nothing waits for it), the route and dtype used. ``kept`` and ``condition`` read it (one host
+    sync each)."""
     singular_values: Tensor
-    kept: int
+    kept_count: Tensor
     route: str
     dtype: torch.dtype
 
     @property
+    def kept(self) -> int:
+        """How many singular values were kept (s > tau max(S))."""
+        return int(self.kept_count)
+
+    @property
     def condition(self) -> float:
         """max(S) / min(kept S): the conditioning of the inverted part."""
-        s = self.singular_values
-        return float(s[0] / s[self.kept - 1]) if self.kept else float("nan")
+        s, kept = self.singular_values, self.kept
+        return float(s[0] / s[kept - 1]) if kept else float("nan")
 
 
 def check_spectral_parameters(kappa: float, beta: float, truncation: float) -> None:
@@ -85,8 +92,9 @@ def _check_overflow(t: Tensor, kappa: float, beta: float) -> None:
 
 
 def _with_retry(decompose: Callable[[torch.dtype], tuple[Tensor, ...]], dtype: torch.dtype,
-                what: str) -> tuple[tuple[Tensor, ...], torch.dtype]:
-    """Run ``decompose(dtype)``; on failure or non-finite output retry in float64; then raise."""
+                what: str, check: bool = True) -> tuple[tuple[Tensor, ...], torch.dtype]:
+    """Run ``decompose(dtype)``; on failure or non-finite output retry in float64; then raise. Without ``check`` a
+    float64 result is not inspected on the host (no sync; the caller checks what it computes from it)."""
     tried = [dtype] if dtype == torch.float64 else [dtype, torch.float64]
     last = None
     for dt in tried:
@@ -95,7 +103,7 @@ def _with_retry(decompose: Callable[[torch.dtype], tuple[Tensor, ...]], dtype: t
         except (torch.linalg.LinAlgError, RuntimeError) as err:  # LAPACK / cuSOLVER non-convergence
             last = err
             continue
-        if all(torch.isfinite(t).all() for t in out):
+        if (dt == torch.float64 and not check) or all(torch.isfinite(t).all() for t in out):
             return out, dt
         last = "NaN/inf in the result"
     raise HalfInversionError(f"the {what} failed in {', '.join(str(d) for d in tried)} ({last}); the Jacobian is "
@@ -121,23 +129,33 @@ def jt_vector(J: Tensor, w: Tensor, block: int = 4096) -> Tensor:
     return out
 
 
+def _beta_scale(s: Tensor, beta: float) -> Tensor | float:
+    """max(S)^beta (1 where max(S) = 0 or beta = 0), on the device."""
+    if beta == 0 or s.numel() == 0:
+        return 1.0
+    return torch.where(s[0] > 0, s[0].clamp_min(torch.finfo(s.dtype).tiny) ** beta, torch.ones_like(s[0]))
+
+
 def gram_coefficients(G: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0, truncation: float = 1e-6,
-                      dtype: torch.dtype = torch.float64) -> tuple[Tensor, Spectrum]:
+                      dtype: torch.dtype = torch.float64, check: bool = True) -> tuple[Tensor, Spectrum]:
     """w = max(S)^beta U S^(kappa-1) U^T g from  G = J J^T = U S^2 U^T;  the update direction is then  J^T w.
 
     Returns w in the decomposition dtype (float64 unless ``dtype`` says otherwise) and the :class:`Spectrum`.
+    ``check``: refuse non-finite G, g or w at once (host syncs); HIG's step passes False and checks its direction
+    once instead (:func:`physopt.hig.direction.hig_direction`).
     """
-    _check_finite("Gram matrix J J^T", G)
-    _check_finite("loss gradient dL/dy", g)
-    (lam, U), used = _with_retry(lambda dt: torch.linalg.eigh(G.to(dt)), dtype, "eigendecomposition of J J^T")
+    if check:
+        _check_finite("Gram matrix J J^T", G)
+        _check_finite("loss gradient dL/dy", g)
+    (lam, U), used = _with_retry(lambda dt: torch.linalg.eigh(G.to(dt)), dtype, "eigendecomposition of J J^T",
+                                 check)
     s = lam.clamp_min(0).sqrt().flip(0)            # descending singular values of J
     U = U.flip(1)
     coeff = truncated_power(s, kappa - 1.0, truncation)
-    kept = int((coeff != 0).sum())
-    scale = s[0] ** beta if (beta != 0 and s.numel() and s[0] > 0) else 1.0
-    w = scale * (U @ (coeff * (U.T @ g.to(used))))
-    _check_overflow(w, kappa, beta)
-    return w, Spectrum(s, kept, "gram", used)
+    w = _beta_scale(s, beta) * (U @ (coeff * (U.T @ g.to(used))))
+    if check:
+        _check_overflow(w, kappa, beta)
+    return w, Spectrum(s, (coeff != 0).sum(), "gram", used)
 
 
 def half_inverse_gram(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0, truncation: float = 1e-6,
@@ -150,19 +168,22 @@ def half_inverse_gram(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float 
 
 
 def svd_coefficients(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0, truncation: float = 1e-6,
-                     dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor, float, Spectrum]:
+                     dtype: torch.dtype = torch.float64,
+                     check: bool = True) -> tuple[Tensor, Tensor, Tensor | float, Spectrum]:
     """c = S^kappa U^T g in the right-singular coordinates of the thin SVD  J = U S V^T, V^T, and max(S)^beta:
-    the direction is then  max(S)^beta * V c  (:func:`half_inverse_svd`)."""
-    _check_finite("Jacobian", J)
-    _check_finite("loss gradient dL/dy", g)
+    the direction is then  max(S)^beta * V c  (:func:`half_inverse_svd`). ``check`` as in
+    :func:`gram_coefficients`."""
+    if check:
+        _check_finite("Jacobian", J)
+        _check_finite("loss gradient dL/dy", g)
     (U, s, Vh), used = _with_retry(lambda dt: torch.linalg.svd(J.to(dt), full_matrices=False), dtype,
-                                   "thin SVD of the Jacobian")
+                                   "thin SVD of the Jacobian", check)
     coeff = truncated_power(s, kappa, truncation)
-    kept = int((coeff != 0).sum())
-    scale = s[0] ** beta if (beta != 0 and s.numel() and s[0] > 0) else 1.0
+    scale = _beta_scale(s, beta)
     c = coeff * (U.T @ g.to(used))
-    _check_overflow(c * scale, kappa, beta)
-    return c, Vh, scale, Spectrum(s, kept, "svd", used)
+    if check:
+        _check_overflow(c * scale, kappa, beta)
+    return c, Vh, scale, Spectrum(s, (coeff != 0).sum(), "svd", used)
 
 
 def half_inverse_svd(J: Tensor, g: Tensor, *, kappa: float = -0.5, beta: float = 0.0, truncation: float = 1e-6,

@@ -15,10 +15,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .decompositions import Spectrum, _check_finite, gram_coefficients
+from .decompositions import Spectrum, gram_coefficients
 from .memory import plan_chunks
-from .per_example import (OverJacobian, Physics, check_batch, check_batch_norm, check_nonzero, jacobian_chunks,
-                          one_example, physics_output, trainable_parameters)
+from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_OUTPUT, OverJacobian, Physics, check_batch, check_batch_norm,
+                          check_nonzero, expanded_chunks, jacobian_chunks, nonzero_flag, one_example, physics_output,
+                          probe_output, resolve_engine, trainable_parameters)
+from ..validation import check_choice
 
 __all__ = ["LinearFactor", "FactoredJacobian", "linear_layers", "linear_factors", "factored_gram",
            "factored_jt_vector", "FactoredRoute", "build"]
@@ -39,6 +41,11 @@ class FactoredJacobian:
     factors: list[LinearFactor]
     y: Tensor
     chunk_size: int
+    nonzero: Tensor | None = None     # 0-dim bool on the device: does some D_l have a nonzero entry
+
+    def tensors(self) -> list[Tensor]:
+        """What the Jacobian is made of (for the diagnosis of a non-finite step)."""
+        return [t for f in self.factors for t in (f.A, f.D)]
 
 
 def linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]] | None:
@@ -79,13 +86,19 @@ def _record_layer_inputs(model: nn.Module, layers: list[tuple[str, nn.Linear]], 
 
 
 def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any, chunk_size: int | None = None,
-                   memory_bound: int | None = None, extra_bytes: int = 0) -> FactoredJacobian | None:
+                   memory_bound: int | None = None, extra_bytes: int = 0,
+                   engine: str = "auto", check: bool = True,
+                   probe: Tensor | None = None) -> FactoredJacobian | None:
     """The stacked Jacobian in factored form, or None when the model is not a network of plain Linear layers
     (each applied once per example to a (b, in) input) plus parameter-free modules.
 
-    D_l = dy/do_l is obtained as a per-example ``jacrev`` w.r.t. a zero perturbation added to every layer output
-    (forward hooks); A_l from one batched forward. Memory bounding and errors as in :func:`per_example_jacobian`.
+    D_l = dy/do_l is the derivative w.r.t. a zero perturbation added to every layer output (forward hooks), by the
+    ``engine`` of :mod:`physopt.hig.per_example` (``expand``: one batched backward; ``vmap``: per-example
+    ``jacrev``); A_l from one batched forward. Memory bounding, errors and ``check`` as in
+    :func:`per_example_jacobian`.
     """
+    check_choice("engine", engine, JACOBIAN_ENGINES)
+    engine = resolve_engine(engine)
     layers = linear_layers(model)
     if layers is None:
         return None
@@ -97,39 +110,55 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
     if A is None:
         return None
     width = sum(mod.out_features for _, mod in layers)
-    y_full = physics_output(model, inputs, physics, args)
-    chunk_size = plan_chunks(model, inputs, physics, args, y_full, width, chunk_size, memory_bound, extra_bytes,
+    y_probe = physics_output(model, inputs, physics, args) if engine == "vmap" else \
+        (probe if probe is not None else probe_output(model, inputs, physics, args))
+    chunk_size = plan_chunks(model, inputs, physics, args, y_probe, width, chunk_size, memory_bound, extra_bytes,
                              "the factored Jacobian")
-    m, dtype = y_full[0].numel(), y_full.dtype
+    m, dtype = y_probe[0].numel(), y_probe.dtype
 
     holder: dict[str, Tensor] = {}
     handles = [mod.register_forward_hook(lambda mod, inp, out, name=name: out + holder[name]) for name, mod in layers]
     state = {**{n: p.detach() for n, p in model.named_parameters()}, **dict(model.named_buffers())}
-
-    def y_of(eps: dict[str, Tensor], inp: Tensor, *a: Any) -> tuple[Tensor, Tensor]:
-        holder.update(eps)
-        y = one_example(physics, functional_call(model, state, (inp.unsqueeze(0),)), a)
-        return y, y
-
-    zeros = {name: torch.zeros(mod.out_features, dtype=mod.weight.dtype, device=device) for name, mod in layers}
-    D = {name: torch.empty(b * m, mod.out_features, dtype=dtype, device=device) for name, mod in layers}
+    names = [name for name, _ in layers]
+    widths = {name: mod.out_features for name, mod in layers}
+    kinds = {name: mod.weight.dtype for name, mod in layers}     # the perturbations' dtype: the layer output's
+    D = {name: torch.empty(b * m, widths[name], dtype=dtype, device=device) for name in names}
     y = torch.empty(b, m, dtype=dtype, device=device)
     try:
-        for start, stop, jac, y_chunk in jacobian_chunks(y_of, zeros, inputs, args, chunk_size):
-            for name in D:
-                D[name][start * m:stop * m] = jac[name].reshape((stop - start) * m, -1)
-            y[start:stop] = y_chunk
+        if engine == "vmap":
+            def y_of(eps: dict[str, Tensor], inp: Tensor, *a: Any) -> tuple[Tensor, Tensor]:
+                holder.update(eps)
+                out = one_example(physics, functional_call(model, state, (inp.unsqueeze(0),)), a)
+                return out, out
+
+            zeros = {name: torch.zeros(widths[name], dtype=kinds[name], device=device) for name in names}
+            for start, stop, jac, y_chunk in jacobian_chunks(y_of, zeros, inputs, args, chunk_size):
+                for name in names:
+                    D[name][start * m:stop * m] = jac[name].reshape((stop - start) * m, -1)
+                y[start:stop] = y_chunk
+        else:
+            def forward(inp: Tensor, *a: Any) -> tuple[Tensor, list[Tensor]]:
+                for name in names:   # one zero perturbation per copy: its gradient is the copy's row of D
+                    holder[name] = torch.zeros(inp.shape[0], widths[name], dtype=kinds[name], device=device,
+                                               requires_grad=True)
+                return physics(functional_call(model, state, (inp,)), *a), [holder[name] for name in names]
+
+            for start, stop, grads, y_chunk in expanded_chunks(forward, inputs, args, chunk_size, m):
+                for name, grad in zip(names, grads):
+                    D[name][start * m:stop * m] = grad
+                y[start:stop] = y_chunk
     finally:
         for h in handles:
             h.remove()
-    check_nonzero(torch.cat([d.reshape(-1) for d in D.values()]), "Jacobian of the physics output w.r.t. the "
-                                                                    "network output")
+    nonzero = torch.stack([nonzero_flag(d) for d in D.values()]).any()
+    if check:
+        check_nonzero(nonzero, JACOBIAN_OF_OUTPUT)
     factors = []
     for (name, mod), a in zip(layers, A):
         prefix = f"{name}." if name else ""
         bias = prefix + "bias" if (mod.bias is not None and mod.bias.requires_grad) else None
         factors.append(LinearFactor(prefix + "weight", bias, a.to(dtype), D[name]))
-    return FactoredJacobian(factors, y.view(y_full.shape), chunk_size)
+    return FactoredJacobian(factors, y.view(b, *y_probe.shape[1:]), chunk_size, nonzero)
 
 
 def factored_gram(factors, rows_per_example: int, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -146,7 +175,6 @@ def factored_gram(factors, rows_per_example: int, dtype: torch.dtype = torch.flo
     G4 = G.view(b, m, b, m)
     for f in factors:
         D, A = f.D.to(dtype), f.A.to(dtype)
-        _check_finite("Jacobian", D)
         K = A @ A.T
         if f.bias is not None:
             K = K + 1.0
@@ -177,7 +205,7 @@ class FactoredRoute(OverJacobian):
     def coefficients(self, g: Tensor, *, kappa: float, beta: float, truncation: float,
                      dtype: torch.dtype) -> tuple[Tensor, Spectrum]:
         G = factored_gram(self.jacobian.factors, self.y[0].numel(), dtype)
-        w, spectrum = gram_coefficients(G, g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)
+        w, spectrum = gram_coefficients(G, g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype, check=False)
         spectrum.route = self.name
         return w, spectrum
 
@@ -186,8 +214,9 @@ class FactoredRoute(OverJacobian):
 
 
 def build(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, *, chunk_size: int | None,
-          memory_bound: int | None, extra_bytes: int) -> FactoredRoute | None:
+          memory_bound: int | None, extra_bytes: int, engine: str = "auto",
+          probe: Tensor | None = None) -> FactoredRoute | None:
     """The factored route, or None when the model is not a network of plain Linear layers."""
     factored = linear_factors(model, inputs, physics, *args, chunk_size=chunk_size, memory_bound=memory_bound,
-                              extra_bytes=extra_bytes)
+                              extra_bytes=extra_bytes, engine=engine, check=False, probe=probe)
     return None if factored is None else FactoredRoute(factored)

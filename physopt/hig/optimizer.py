@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..validation import all_finite, check_choice, check_integer, check_number
+from ..validation import check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
-from .direction import HIG_ROUTES, HIGStats, Loss, _sync, hig_direction
-from .per_example import Physics, check_batch_norm, trainable_parameters
+from .direction import HIG_ROUTES, NONFINITE, HIGStats, Loss, _sync, hig_direction
+from .per_example import JACOBIAN_ENGINES, Physics, check_batch_norm, trainable_parameters
 
 __all__ = ["HIG", "GaussNewton"]
 
@@ -46,7 +46,8 @@ class HIG(torch.optim.Optimizer):
 
     Args:
         model: the network (any ``nn.Module`` without cross-example coupling such as BatchNorm in training mode).
-        physics: ``physics(x, *args) -> y``, batched over dim 0, differentiable and ``torch.func.vmap``-safe.
+        physics: ``physics(x, *args) -> y``, batched over dim 0 with independent examples, differentiable (and
+            ``torch.func.vmap``-safe for ``jacobian='vmap'``).
         loss: ``loss(y, *args) -> (b,)`` per-example losses (the batch loss is their mean) or a scalar.
         lr: eta. The paper uses 1 for most problems (0.5 quantum dipole, 0.01-0.02 Poisson).
         truncation: relative tau in [0, 1): singular values <= tau * max(S) are dropped.
@@ -63,8 +64,24 @@ class HIG(torch.optim.Optimizer):
             ``max_loss_increase`` times the loss before, the update is retried with lr scaled by 0.1, 0.01, ...
             (up to 1e-10), a ``RuntimeWarning`` says so and ``last_stats.lr_scale`` records the factor; if none
             helps the step is undone and raises :class:`physopt.HalfInversionError`. None switches the guard off.
+        jacobian: how the per-example Jacobian is computed: ``auto`` (= ``expand``: every example repeated |y|
+            times and one batched backward pass with one-hot cotangents; only torch.autograd, no vmap through the
+            physics) or ``vmap`` (``torch.func.vmap(jacrev)``); the same update to rounding
+            (:mod:`physopt.hig.per_example`).
         profile: time the parts of each step (Jacobian, decomposition, apply) in ``last_stats``, with a device sync
             between them; off by default, so a step adds no syncs for timing.
+        stats: record in ``last_stats`` how many singular values were kept and the condition number of the kept
+            part, and the loss as a Python float (host syncs); off by default (``last_stats.loss`` is then a 0-dim
+            tensor on the device).
+        on_nonfinite: ``raise`` (default): NaN/inf anywhere in the step (or a zero Jacobian) raises
+            :class:`physopt.HalfInversionError` (:class:`physopt.JacobianError`) naming the cause and leaves the
+            weights unchanged; finding out costs one host sync per step. ``skip``: no sync; such a step leaves the
+            weights unchanged on the device, ``last_stats.ok`` is False and ``skipped_steps`` (a device tensor)
+            counts it: read it where you log.
+
+    A step makes no host-device sync of its own with ``stats=False``, ``profile=False``, ``max_loss_increase=None``
+    and ``on_nonfinite='skip'`` (tested by intercepting every host read); the guard needs the loss after the step on
+    the host, and torch's eigendecomposition checks its convergence flag on the host on CUDA.
 
     ``step(inputs, *args)`` returns the batch loss before the update; ``last_stats`` holds a :class:`HIGStats`.
     Every tensor in ``args`` is split per example along dim 0. On NaN/inf anywhere the step raises
@@ -75,13 +92,16 @@ class HIG(torch.optim.Optimizer):
     def __init__(self, model: nn.Module, physics: Physics, loss: Loss, lr: float = 1.0, truncation: float = 1e-6,
                  kappa: float = -0.5, beta: float = 0.0, *, route: str = "auto",
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
-                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False):
+                 chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False,
+                 jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
         if not callable(physics) or not callable(loss):
             raise TypeError("physics and loss must be callables: physics(x, *args) -> y, loss(y, *args) -> (b,)")
         check_choice("route", route, HIG_ROUTES)
+        check_choice("jacobian", jacobian, JACOBIAN_ENGINES)
+        check_choice("on_nonfinite", on_nonfinite, NONFINITE)
         memory_bound = check_integer("memory_bound", memory_bound, low=1, optional=True)
         chunk_size = check_integer("chunk_size", chunk_size, low=1, optional=True)
         check_choice("decomposition_dtype", decomposition_dtype, (torch.float32, torch.float64))
@@ -94,6 +114,9 @@ class HIG(torch.optim.Optimizer):
         self.memory_bound = memory_bound
         self.chunk_size = chunk_size
         self.profile = bool(profile)
+        self.jacobian = jacobian
+        self.stats, self.on_nonfinite = bool(stats), on_nonfinite
+        self.skipped_steps: Tensor | None = None
         self.last_stats: HIGStats | None = None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -116,12 +139,15 @@ class HIG(torch.optim.Optimizer):
         direction, stats = hig_direction(self.model, inputs, self.physics, self.loss, *args, kappa=group["kappa"],
                                          beta=group["beta"], truncation=group["truncation"], route=self.route,
                                          dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
-                                         chunk_size=self.chunk_size, profile=self.profile)
+                                         chunk_size=self.chunk_size, profile=self.profile,
+                                         jacobian=self.jacobian, stats=self.stats, on_nonfinite=self.on_nonfinite)
         named = trainable_parameters(self.model)
         if set(named) != set(direction):
             raise RuntimeError("the model's trainable parameters changed since the optimizer was built")
-        if not all_finite(direction.values()):
-            raise HalfInversionError("the update contains NaN/inf; the weights were not changed")
+        ok = stats.ok if self.on_nonfinite == "skip" else None
+        if isinstance(ok, Tensor):
+            skipped = (~ok).to(torch.int64)
+            self.skipped_steps = skipped if self.skipped_steps is None else self.skipped_steps + skipped
         for p in named.values():
             if group["lr"] > torch.finfo(p.dtype).max:
                 raise HalfInversionError(f"lr = {group['lr']:g} does not fit the weights' dtype {p.dtype} (largest "
@@ -129,14 +155,17 @@ class HIG(torch.optim.Optimizer):
                                          f"were not changed. Lower the learning rate")
         t = time.perf_counter()
         before = [p.detach().clone() for p in named.values()] if self.max_loss_increase is not None else None
+        if ok is not None:      # skip mode: a non-finite direction becomes no change, decided on the device
+            direction = {name: torch.where(ok, d, torch.zeros_like(d)) for name, d in direction.items()}
         self._apply(named, direction, group["lr"])
-        if before is not None:
-            stats.lr_scale, stats.loss_after = self._guard(named, direction, group["lr"], before, stats.loss, inputs,
-                                                           args)
+        if before is not None and (ok is None or bool(ok)):
+            stats.lr_scale, stats.loss_after = self._guard(named, direction, group["lr"], before, float(stats.loss),
+                                                           inputs, args)
         if self.profile:
             stats.apply_s += _sync(next(iter(named.values())).device) - t
         self.last_stats = stats
-        return torch.tensor(stats.loss, dtype=torch.float64)
+        loss = stats.loss
+        return loss.detach().to(torch.float64) if isinstance(loss, Tensor) else torch.tensor(loss, dtype=torch.float64)
 
     @staticmethod
     def _apply(named: dict[str, Tensor], direction: dict[str, Tensor], lr: float) -> None:

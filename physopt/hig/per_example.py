@@ -1,13 +1,22 @@
-"""The per-example machinery under every HIG route: batch checks, torch.func transforms, chunks.
+"""The per-example machinery under every HIG route: batch checks, the two Jacobian engines, chunks.
 
 For a batch of b examples the HIG update (Schnell et al., ICLR 2022, Eq. 7) needs derivatives of
 
-    y_i = P(NN(inputs_i | theta), args_i)     (flattened, |y| entries per example)
+    y_i = P(NN(inputs_i | theta), args_i)     (flattened, m = |y| entries per example)
 
-for each example separately. Every route computes them as ``vmap(jacrev(f))`` over the examples, ``chunk_size``
-examples at a time (:func:`jacobian_chunks`), where f differentiates y_i w.r.t. what the route needs: all weights
-(:mod:`physopt.hig.dense`) or a zero perturbation of every Linear layer's output (:mod:`physopt.hig.factored`).
-Every tensor in ``args`` is split per example along dim 0.
+for each example separately, w.r.t. what the route needs: all weights (:mod:`physopt.hig.dense`) or a zero
+perturbation of every Linear layer's output (:mod:`physopt.hig.factored`). Two engines compute them, ``chunk_size``
+examples at a time, with the same result to rounding:
+
+* ``expand`` (:func:`expanded_chunks`, the default): every example is repeated m times, the batch of b m copies runs
+  forward once, and one ordinary backward pass with the one-hot cotangent e_k on copy k of each example gives row k
+  of every example's Jacobian, because the examples do not interact:  d(sum_(i,k) y_(i,k),k)/d leaf_(i,k) =
+  dy_(i,k)/d leaf.  Only torch.autograd is needed, and the physics runs as the plain batched code it is.
+* ``vmap`` (:func:`jacobian_chunks`): ``torch.func.vmap(jacrev(f))`` over the examples (the earlier engine; it
+  runs the forward once per example and the backward vmapped over the m rows, at vmap's per-op overhead).
+
+Both require what HIG's per-example Jacobian means anyway: the physics treats the examples of a batch
+independently. Every tensor in ``args`` is split per example along dim 0 (and repeated with its example).
 """
 from __future__ import annotations
 
@@ -122,6 +131,16 @@ def check_batch(inputs: Tensor, args: tuple, param: Tensor) -> int:
     return b
 
 
+#: how the per-example Jacobian is computed: ``auto`` is ``expand`` (see the module docstring)
+JACOBIAN_ENGINES = ("auto", "expand", "vmap")
+
+
+def resolve_engine(engine: str) -> str:
+    """The engine ``auto`` stands for: ``expand`` (one batched backward; faster than vmap on every bundled setup, see
+    results/hig-timing/)."""
+    return "expand" if engine == "auto" else engine
+
+
 # ---- running the transforms ------------------------------------------------------------------------------------------
 def physics_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple) -> Tensor:
     """The batched physics output y = physics(model(inputs), *args) without a graph, checked to be (b, ...)."""
@@ -132,6 +151,59 @@ def physics_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tup
         raise ValueError(f"physics returned {type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))}; "
                          f"it must return a tensor whose leading dimension is the batch size {b}")
     return y
+
+
+def probe_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple) -> Tensor:
+    """y of the first example alone, (1, ...), without a graph: its size and dtype plan the Jacobian."""
+    with torch.no_grad():
+        y = physics(model(inputs[:1]), *slice_examples(args, 0, 1))
+    if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[0] != 1:
+        raise ValueError(f"physics returned {type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))} for one "
+                         f"example; it must return a tensor whose leading dimension is the batch size (1 here)")
+    return y
+
+
+def repeat_examples(obj: Any, m: int) -> Any:
+    """Every tensor in a nest with each example (dim 0) repeated m times in place: [a, b] -> [a, a, .., b, b, ..]."""
+    return _map_tensors(lambda t: t.repeat_interleave(m, 0), obj)
+
+
+def expanded_chunks(forward: Callable[..., tuple[Tensor, list[Tensor]]], inputs: Tensor, args: tuple,
+                    chunk_size: int, m: int) -> Iterator[tuple[int, int, tuple[Tensor, ...], Tensor]]:
+    """The ``expand`` engine: yields (start, stop, grads, y) per chunk of ``chunk_size`` examples.
+
+    ``forward(inputs_rep, *args_rep) -> (y, leaves)`` runs on the chunk with every example repeated m times
+    (c m rows) and returns the output y (c m, ...) and the tensors to differentiate, each with one row per copy.
+    One backward pass with cotangent  e_k  on copy k of example i  gives  grads[j][i m + k] = dy_(i,k) / d leaves[j]
+    (row k of example i's Jacobian), as no copy depends on another. ``y`` is one copy per example, (c, m).
+    """
+    b = inputs.shape[0]
+    for start in range(0, b, chunk_size):
+        stop = min(b, start + chunk_size)
+        rows = (stop - start) * m
+        try:
+            with torch.enable_grad():
+                y, leaves = forward(repeat_examples(inputs[start:stop], m),
+                                    *repeat_examples(slice_examples(args, start, stop), m))
+            if not isinstance(y, Tensor) or y.shape[0] != rows or y[0].numel() != m:
+                raise ValueError(f"physics returned shape {tuple(getattr(y, 'shape', ()))} for a batch of {rows}, "
+                                 f"expected ({rows}, ...) with {m} values per example as for one example")
+            if not y.requires_grad:
+                raise JacobianError(
+                    "the physics output is not differentiable w.r.t. the network output (it carries no autograd "
+                    "graph): a .detach(), torch.no_grad() or a round trip through numpy breaks the chain")
+            y = y.reshape(rows, m)
+            cotangent = torch.eye(m, dtype=y.dtype, device=y.device).repeat(stop - start, 1)
+            grads = torch.autograd.grad(y, leaves, cotangent, allow_unused=True, materialize_grads=True)
+        except JacobianError:
+            raise
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise JacobianError(
+                f"computing per-example Jacobians by one batched backward pass (jacobian='expand') failed: {err}\n"
+                f"The physics must be differentiable with torch.autograd (no .detach(), .item(), numpy round trips) "
+                f"and take any batch size, treating its examples independently; jacobian='vmap' is the other "
+                f"engine") from err
+        yield start, stop, grads, y[::m].detach()
 
 
 def one_example(physics: Physics, x: Tensor, args: tuple) -> Tensor:
@@ -161,12 +233,25 @@ def jacobian_chunks(y_of: Callable[..., tuple[Tensor, Tensor]], primal: Any, inp
         yield start, stop, jac, y_chunk
 
 
-def check_nonzero(rows: Tensor, what: str) -> None:
-    """JacobianError if ``rows`` is zero everywhere (the physics output does not depend on what was differentiated)."""
-    if not bool((rows != 0).any()):
-        raise JacobianError(f"the {what} is zero for every example: the physics output does not depend on the "
-                            f"network output (is the physics differentiable w.r.t. its input? a .detach(), "
-                            f"torch.no_grad() or a round trip through numpy breaks the chain)")
+JACOBIAN_OF_WEIGHTS = "Jacobian of the physics output w.r.t. the weights"
+JACOBIAN_OF_OUTPUT = "Jacobian of the physics output w.r.t. the network output"
+
+
+def nonzero_flag(rows: Tensor) -> Tensor:
+    """0-dim bool on the device: does ``rows`` have a nonzero entry (no host sync)."""
+    return (rows != 0).any()
+
+
+def zero_jacobian_error(what: str) -> JacobianError:
+    return JacobianError(f"the {what} is zero for every example: the physics output does not depend on the network "
+                         f"output (is the physics differentiable w.r.t. its input? a .detach(), torch.no_grad() or a "
+                         f"round trip through numpy breaks the chain)")
+
+
+def check_nonzero(nonzero: Tensor, what: str) -> None:
+    """JacobianError unless the flag from :func:`nonzero_flag` is set (one host sync)."""
+    if not bool(nonzero):
+        raise zero_jacobian_error(what)
 
 
 class OverJacobian:
@@ -182,3 +267,12 @@ class OverJacobian:
     def chunk_size(self) -> int:
         """Examples per vmap call that were used."""
         return self.jacobian.chunk_size
+
+    @property
+    def nonzero(self) -> Tensor:
+        """0-dim bool on the device: whether the Jacobian has a nonzero entry."""
+        return self.jacobian.nonzero
+
+    def tensors(self) -> list[Tensor]:
+        """What the Jacobian is made of."""
+        return self.jacobian.tensors()

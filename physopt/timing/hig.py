@@ -1,5 +1,6 @@
-"""Time one HIG update and its parts (Jacobian, decomposition, apply) and its peak memory, per half-inversion route,
-on the HIG paper's setups (``physopt hig-timing``), with one Adam step at Adam's batch size for scale.
+"""Time one HIG update and its parts (Jacobian, decomposition, apply) and its peak memory, per half-inversion route
+and Jacobian engine (``expand``: one batched backward; ``vmap``: vmap(jacrev), the earlier engine), on the
+HIG paper's setups (``physopt hig-timing``), with one Adam step at Adam's batch size for scale.
 
 Every route starts each timed update from the same weights (a fresh copy of the network); ratios compare routes
 measured in the same run, and each row records how far its update is from the reference route's (the most exact one
@@ -22,21 +23,25 @@ from .kernel import AGREEMENT_RTOL, relative_difference, time_call
 
 SETUPS = ("oscillators", "quantum-dipole", "poisson-hig")
 ROUTES = ("factored", "gram", "svd")
+ENGINES = ("vmap", "expand")
 PARTS = ("jacobian", "decomposition", "apply")
 
-COLUMNS = [text_column("setup", "setup"), text_column("route", "route"), text_column("dtype", "dtype"),
+COLUMNS = [text_column("setup", "setup"), text_column("route", "route"), text_column("jacobian", "engine"),
+           text_column("dtype", "dtype"),
            Column("batch", "batch", "{}"), Column("rows", "rows", "{}"), Column("weights", "weights", "{}"),
            Column("kept", "kept", "{}"), Column("total s", "total_s"), Column("IQR s", "total_iqr_s"),
            Column("jacobian", "jacobian_s"), Column("decomp", "decomposition_s"), Column("apply", "apply_s"),
            Column("peak MiB", "peak_bytes", "{:.1f}", 2 ** -20), Column("vs ref", "rel_diff", "{:.1e}")]
 
-#: the reference route of the agreement check: the first of these (decomposition dtype, route) in a run
-REFERENCE_ORDER = [(d, r) for d in ("float64", "float32") for r in ("svd", "factored", "gram")]
+#: the reference of the agreement check: the first of these (decomposition dtype, route, engine) in a run
+REFERENCE_ORDER = [(d, r, e) for d in ("float64", "float32") for r in ("svd", "factored", "gram")
+                   for e in ("vmap", "expand")]
 
 
 def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.device,
-               dtypes: Sequence[torch.dtype]) -> list[dict[str, Any]]:
-    """One HIG update per (route, decomposition dtype) on the problem's paper setup (its HIG batch size)."""
+               dtypes: Sequence[torch.dtype], engines: Sequence[str] = ENGINES) -> list[dict[str, Any]]:
+    """One HIG update per (route, Jacobian engine, decomposition dtype) on the problem's paper setup (its HIG batch
+    size)."""
     from problems import get_problem
     problem = get_problem(name, device=device)
     hp = resolve_hyperparameters(get_method("hig"), problem)
@@ -46,33 +51,32 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
     net = problem.default_network()
     rows = []
     before = torch.nn.utils.parameters_to_vector(net.parameters()).detach()
-    updates: dict[tuple[str, str], torch.Tensor] = {}
-    for dtype in dtypes:
-        for route in routes:
-            stats: list[Any] = []
-            key = (str(dtype).replace("torch.", ""), route)
+    updates: dict[tuple[str, str, str], torch.Tensor] = {}
+    for dtype, route, engine in [(d, r, e) for d in dtypes for r in routes for e in engines]:
+        stats: list[Any] = []
+        key = (str(dtype).replace("torch.", ""), route, engine)
 
-            def update() -> None:
-                model = copy.deepcopy(net)
-                opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"],
-                          truncation=hp["truncation"], route=route, decomposition_dtype=dtype, profile=True)
-                opt.step(batch.inputs, batch)
-                stats.append(opt.last_stats)
-                updates[key] = torch.nn.utils.parameters_to_vector(model.parameters()).detach() - before
+        def update() -> None:
+            model = copy.deepcopy(net)
+            opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"], truncation=hp["truncation"],
+                      route=route, decomposition_dtype=dtype, profile=True, jacobian=engine)
+            opt.step(batch.inputs, batch)
+            stats.append(opt.last_stats)
+            updates[key] = torch.nn.utils.parameters_to_vector(model.parameters()).detach() - before
 
-            t = time_call(update, device, min_runs=repeats)
-            timed = stats[1:]                     # the warm-up's parts are not counted
-            s = timed[-1]
-            rows.append({"setup": name, "route": route, "dtype": str(dtype).replace("torch.", ""), "batch": b,
-                         "rows": s.rows, "weights": s.cols, "kept": s.kept, "repeats": len(t.times_s),
-                         "total_s": t.median_s, "total_iqr_s": t.iqr_s,
-                         **{f"{k}_s": statistics.median(getattr(x, f"{k}_s") for x in timed) for k in PARTS},
-                         "peak_bytes": t.peak_bytes})
+        t = time_call(update, device, min_runs=repeats)
+        timed = stats[1:]                     # the warm-up's parts are not counted
+        s = timed[-1]
+        rows.append({"setup": name, "route": route, "engine": engine, "dtype": key[0], "batch": b,
+                     "rows": s.rows, "weights": s.cols, "kept": s.kept, "repeats": len(t.times_s),
+                     "total_s": t.median_s, "total_iqr_s": t.iqr_s,
+                     **{f"{k}_s": statistics.median(getattr(x, f"{k}_s") for x in timed) for k in PARTS},
+                     "peak_bytes": t.peak_bytes})
     reference = next((k for k in REFERENCE_ORDER if k in updates), None)
     tolerance = AGREEMENT_RTOL[str(problem.dtype).replace("torch.", "")]
     for r in rows:
         r["reference"], r["tolerance"] = "/".join(reference[::-1]), tolerance
-        r["rel_diff"] = relative_difference(updates[(r["dtype"], r["route"])], updates[reference])
+        r["rel_diff"] = relative_difference(updates[(r["dtype"], r["route"], r["engine"])], updates[reference])
     rows.append(_adam_row(problem, net, device, repeats))
     return rows
 
@@ -91,31 +95,45 @@ def _adam_row(problem, net, device: torch.device, repeats: int) -> dict[str, Any
         opt.step()
 
     t = time_call(step, device, min_runs=repeats)
-    return {"setup": problem.name, "route": "adam", "dtype": str(problem.dtype).replace("torch.", ""), "batch": b,
+    return {"setup": problem.name, "route": "adam", "engine": "-", "dtype": str(problem.dtype).replace("torch.", ""), "batch": b,
             "rows": None, "weights": sum(p.numel() for p in net.parameters()), "kept": None,
             "repeats": len(t.times_s), "total_s": t.median_s, "total_iqr_s": t.iqr_s, "jacobian_s": None,
             "decomposition_s": None, "apply_s": None, "peak_bytes": t.peak_bytes}
 
 
+#: the pairs compared: (what is fixed, slower variant, faster variant) with variant = (route, engine)
+ROUTE_PAIRS = (("svd", "gram"), ("svd", "factored"), ("gram", "factored"))
+
+
+def _ratio(setup: str, dtype: str, slow: dict[str, Any], fast: dict[str, Any], label: str) -> dict[str, Any]:
+    ok = all(r.get("rel_diff") is not None and r["rel_diff"] <= r["tolerance"] for r in (slow, fast))
+    return {"setup": setup, "dtype": dtype, "slow": f"{slow['route']}/{slow['engine']}",
+            "fast": f"{fast['route']}/{fast['engine']}", "label": label, "agrees": ok,
+            "rel_diff": [slow.get("rel_diff"), fast.get("rel_diff")], "reference": slow.get("reference"),
+            "total": slow["total_s"] / fast["total_s"] if ok else None,
+            "jacobian": slow["jacobian_s"] / fast["jacobian_s"] if ok else None,
+            "decomposition": slow["decomposition_s"] / fast["decomposition_s"] if ok else None}
+
+
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setup and decomposition dtype: total and decomposition time of the slower route over the faster, where
-    both routes' updates agree with the reference route's within the tolerance of the network's dtype
-    (:data:`~physopt.timing.kernel.AGREEMENT_RTOL`: its Jacobian is only that exact); else no ratio (``agrees``
-    False): the two routes do not compute the same update."""
-    groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    """Per setup and decomposition dtype: total, Jacobian and decomposition time of the slower variant over the
+    faster: routes against each other with the same engine, and the ``vmap`` engine (before) against ``expand``
+    (after) on the same route; only where both updates agree with the reference's within the tolerance of the
+    network's dtype (:data:`~physopt.timing.kernel.AGREEMENT_RTOL`: its Jacobian is only that exact); else no ratio
+    (``agrees`` False): the two do not compute the same update."""
+    groups: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     for r in rows:
         if r["route"] != "adam":
-            groups.setdefault((r["setup"], r["dtype"]), {})[r["route"]] = r
+            groups.setdefault((r["setup"], r["dtype"]), {})[(r["route"], r.get("engine", "vmap"))] = r
     out = []
-    for (setup, dtype), by_route in groups.items():
-        for slow, fast in (("svd", "gram"), ("svd", "factored"), ("gram", "factored")):
-            if slow in by_route and fast in by_route:
-                a, b = by_route[slow], by_route[fast]
-                ok = all(r.get("rel_diff") is not None and r["rel_diff"] <= r["tolerance"] for r in (a, b))
-                out.append({"setup": setup, "dtype": dtype, "slow": slow, "fast": fast, "agrees": ok,
-                            "rel_diff": [a.get("rel_diff"), b.get("rel_diff")], "reference": a.get("reference"),
-                            "total": a["total_s"] / b["total_s"] if ok else None,
-                            "decomposition": a["decomposition_s"] / b["decomposition_s"] if ok else None})
+    for (setup, dtype), by in groups.items():
+        for route in ROUTES:
+            if (route, "vmap") in by and (route, "expand") in by:
+                out.append(_ratio(setup, dtype, by[(route, "vmap")], by[(route, "expand")], "engine"))
+        for engine in ENGINES:
+            for slow, fast in ROUTE_PAIRS:
+                if (slow, engine) in by and (fast, engine) in by:
+                    out.append(_ratio(setup, dtype, by[(slow, engine)], by[(fast, engine)], "route"))
     return out
 
 
@@ -123,13 +141,14 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     """The table (median and IQR over the timed updates; 'vs ref': each update's relative difference from the
     reference route's), then each route's time relative to the faster ones where their updates agree."""
     tolerances = sorted({r["tolerance"] for r in rows if "tolerance" in r})
-    lines = [format_table(rows, COLUMNS), "", "ratios (same setup and decomposition dtype, same run; only where both "
-             "routes' updates agree with the reference route's to " + " or ".join(f"{t:g}" for t in tolerances) +
-             " relative, the precision of the network's Jacobian):"]
+    lines = [format_table(rows, COLUMNS), "", "ratios (same setup and decomposition dtype, same run; route/jacobian "
+             "engine; only where both updates agree with the reference's to " +
+             " or ".join(f"{t:g}" for t in tolerances) + " relative, the precision of the network's Jacobian):"]
     for q in ratios(rows):
-        where = f"  {q['setup']} ({q['dtype']}): {q['slow']}/{q['fast']}: "
+        where = f"  {q['setup']} ({q['dtype']}): {q['slow']} over {q['fast']}: "
         if q["agrees"]:
-            lines.append(where + f"total {q['total']:.3g}x, decomposition {q['decomposition']:.3g}x")
+            lines.append(where + f"total {q['total']:.3g}x, jacobian {q['jacobian']:.3g}x, decomposition "
+                                 f"{q['decomposition']:.3g}x")
         else:
             diffs = ", ".join("-" if d is None else f"{d:.2g}" for d in q["rel_diff"])
             lines.append(where + f"no ratio: updates differ from {q['reference']}'s by {diffs} relative")
@@ -138,16 +157,16 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 def run(setups: Sequence[str] = SETUPS, routes: Sequence[str] = ROUTES, repeats: int = 3,
         device: torch.device | str = "cpu", dtypes: Sequence[str] = ("float64",),
-        log: Callable[[str], None] | None = None,
+        log: Callable[[str], None] | None = None, engines: Sequence[str] = ENGINES,
         checkpoint: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
-    """Rows per (setup, route, dtype) plus an Adam row per setup; ``checkpoint(rows)`` after each setup."""
+    """Rows per (setup, route, engine, dtype) plus an Adam row per setup; ``checkpoint(rows)`` after each setup."""
     dev = torch.device(device)
     dts = [getattr(torch, d) for d in dtypes]
     rows: list[dict[str, Any]] = []
     for name in setups:
         if log:
             log(f"timing {name} ...")
-        rows += time_setup(name, routes, repeats, dev, dts)
+        rows += time_setup(name, routes, repeats, dev, dts, engines)
         if checkpoint:
             checkpoint(rows)
     return rows

@@ -38,3 +38,26 @@ def dense_reference():
         blocks = torch.autograd.functional.jacobian(y_of, tuple(net.parameters()))
         return torch.cat([j.reshape(j.shape[0], -1) for j in blocks], dim=1)
     return reference
+
+
+HOST_READS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default",
+              "aten.is_nonzero.default", "aten.equal.default", "aten.unique_dim.default", "aten._unique2.default"}
+
+
+@pytest.fixture
+def host_reads():
+    """A context that records every op reading a tensor's values on the host (item/bool/float, nonzero, boolean
+    indexing, ...): each is a device sync on CUDA. Intercepted at the dispatcher, so torch's own C++ reads count."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Spy(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.reads: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func) in HOST_READS:
+                self.reads.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    return Spy

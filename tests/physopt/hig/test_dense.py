@@ -1,22 +1,42 @@
 """physopt.hig.dense: the stacked per-example Jacobian against plain autograd, and the gram/svd routes over it."""
+import pytest
 import torch
+from torch import nn
 
 from physopt.hig.dense import build_gram, build_svd, per_example_jacobian
 
+ENGINES = ["expand", "vmap"]
 
-def test_stacked_jacobian_matches_dense_autograd_example_major(setup, physics, dense_reference):
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stacked_jacobian_matches_dense_autograd_example_major(setup, physics, dense_reference, engine):
     net, inputs, target = setup()
-    st = per_example_jacobian(net, inputs, physics, target)
-    torch.testing.assert_close(st.J, dense_reference(net, inputs, target))
+    st = per_example_jacobian(net, inputs, physics, target, engine=engine)
+    torch.testing.assert_close(st.J, dense_reference(net, inputs, target), rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(st.y, physics(net(inputs), target))
     assert st.chunk_size == 5 and st.J.shape == (15, sum(p.numel() for p in net.parameters()))
 
 
-def test_chunks_change_nothing_but_the_chunk_size(setup, physics):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_convolutional_network_with_image_outputs_gets_the_autograd_jacobian(engine, dense_reference):
+    """Not only nn.Linear: a conv net whose output x is (b, 1, 4) feeds a physics with a per-example argument."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Unflatten(1, (1, 6)), nn.Conv1d(1, 2, 3), nn.Tanh(), nn.Conv1d(2, 1, 1)).double()
+    inputs, scale = torch.randn(4, 6, dtype=torch.float64), torch.rand(4, dtype=torch.float64) + 0.5
+
+    def physics(x, s):                                   # (b, 1, 4) -> (b, 2), nonlinear
+        return torch.stack([torch.sin(x).sum((1, 2)) * s, (x ** 2).mean((1, 2))], -1)
+
+    st = per_example_jacobian(net, inputs, physics, scale, engine=engine, chunk_size=3)
+    torch.testing.assert_close(st.J, dense_reference(net, inputs, scale, physics), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chunks_change_nothing_but_the_chunk_size(setup, physics, engine):
     net, inputs, target = setup(b=7)
-    full = per_example_jacobian(net, inputs, physics, target).J
+    full = per_example_jacobian(net, inputs, physics, target, engine=engine).J
     for chunk in (1, 3):
-        st = per_example_jacobian(net, inputs, physics, target, chunk_size=chunk)
+        st = per_example_jacobian(net, inputs, physics, target, chunk_size=chunk, engine=engine)
         assert st.chunk_size == chunk
         torch.testing.assert_close(st.J, full)
 

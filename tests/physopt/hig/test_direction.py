@@ -25,11 +25,28 @@ def test_every_route_gives_the_half_inverse_of_the_dense_svd(setup, physics, den
     expected = Vh.T @ (s ** -0.5 * (U.T @ g))
     assert set(ROUTES) == {"factored", "gram", "svd"} and HIG_ROUTES[0] == "auto"
     for route in HIG_ROUTES:
-        d, stats = hig_direction(net, inputs, physics, mse, target, route=route, truncation=0.0)
+        d, stats = hig_direction(net, inputs, physics, mse, target, route=route, truncation=0.0, stats=True)
         assert stats.route == ("factored" if route == "auto" else route)
         assert (stats.rows, stats.cols, stats.kept) == (12, 68, 12)
         assert stats.loss == pytest.approx(mse(y, target).mean().item())
         torch.testing.assert_close(flat(d), expected)
+
+
+@pytest.mark.parametrize("name", ["oscillators", "poisson-hig"])
+def test_both_jacobian_engines_give_the_same_update_on_every_route(name):
+    """expand (one batched backward) and vmap (vmap(jacrev)) on a bundled HIG problem in float64: the same direction
+    to 1e-10 relative on each route (issue 18's bar for a faster route)."""
+    from problems import get_problem
+    problem = get_problem(name, dtype=torch.float64, **({"resolution": 4} if name == "poisson-hig" else {}))
+    batch = problem.sample(6, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = problem.default_network()
+    for route in ("factored", "gram", "svd"):
+        d = {engine: hig_direction(net, batch.inputs, problem.forward, problem.loss, batch, route=route,
+                                   jacobian=engine) for engine in ("vmap", "expand")}
+        assert d["expand"][1].engine == "expand" and d["vmap"][1].engine == "vmap"
+        a, b = flat(d["vmap"][0]), flat(d["expand"][0])
+        assert ((a - b).norm() / a.norm()).item() < 1e-10, route
 
 
 def test_auto_takes_svd_for_tall_jacobians_and_gram_where_the_network_does_not_factor(setup, physics):
@@ -68,7 +85,9 @@ def test_a_new_route_is_one_entry_in_the_table(setup, physics, monkeypatch):
     net, inputs, target = setup(b=2)
     d, stats = hig_direction(net, inputs, physics, mse, target, route="spy", chunk_size=1)
     reference, _ = hig_direction(net, inputs, physics, mse, target, route="gram")
-    assert seen == {"chunk_size": 1, "memory_bound": None, "extra_bytes": 8 * 4 * 6 ** 2}
+    probe = seen.pop("probe")                                    # y of the first example, computed once
+    torch.testing.assert_close(probe, physics(net(inputs[:1]), target[:1]))
+    assert seen == {"chunk_size": 1, "memory_bound": None, "extra_bytes": 8 * 4 * 6 ** 2, "engine": "auto"}
     assert stats.route == "gram" and stats.chunk_size == 1      # the spectrum names the decomposition it used
     torch.testing.assert_close(flat(d), flat(reference))
 

@@ -1,4 +1,5 @@
 """physopt.hig.factored: per-layer factors of a Linear network reproduce J, J J^T and J^T w; where it applies."""
+import pytest
 import torch
 from torch import nn
 
@@ -6,11 +7,12 @@ from physopt.hig.dense import build_gram
 from physopt.hig.factored import build, factored_gram, factored_jt_vector, linear_factors
 
 
+@pytest.mark.parametrize("engine", ["expand", "vmap"])
 def test_factored_form_reproduces_the_jacobian_its_gram_matrix_and_transpose_products(setup, physics,
-                                                                                      dense_reference):
+                                                                                      dense_reference, engine):
     net, inputs, target = setup()
     J = dense_reference(net, inputs, target)
-    fac = linear_factors(net, inputs, physics, target)
+    fac = linear_factors(net, inputs, physics, target, engine=engine, chunk_size=2)
     assert fac is not None and len(fac.factors) == 2
     # dy_i/dW = D_i (x) a_i and dy_i/db = D_i, rebuilt row by row
     m = 3

@@ -122,6 +122,58 @@ def test_nan_in_the_physics_leaves_the_weights_untouched():
         torch.testing.assert_close(v, before[k])
 
 
+@pytest.mark.parametrize("route", ["factored", "gram", "svd"])
+def test_a_step_can_run_without_any_host_sync(route, host_reads):
+    """stats off, no guard, non-finite steps skipped on the device: not one read of a tensor value on the host
+    (a CUDA sync each); the default step reads (its checks and guard), so the spy does see them."""
+    net, inputs, target = make()
+    quiet = physopt.HIG(net, scaled_physics, mse, route=route, max_loss_increase=None, on_nonfinite="skip")
+    with host_reads() as spy:
+        loss = quiet.step(inputs, target)
+    assert spy.reads == []
+    assert loss.shape == () and quiet.last_stats.kept is None and quiet.last_stats.condition is None
+    assert bool(quiet.last_stats.ok) and int(quiet.skipped_steps) == 0
+    default = physopt.HIG(copy.deepcopy(net), scaled_physics, mse, route=route)
+    with host_reads() as spy:
+        default.step(inputs, target)
+    assert spy.reads
+
+
+def test_skip_mode_leaves_a_nan_step_undone_and_counts_it():
+    net, inputs, target = make()
+    before = copy.deepcopy(net.state_dict())
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    opt = physopt.HIG(net, lambda x, t: scaled_physics(x, t) * t[:, :1].ne(99).to(x.dtype), mse,
+                      on_nonfinite="skip", max_loss_increase=None)
+    poisoned = target.clone()
+    poisoned[3, 0] = nan                                     # the loss of one example is NaN
+    opt.step(inputs, poisoned)
+    assert not bool(opt.last_stats.ok) and int(opt.skipped_steps) == 1
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    opt.step(inputs, target)                                 # a good batch trains again
+    assert bool(opt.last_stats.ok) and int(opt.skipped_steps) == 1
+    assert any(not torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_stats_are_counted_only_when_asked():
+    net, inputs, target = make()
+    opt = physopt.HIG(net, scaled_physics, mse, stats=True)
+    opt.step(inputs, target)
+    s = opt.last_stats
+    assert isinstance(s.kept, int) and 0 < s.kept <= 32 and s.condition >= 1 and isinstance(s.loss, float)
+    assert s.ok is True
+    quiet = physopt.HIG(copy.deepcopy(net), scaled_physics, mse)
+    quiet.step(inputs, target)
+    assert quiet.last_stats.kept is None and isinstance(quiet.last_stats.loss, torch.Tensor)
+
+
+def test_a_zero_jacobian_is_named_in_raise_mode():
+    net, inputs, target = make()
+    with pytest.raises(physopt.JacobianError, match="does not depend"):
+        physopt.HIG(net, lambda x, t: 0 * x + t, mse).step(inputs, target)
+
+
 def test_jacobian_larger_than_the_memory_bound_is_refused_with_advice():
     net, inputs, target = make()
     opt = physopt.HIG(net, scaled_physics, mse, memory_bound=1000, route="gram")

@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from physopt.hig.dense import per_example_jacobian
-from physopt.hig.per_example import JacobianError, physics_output, slice_examples, trainable_parameters
+from physopt.hig.per_example import (JacobianError, expanded_chunks, physics_output, repeat_examples, slice_examples,
+                                     trainable_parameters)
 
 
 def test_parameters_on_two_devices_are_refused(setup, physics):
@@ -21,12 +22,52 @@ def test_a_model_without_trainable_weights_is_refused(setup):
         trainable_parameters(net)
 
 
-def test_physics_that_is_not_differentiable_gets_a_clear_error(setup):
+@pytest.mark.parametrize("engine", ["expand", "vmap"])
+def test_physics_that_is_not_differentiable_gets_a_clear_error(setup, engine):
     net, inputs, target = setup()
     with pytest.raises(JacobianError, match="not differentiable|does not depend"):
-        per_example_jacobian(net, inputs, lambda x, t: x.detach() * 2, target)
+        per_example_jacobian(net, inputs, lambda x, t: x.detach() * 2, target, engine=engine)
     with pytest.raises(JacobianError, match="numpy"):
-        per_example_jacobian(net, inputs, lambda x, t: torch.from_numpy(x.numpy()), target)
+        per_example_jacobian(net, inputs, lambda x, t: torch.from_numpy(x.numpy()), target, engine=engine)
+
+
+def test_the_expand_engine_reads_row_k_of_each_example_off_copy_k():
+    """One backward with cotangent e_k on copy k of every example: the rows of each example's own Jacobian, here
+    of y_i = (x_i0 x_i1, x_i1^2, 3 x_i0 t_i) against the hand-written derivatives."""
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 4.0]], dtype=torch.float64)
+    t = torch.tensor([2.0, -1.0, 7.0], dtype=torch.float64)
+
+    def forward(x_rep, t_rep):
+        x_rep = x_rep.clone().requires_grad_(True)
+        y = torch.stack([x_rep[:, 0] * x_rep[:, 1], x_rep[:, 1] ** 2, 3 * x_rep[:, 0] * t_rep], -1)
+        return y, [x_rep]
+
+    chunks = list(expanded_chunks(forward, x, (t,), chunk_size=2, m=3))
+    assert [(a, b) for a, b, _, _ in chunks] == [(0, 2), (2, 3)]
+    rows = torch.cat([g for _, _, (g,), _ in chunks])
+    expected = torch.stack([torch.stack([torch.stack([x1, x0]), torch.stack([0 * x0, 2 * x1]),
+                                         torch.stack([3 * ti, 0 * ti])]) for (x0, x1), ti in zip(x, t)])
+    torch.testing.assert_close(rows.view(3, 3, 2), expected, rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat([y for *_, y in chunks]), forward(x, t)[0].detach())
+
+
+def test_repeat_examples_repeats_each_example_in_place_through_containers():
+    t = torch.arange(3.0)
+    rep = repeat_examples(({"a": t, "k": 3}, [t]), 2)
+    assert rep[0]["k"] == 3
+    torch.testing.assert_close(rep[0]["a"], torch.tensor([0.0, 0, 1, 1, 2, 2]))
+
+
+def test_a_physics_that_drops_examples_of_a_larger_batch_is_named_for_the_expand_engine(setup):
+    net, inputs, target = setup()
+    with pytest.raises(JacobianError, match="(?s)batch of 20, expected \\(20, ...\\).*any batch size"):
+        per_example_jacobian(net, inputs, lambda x, t: x[:1] * t[:1, :1], target, engine="expand")
+
+
+def test_an_unknown_engine_is_named(setup, physics):
+    net, inputs, target = setup()
+    with pytest.raises(ValueError, match="engine.*expand"):
+        per_example_jacobian(net, inputs, physics, target, engine="forward")
 
 
 def test_batchnorm_in_training_mode_is_explained():

@@ -1,4 +1,4 @@
-"""hig-timing: one HIG update per route, its parts and the route ratios."""
+"""hig-timing: one HIG update per route and Jacobian engine, its parts and the ratios."""
 import json
 
 
@@ -7,23 +7,27 @@ def test_hig_timing_reports_parts_and_route_ratios(tmp_path, cli):
                          "--repeats", "1", "--out", str(tmp_path))
     assert code == 0, err
     rows = json.loads((tmp_path / "timing.json").read_text())["rows"]
-    assert [r["route"] for r in rows] == ["factored", "gram", "svd", "adam"]
+    assert [(r["route"], r["engine"]) for r in rows] == [(r, e) for r in ("factored", "gram", "svd")
+                                                         for e in ("vmap", "expand")] + [("adam", "-")]
     assert all(r["total_s"] > 0 for r in rows) and rows[0]["rows"] == 128 * 4 and rows[0]["weights"] == 2956
-    assert "svd/gram: total" in out and (tmp_path / "timing.txt").exists()
-    # every route's update is checked against the most exact one (svd, float64) in the same run; the float64 routes
+    assert "svd/vmap over gram/vmap: total" in out and "factored/vmap over factored/expand: total" in out
+    assert (tmp_path / "timing.txt").exists()
+    # every update is checked against the most exact one (svd, float64, vmap) in the same run; the float64 routes
     # agree to the float32 network's precision, so their times are compared
-    assert [r["reference"] for r in rows[:3]] == ["svd/float64"] * 3 and rows[2]["rel_diff"] == 0.0
-    assert all(r["rel_diff"] < r["tolerance"] == 1e-3 for r in rows[:3])
+    assert [r["reference"] for r in rows[:6]] == ["vmap/svd/float64"] * 6 and rows[4]["rel_diff"] == 0.0
+    assert all(r["rel_diff"] < r["tolerance"] == 1e-3 for r in rows[:6])
     code, _, err = cli("hig-timing", "--setups", "oscilators")
     assert code == 2 and "Did you mean 'oscillators'" in err
 
 
 def test_routes_whose_updates_differ_get_no_ratio():
     from physopt.timing import hig
-    rows = [{"setup": "s", "route": route, "dtype": "float32", "total_s": 1.0, "decomposition_s": 1.0,
-             "reference": "svd/float32", "tolerance": 1e-3, "rel_diff": diff}
-            for route, diff in (("factored", 0.5), ("gram", 1e-4), ("svd", 0.0))]
+    rows = [{"setup": "s", "route": route, "engine": "expand", "dtype": "float32", "total_s": 1.0,
+             "jacobian_s": 1.0, "decomposition_s": 1.0, "reference": "expand/svd/float32", "tolerance": 1e-3,
+             "rel_diff": diff} for route, diff in (("factored", 0.5), ("gram", 1e-4), ("svd", 0.0))]
     by_pair = {(q["slow"], q["fast"]): q for q in hig.ratios(rows)}
-    assert by_pair["svd", "gram"]["agrees"] and by_pair["svd", "gram"]["total"] == 1.0
-    assert not by_pair["svd", "factored"]["agrees"] and by_pair["svd", "factored"]["total"] is None
-    assert "svd/factored: no ratio: updates differ from svd/float32's by 0, 0.5 relative" in hig.format_rows(rows)
+    assert by_pair["svd/expand", "gram/expand"]["agrees"] and by_pair["svd/expand", "gram/expand"]["total"] == 1.0
+    assert not by_pair["svd/expand", "factored/expand"]["agrees"]
+    assert by_pair["svd/expand", "factored/expand"]["total"] is None
+    assert ("svd/expand over factored/expand: no ratio: updates differ from expand/svd/float32's by 0, 0.5 "
+            "relative") in hig.format_rows(rows)
