@@ -116,3 +116,14 @@ def test_bad_declarations_and_inputs_are_named(heat):
         physopt.phiml_physics(phiml_heat, x=spatial(x=16), y=spatial("x"))(torch.randn(2, 8))
     with pytest.raises(TypeError, match="floating-point torch tensor"):
         heat(np.zeros((2, 16)))
+
+
+def test_a_phiml_simulation_that_stops_the_gradient_is_named():
+    frozen = physopt.phiml_physics(lambda v: math.stop_gradient(v) * 2, x=spatial("x"), y=spatial("x"))
+    net = nn.Sequential(nn.Linear(4, 4)).double()
+    with pytest.raises(physopt.JacobianError, match="not differentiable"):
+        physopt.HIG(net, lambda v, t: frozen(v), lambda y, t: y.square().sum(-1)).step(
+            torch.randn(3, 4, dtype=torch.float64), torch.zeros(3, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="does not depend differentiably"):
+        physopt.GaussNewtonUpdate(frozen, derivatives="autograd")(torch.randn(3, 4, dtype=torch.float64),
+                                                                   torch.zeros(3, 4, dtype=torch.float64))
