@@ -81,14 +81,15 @@ def optimizer_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if name in settings:
             raise ValueError(f"--hparam {key} is given twice; give each key once")
         settings[name] = _setting(value)
-    if getattr(args, "hparam_file", None):
+    files = getattr(args, "hparam_file", None) or []
+    for file in [files] if isinstance(files, str) else files:
         from .bench.study import settings_from_file
-        for opt, values in settings_from_file(args.hparam_file).items():
+        for opt, values in settings_from_file(file).items():
             settings = out.setdefault(opt.strip().lower(), {})
             twice = sorted(set(settings) & set(values))
             if twice:
-                raise ValueError(f"{opt}.{twice[0]} is given by --hparam and by --hparam-file {args.hparam_file}; "
-                                 f"give it once")
+                raise ValueError(f"{opt}.{twice[0]} is given twice (by --hparam or another --hparam-file, and by "
+                                 f"--hparam-file {file}); give it once")
             settings.update(values)
     return out
 
@@ -607,8 +608,9 @@ def add_problem_options(p: argparse.ArgumentParser) -> None:
                    help="problem config, e.g. --param resolution=32 (repeatable)")
     p.add_argument("--hparam", action="append", default=[], metavar="OPT.KEY=VALUE",
                    help="optimizer setting, e.g. --hparam adam.lr=3e-4 (repeatable)")
-    p.add_argument("--hparam-file", default=None, metavar="FILE", help="the best settings a tuning file of "
-                   "`physopt tune` records (its optimizer's), as if given by --hparam")
+    p.add_argument("--hparam-file", default=None, action="append", metavar="FILE",
+                   help="the best settings a tuning file of `physopt tune` records (its optimizer's), as if given by "
+                        "--hparam (repeatable, one file per optimizer)")
 
 
 def add_length(p: argparse.ArgumentParser, what: str) -> None:

@@ -9,19 +9,27 @@ dx = U(y* | x), the first step of a scale-invariant solver started at x:
   with conjugate gradients, for large x: (J^T J + lambda I) dx = -J^T (P(x) - y*).
 
 ``physics`` is a batched function ``P(x) -> y`` whose examples are independent (example i of y depends only on
-example i of x), written in torch ops that ``torch.func`` can transform.
+example i of x), differentiable with torch.autograd. Derivatives come from ``torch.func`` where the physics allows
+it (``derivatives="func"``), else from plain ``torch.autograd`` (``"autograd"``: vector-Jacobian products by
+backward passes, Jacobian-vector products by the double-backward trick  J v = d/du <J^T u, v>,  per-example
+Hessians row by row); ``"auto"`` (default) tries torch.func and falls back to autograd, once and with a notice,
+for physics torch.func cannot transform (e.g. written with phiml / PhiFlow). Both give the same update to rounding.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from torch.func import grad, hessian, jvp, vjp, vmap
 
-from .validation import check_integer, check_number
+from .validation import check_choice, check_integer, check_number
 
-__all__ = ["NewtonUpdate", "GaussNewtonUpdate", "saddle_free_newton_step"]
+__all__ = ["NewtonUpdate", "GaussNewtonUpdate", "saddle_free_newton_step", "DERIVATIVES"]
+
+#: how a generic update differentiates the physics (see the module docstring)
+DERIVATIVES = ("auto", "func", "autograd")
 
 Physics = Callable[[Tensor], Tensor]
 PointLoss = Callable[[Tensor, Tensor], Tensor]
@@ -65,6 +73,60 @@ def _per_example(v: Tensor, like: Tensor) -> Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
+class _Derivatives:
+    """Runs the torch.func route of an update, or the autograd one: ``auto`` falls back to autograd the first time
+    torch.func fails on the physics (a RuntimeWarning says so) and stays there."""
+
+    def __init__(self, mode: str, owner: str):
+        self.mode = check_choice("derivatives", mode, DERIVATIVES)
+        self.owner = owner
+
+    def run(self, func_route: Callable[[], Any], autograd_route: Callable[[], Any]) -> Any:
+        if self.mode == "autograd":
+            return autograd_route()
+        if self.mode == "func":
+            return func_route()
+        try:
+            return func_route()
+        except (RuntimeError, NotImplementedError) as err:
+            result = autograd_route()            # an error of the physics itself raises here again, unmasked
+            self.mode = "autograd"
+            warnings.warn(f"{self.owner}: torch.func cannot transform this physics ({str(err).splitlines()[0]}); "
+                          f"using torch.autograd instead from now on (derivatives='autograd' says so up front)",
+                          RuntimeWarning, stacklevel=4)
+            return result
+
+
+def autograd_vjp(physics: Physics, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """y = P(x) and the pullback u -> J^T u, by backward passes through one recorded graph."""
+    xg = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = physics(xg)
+    if not y.requires_grad:
+        raise ValueError("the physics output does not depend differentiably on x (no autograd graph): a .detach(), "
+                         ".item() or numpy round trip inside P breaks the chain")
+
+    def pullback(u: Tensor) -> Tensor:
+        return torch.autograd.grad(y, xg, u, retain_graph=True)[0]
+
+    return y.detach(), pullback
+
+
+def autograd_jvp_operator(physics: Physics, x: Tensor) -> Callable[[Tensor], Tensor]:
+    """v -> J v by the double-backward trick: J^T u is linear in u, so  J v = d/du <J^T u, v>  (one backward
+    through the backward graph per product; P's backward must itself be differentiable)."""
+    xg = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = physics(xg)
+        u = torch.zeros_like(y, requires_grad=True)
+        (jtu,) = torch.autograd.grad(y, xg, u, create_graph=True)
+
+    def jv(v: Tensor) -> Tensor:
+        return torch.autograd.grad(jtu, u, v, retain_graph=True)[0]
+
+    return jv
+
+
 def saddle_free_newton_step(g: Tensor, h: Tensor, max_loss_change: float | None = None) -> Tensor:
     r"""Batched saddle-free Newton step from gradients g (B, n) and symmetric Hessians h (B, n, n).
 
@@ -106,11 +168,12 @@ class NewtonUpdate:
     """
 
     def __init__(self, physics: Physics, loss: PointLoss | None = None, max_loss_change: float | None = None,
-                 max_step: float | None = None):
+                 max_step: float | None = None, derivatives: str = "auto"):
         if not callable(physics):
             raise TypeError(f"physics must be callable P(x) -> y, got {type(physics).__name__}")
         for name, value in (("max_loss_change", max_loss_change), ("max_step", max_step)):
             check_number(name, value, low=0, low_inclusive=False, optional=True)
+        self._derivatives = _Derivatives(derivatives, "NewtonUpdate")
         self.physics = physics
         self.loss = loss if loss is not None else _half_squared_error
         self.max_loss_change = max_loss_change
@@ -119,14 +182,36 @@ class NewtonUpdate:
     def _example_loss(self, xi: Tensor, ti: Tensor) -> Tensor:
         return self.loss(self.physics(xi.unsqueeze(0)).squeeze(0), ti)
 
+    @property
+    def derivatives(self) -> str:
+        """The route in use: ``auto`` until the first call decides, then ``func`` or ``autograd``."""
+        return self._derivatives.mode
+
     def gradient_and_hessian(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """Per-example g (B, n) and H (B, n, n) of L, with x flattened to (B, n)."""
+        return self._derivatives.run(lambda: self._func_route(x, target), lambda: self._autograd_route(x, target))
+
+    def _func_route(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         shape = x.shape
         flat = lambda v, t: self._example_loss(v.reshape(shape[1:]), t)  # noqa: E731
         xf = x.reshape(shape[0], -1)
         g = vmap(grad(flat))(xf, target)
         h = vmap(hessian(flat))(xf, target)
         return g, h
+
+    def _autograd_route(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """The physics runs batched (never vmapped); L = sum_i L_i, so with independent examples its gradient holds
+        every g_i, and row k of every H_i is the gradient of sum_i g_i[k]: n more backward passes."""
+        b = x.shape[0]
+        xg = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            y = self.physics(xg)
+            total = vmap(self.loss)(y, target).sum()          # the per-example loss is vmapped, not the physics
+            (g,) = torch.autograd.grad(total, xg, create_graph=True)
+            g = g.reshape(b, -1)
+            rows = [torch.autograd.grad(g[:, k].sum(), xg, retain_graph=True, allow_unused=True,
+                                        materialize_grads=True)[0].reshape(b, -1) for k in range(g.shape[1])]
+        return g.detach(), torch.stack(rows, dim=1)
 
     def __call__(self, x: Tensor, target: Any) -> Tensor:
         y_star = _target_of(target)
@@ -140,7 +225,7 @@ class NewtonUpdate:
 
     def __repr__(self) -> str:
         return f"NewtonUpdate(physics={getattr(self.physics, '__name__', self.physics)!r}, " \
-               f"max_loss_change={self.max_loss_change}, max_step={self.max_step})"
+               f"max_loss_change={self.max_loss_change}, max_step={self.max_step}, derivatives={self.derivatives!r})"
 
 
 class GaussNewtonUpdate:
@@ -160,9 +245,11 @@ class GaussNewtonUpdate:
         tolerance: CG stops once ||residual|| <= tolerance * ||J^T r|| for every example.
     """
 
-    def __init__(self, physics: Physics, damping: float = 1e-4, max_iterations: int = 50, tolerance: float = 1e-6):
+    def __init__(self, physics: Physics, damping: float = 1e-4, max_iterations: int = 50, tolerance: float = 1e-6,
+                 derivatives: str = "auto"):
         if not callable(physics):
             raise TypeError(f"physics must be callable P(x) -> y, got {type(physics).__name__}")
+        self._derivatives = _Derivatives(derivatives, "GaussNewtonUpdate")
         check_number("damping", damping, low=0)
         check_integer("max_iterations", max_iterations, low=1)
         check_number("tolerance", tolerance, low=0, low_inclusive=False)
@@ -172,19 +259,36 @@ class GaussNewtonUpdate:
         self.tolerance = tolerance
         self.last_iterations = 0
 
+    @property
+    def derivatives(self) -> str:
+        """The route in use: ``auto`` until the first call decides, then ``func`` or ``autograd``."""
+        return self._derivatives.mode
+
+    def _products(self, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
+        """y = P(x), u -> J^T u and v -> J v, by torch.func or by torch.autograd (:class:`_Derivatives`)."""
+        def func_route():
+            y, pull = vjp(self.physics, x)
+            jvp(self.physics, (x,), (torch.zeros_like(x),))   # fail here, not in the middle of CG
+            return y, lambda u: pull(u)[0], lambda v: jvp(self.physics, (x,), (v,))[1]
+
+        def autograd_route():
+            y, pull = autograd_vjp(self.physics, x)
+            return y, pull, autograd_jvp_operator(self.physics, x)
+
+        return self._derivatives.run(func_route, autograd_route)
+
     def __call__(self, x: Tensor, target: Any) -> Tensor:
         y_star = _target_of(target)
         _check_x(x, y_star, "GaussNewtonUpdate")
-        y, pullback = vjp(self.physics, x)
+        y, pullback, jacobian_vector = self._products(x)
         if y.shape != y_star.shape:
             raise ValueError(f"physics output has shape {tuple(y.shape)} but the target y* has shape "
                              f"{tuple(y_star.shape)}")
 
         def normal_op(v: Tensor) -> Tensor:  # (J^T J + lambda) v
-            _, jv = jvp(self.physics, (x,), (v,))
-            return pullback(jv)[0] + self.damping * v
+            return pullback(jacobian_vector(v)) + self.damping * v
 
-        b = -pullback(y - y_star)[0]
+        b = -pullback(y - y_star)
         dx = torch.zeros_like(x)
         res = b.clone()
         p = res.clone()
@@ -211,4 +315,4 @@ class GaussNewtonUpdate:
 
     def __repr__(self) -> str:
         return (f"GaussNewtonUpdate(damping={self.damping}, max_iterations={self.max_iterations}, "
-                f"tolerance={self.tolerance})")
+                f"tolerance={self.tolerance}, derivatives={self.derivatives!r})")

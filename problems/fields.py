@@ -13,11 +13,13 @@ from .networks import FieldNet, UNet
 @dataclasses.dataclass
 class FieldConfig(ProblemConfig):
     """Grid and network settings shared by field problems: resolution^2 cells of size dx, a U-net of
-    ``unet_levels`` levels x ``unet_filters`` filters, and the size of the held-out set."""
+    ``unet_levels`` levels x ``unet_filters`` filters (with batch norm unless ``unet_batch_norm`` is False: HIG's
+    per-example Jacobians need a network without batch statistics), and the size of the held-out set."""
     resolution: int = 64
     dx: float = 1.0
     unet_levels: int = 4
     unet_filters: int = 16
+    unet_batch_norm: bool = True
 
 
 class FieldProblem(Problem):
@@ -33,5 +35,5 @@ class FieldProblem(Problem):
 
     def default_network(self) -> nn.Module:
         c = self.config
-        unet = UNet(1, 1, c.unet_levels, c.unet_filters)
+        unet = UNet(1, 1, c.unet_levels, c.unet_filters, batch_norm=c.unet_batch_norm)
         return FieldNet(unet, preserve_mean=self.preserve_mean).to(self.device, self.dtype)

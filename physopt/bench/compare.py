@@ -266,7 +266,8 @@ def _write(out_dir: Path, problem, header: dict[str, Any], specs: dict, runs: di
         return unchanged
     summary = write_summary(out_dir, header, ordered)
     plot_curves(out_dir / "curves.csv", out_dir / "curves.png",
-                title=f"{problem.name} ({header['device']})", x_error_name=problem.x_error_name)
+                title=f"{problem.name} ({header['device']})", x_error_name=problem.x_error_name,
+                switches={(r.optimizer, r.seed): r.switches for r in ordered if r.switches})
     return summary
 
 

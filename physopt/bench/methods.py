@@ -6,7 +6,8 @@ backpropagate the problem's loss through its physics (the adjoint); SIP feeds th
 :func:`get_method` finds a method by built-in name, by an installed package's entry point (group
 :data:`OPTIMIZER_GROUP`) or by import path (``torch.optim.AdamW``, ``mypkg.opt:MyOpt``): every
 ``torch.optim.Optimizer`` subclass trains through the physics like Adam (with a closure where its ``step`` needs
-one, e.g. ``torch.optim.LBFGS``).
+one, e.g. ``torch.optim.LBFGS``). A name with '>' is a schedule of methods (``adam>hig@30s``,
+:mod:`physopt.bench.schedule`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from physopt.names import (UnknownNameError, describe, find_entry_point, import_
                            is_import_path, load_entry_point, unknown_name)
 from physopt.hig.per_example import BatchDependenceError
 from physopt.validation import all_finite, check_integer, check_number
+
+from .schedule import is_schedule, schedule_method
 
 
 class Diverged(FloatingPointError):
@@ -50,6 +53,9 @@ class Method:
     #: the torch.optim class it steps with, where there is one (its constructor's defaults fill settings a search
     #: leaves alone, e.g. the other component of ``betas``)
     optimizer_cls: type | None = None
+    #: ``resolve(problem, overrides, batch_size) -> hyperparameters`` where the method settles them itself (a
+    #: schedule: its phases' settings, :mod:`physopt.bench.schedule`); None: :func:`resolve_hyperparameters`' rule
+    resolve: Callable[[Any, dict[str, Any] | None, int | None], dict[str, Any]] | None = None
 
 
 #: torch.optim's on/off settings (None, where torch allows it, picks its default)
@@ -243,6 +249,10 @@ def get_method(name: str) -> Method:
     key = name.strip()
     if key.lower() in METHODS:
         return METHODS[key.lower()]
+    if is_schedule(key):
+        if key not in _RESOLVED:
+            _RESOLVED[key] = schedule_method(key, get_method, Method)
+        return _RESOLVED[key]
     if key not in _RESOLVED:
         plugins = installed_entry_points(OPTIMIZER_GROUP)
         entry = find_entry_point(plugins, key)
@@ -326,8 +336,11 @@ def resolve_hyperparameters(method: Method, problem: Any, overrides: dict[str, A
     ``batch_size`` given for every optimizer (``--batch-size``).
 
     Always includes ``batch_size`` (the paper's for this optimizer and problem, else the problem's default); it is
-    a setting of the run, not of the optimizer (see :func:`optimizer_arguments`).
+    a setting of the run, not of the optimizer (see :func:`optimizer_arguments`). A method that settles its own
+    (``Method.resolve``, a schedule) does so.
     """
+    if method.resolve is not None:
+        return method.resolve(problem, overrides, batch_size)
     hp = {"batch_size": problem.benchmark.batch_size, **method.defaults}
     hp.update(problem.benchmark.hyperparameters(method.name, problem.config))
     hp.update(overrides or {})

@@ -6,8 +6,11 @@ from pathlib import Path
 from .storage import read_curves
 
 
-def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: str = "x_error") -> Path:
-    """Draw a 2x2 grid (loss / x_error over iterations / seconds), one colour per optimizer, a line per seed."""
+def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: str = "x_error",
+                switches: dict[tuple[str, int], list[dict]] | None = None) -> Path:
+    """Draw a 2x2 grid (loss / x_error over iterations / seconds), one colour per optimizer, a line per seed; a
+    dotted vertical line in the run's colour where a schedule run switched optimizer (``switches[(optimizer,
+    seed)]``: the run's ``RunResult.switches``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -28,6 +31,8 @@ def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: 
                         continue
                     ax.plot([p[xkey] for p in pts], [p[key] for p in pts], color=colours[opt], alpha=0.85,
                             label=opt if seed == min(r["seed"] for r in rows if r["optimizer"] == opt) else None)
+                    for switch in (switches or {}).get((opt, seed)) or ():
+                        ax.axvline(switch[xkey], color=colours[opt], linestyle=":", alpha=0.6)
             ax.set_yscale("log")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)

@@ -107,17 +107,25 @@ def save_run(out: Path, spec: dict[str, Any], result: RunResult) -> None:
                  json.dumps({"spec": spec, "result": result.to_json()}, indent=1))
 
 
+#: config fields added after run files were written, with the value that does what runs without the field did:
+#: a spec holding that value describes the same run as one without the field
+ADDED_CONFIG_FIELDS = {"unet_batch_norm": True}
+
+
 def _comparable(spec: Any) -> Any:
     """A run spec in today's layout, so finished runs written in earlier layouts are still recognised: without the
-    copy of ``batch_size`` inside ``hyperparameters`` (older specs carry it only as the ``batch_size`` field), and
-    with the held-out size as ``held_out_size`` (older specs carry it as the config field ``test_size``)."""
+    copy of ``batch_size`` inside ``hyperparameters`` (older specs carry it only as the ``batch_size`` field), with
+    the held-out size as ``held_out_size`` (older specs carry it as the config field ``test_size``), and without
+    config fields added later at the value older runs implied (:data:`ADDED_CONFIG_FIELDS`)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("hyperparameters"), dict):
         return spec
     spec = {**spec, "hyperparameters": {k: v for k, v in spec["hyperparameters"].items() if k != "batch_size"}}
     config = spec.get("config")
-    if isinstance(config, dict) and "test_size" in config:
-        spec["config"] = {k: v for k, v in config.items() if k != "test_size"}
-        spec.setdefault("held_out_size", config["test_size"])
+    if isinstance(config, dict):
+        if "test_size" in config:
+            spec.setdefault("held_out_size", config["test_size"])
+        spec["config"] = {k: v for k, v in config.items()
+                          if k != "test_size" and not (k in ADDED_CONFIG_FIELDS and v == ADDED_CONFIG_FIELDS[k])}
     return spec
 
 

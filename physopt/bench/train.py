@@ -22,6 +22,7 @@ from problems import SimulationError
 
 from .progress import ProgressLike, as_progress
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
+from .schedule import ScheduledStep
 
 HELD_OUT_SEED = 2_147_483_647
 #: the largest seed: torch.manual_seed takes a 64-bit integer (larger ones overflow or wrap around onto smaller ones)
@@ -55,6 +56,8 @@ class RunResult:
     #: the process it trained in (host, pid, device, torch threads, executor: bench.tasks.worker_record); None in
     #: files older than the field
     worker: dict[str, Any] | None = None
+    #: where a schedule run (``adam>hig@30s``) switched optimizer: [{optimizer, iteration, time_s}]; None otherwise
+    switches: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -198,9 +201,9 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     if method.needs_inverse and not problem.has_inverse:
         raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' "
                          f"does not define")
-    hp = resolve_hyperparameters(method, problem, hyperparameters)
-    batch_size = check_integer("batch_size", hp["batch_size"] if batch_size is None else batch_size, low=1)
-    hp["batch_size"] = batch_size
+    check_integer("batch_size", batch_size, low=1, optional=True)
+    hp = resolve_hyperparameters(method, problem, hyperparameters, batch_size)
+    batch_size = check_integer("batch_size", hp["batch_size"], low=1)
     check_batch_memory(problem, batch_size)
     held_out = held_out if held_out is not None else held_out_set(problem)
 
@@ -208,6 +211,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     net = problem.default_network()
     checksum = weights_checksum(net)
     step = method.build(net, problem, optimizer_arguments(hp))
+    scheduled = isinstance(step, ScheduledStep)      # a schedule samples each phase's batch size
     data = torch.Generator().manual_seed(seed)
 
     curve: list[CurvePoint] = []
@@ -231,7 +235,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     record()
     while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
         try:
-            batch = problem.sample(batch_size, data)
+            batch = problem.sample(step.batch_size if scheduled else batch_size, data)
             start = time.perf_counter()
             train_loss = step(batch)
         except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from
@@ -246,6 +250,13 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
             torch.cuda.synchronize(problem.device)
         elapsed += time.perf_counter() - start
         it += 1
+        if scheduled and step.switched:              # evaluate where the schedule switched: the curve marks it
+            step.switched = False
+            report.log(f"  {optimizer} seed {seed}: {step.switches[-1]['optimizer']} from iteration {it} "
+                       f"({elapsed:.1f} s)")
+            next_time = elapsed
+            record()
+            continue
         due = (every_it and it % every_it == 0) or (every_s and elapsed >= next_time + every_s)
         if due:
             next_time = elapsed
@@ -254,4 +265,5 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         record()
     report.finish()
     final = {"loss": curve[-1].loss, "x_error": curve[-1].x_error, **curve[-1].extra}
-    return RunResult(optimizer, seed, it, elapsed, final, hp, status, checksum, curve)
+    return RunResult(optimizer, seed, it, elapsed, final, hp, status, checksum, curve,
+                     switches=list(step.switches) if scheduled else None)

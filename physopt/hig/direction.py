@@ -154,8 +154,8 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
                   beta: float = 0.0, truncation: float = 1e-6, route: str = "auto",
                   dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
                   chunk_size: int | None = None, profile: bool = False,
-                  jacobian: str = "auto", stats: bool = False,
-                  on_nonfinite: str = "raise") -> tuple[dict[str, Tensor], HIGStats]:
+                  jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise",
+                  probe: Tensor | None = None) -> tuple[dict[str, Tensor], HIGStats]:
     """The functional core of :class:`physopt.HIG`: J^<beta,kappa> g per trainable parameter (not yet scaled by -eta).
 
     ``physics(model(inputs), *args) -> y`` (batched, vmap-safe), ``loss(y, *args) -> (b,)`` per-example losses.
@@ -165,7 +165,9 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     rounding. ``stats``: also count the kept singular values and the condition number, as Python numbers (host
     syncs). ``on_nonfinite``: ``raise`` a :class:`HalfInversionError` (or :class:`JacobianError` for a zero Jacobian)
     when the step is not finite, after one host sync that checks everything at once; ``skip``: no sync, the
-    returned ``stats.ok`` (a device flag) says whether the direction may be applied. Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss;
+    returned ``stats.ok`` (a device flag) says whether the direction may be applied. ``probe``: the physics output
+    of one example, (1, ...), from an earlier step with the same physics (its size and dtype plan the Jacobian);
+    computed here when None (one more forward pass of one example). Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss;
     the parts' times only with ``profile``, which syncs the device between them).
     """
     check_choice("route", route, HIG_ROUTES)
@@ -181,7 +183,8 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())
     t0 = _sync(device, profile)
-    probe = probe_output(model, inputs, physics, args)   # y of one example: b |y| picks the route and sizes memory
+    if probe is None:    # y of one example: b |y| picks the route and sizes the memory
+        probe = probe_output(model, inputs, physics, args)
     rows = probe[0].numel() * inputs.shape[0]
     candidates = AUTO[choose_decomposition(rows, n_params)] if route == "auto" else (route,)
     for name in candidates:

@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from ..validation import check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
 from .direction import HIG_ROUTES, NONFINITE, HIGStats, Loss, _sync, hig_direction
-from .per_example import JACOBIAN_ENGINES, Physics, check_batch_norm, trainable_parameters
+from .per_example import (JACOBIAN_ENGINES, JacobianError, Physics, check_batch_norm, probe_output,
+                          trainable_parameters)
 
 __all__ = ["HIG", "GaussNewton"]
 
@@ -117,6 +118,7 @@ class HIG(torch.optim.Optimizer):
         self.jacobian = jacobian
         self.stats, self.on_nonfinite = bool(stats), on_nonfinite
         self.skipped_steps: Tensor | None = None
+        self._probes: dict[tuple, Tensor] = {}     # one example's physics output per input layout (see step)
         self.last_stats: HIGStats | None = None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -136,11 +138,7 @@ class HIG(torch.optim.Optimizer):
             raise ValueError(f"{type(self).__name__} half-inverts one Jacobian over all weights, so it takes exactly "
                              f"one parameter group, got {len(self.param_groups)}")
         group = _check_group(self.param_groups[0])
-        direction, stats = hig_direction(self.model, inputs, self.physics, self.loss, *args, kappa=group["kappa"],
-                                         beta=group["beta"], truncation=group["truncation"], route=self.route,
-                                         dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
-                                         chunk_size=self.chunk_size, profile=self.profile,
-                                         jacobian=self.jacobian, stats=self.stats, on_nonfinite=self.on_nonfinite)
+        direction, stats = self._direction(group, inputs, args)
         named = trainable_parameters(self.model)
         if set(named) != set(direction):
             raise RuntimeError("the model's trainable parameters changed since the optimizer was built")
@@ -166,6 +164,29 @@ class HIG(torch.optim.Optimizer):
         self.last_stats = stats
         loss = stats.loss
         return loss.detach().to(torch.float64) if isinstance(loss, Tensor) else torch.tensor(loss, dtype=torch.float64)
+
+    def _direction(self, group: dict[str, float], inputs: Tensor, args: tuple) -> tuple[dict[str, Tensor], HIGStats]:
+        """hig_direction with the size of one example's physics output remembered per input layout (the probe costs a
+        forward pass, which on a small many-step solver is as slow as a whole batch's); computed again if the
+        physics' output no longer fits it."""
+        key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
+
+        def run(probe: Tensor | None) -> tuple[dict[str, Tensor], HIGStats]:
+            return hig_direction(self.model, inputs, self.physics, self.loss, *args, kappa=group["kappa"],
+                                 beta=group["beta"], truncation=group["truncation"], route=self.route,
+                                 dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
+                                 chunk_size=self.chunk_size, profile=self.profile, jacobian=self.jacobian,
+                                 stats=self.stats, on_nonfinite=self.on_nonfinite, probe=probe)
+
+        cached = self._probes.get(key)
+        if cached is not None:
+            try:
+                return run(cached)
+            except JacobianError:
+                del self._probes[key]             # the physics' output changed its size: look again
+        with torch.no_grad():
+            self._probes[key] = probe_output(self.model, inputs, self.physics, args)
+        return run(self._probes[key])
 
     @staticmethod
     def _apply(named: dict[str, Tensor], direction: dict[str, Tensor], lr: float) -> None:

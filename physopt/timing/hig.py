@@ -78,7 +78,20 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
         r["reference"], r["tolerance"] = "/".join(reference[::-1]), tolerance
         r["rel_diff"] = relative_difference(updates[(r["dtype"], r["route"], r["engine"])], updates[reference])
     rows.append(_adam_row(problem, net, device, repeats))
+    rows.append(_eigh_row(problem.name, rows[0]["rows"], device, repeats))
     return rows
+
+
+def _eigh_row(setup: str, size: int, device: torch.device, repeats: int) -> dict[str, Any]:
+    """A bare float64 ``torch.linalg.eigh`` of a random symmetric matrix of the Gram matrix's size (b|y| x b|y|):
+    the floor of every Gram-based route's decomposition, for scale."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g, dtype=torch.float64).to(device)
+    a = a + a.T
+    t = time_call(lambda: torch.linalg.eigh(a), device, min_runs=repeats)
+    return {"setup": setup, "route": "eigh", "engine": "-", "dtype": "float64", "batch": None, "rows": size,
+            "weights": None, "kept": None, "repeats": len(t.times_s), "total_s": t.median_s, "total_iqr_s": t.iqr_s,
+            "jacobian_s": None, "decomposition_s": None, "apply_s": None, "peak_bytes": t.peak_bytes}
 
 
 def _adam_row(problem, net, device: torch.device, repeats: int) -> dict[str, Any]:
@@ -123,7 +136,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     (``agrees`` False): the two do not compute the same update."""
     groups: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     for r in rows:
-        if r["route"] != "adam":
+        if r["route"] not in ("adam", "eigh"):
             groups.setdefault((r["setup"], r["dtype"]), {})[(r["route"], r.get("engine", "vmap"))] = r
     out = []
     for (setup, dtype), by in groups.items():
@@ -134,6 +147,17 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for slow, fast in ROUTE_PAIRS:
                 if (slow, engine) in by and (fast, engine) in by:
                     out.append(_ratio(setup, dtype, by[(slow, engine)], by[(fast, engine)], "route"))
+    return out
+
+
+def eigh_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per setup: each float64 Gram-based update's total time over the bare eigh of a matrix of its Gram size."""
+    out = []
+    for bare in (r for r in rows if r["route"] == "eigh"):
+        for r in rows:
+            if r["setup"] == bare["setup"] and r["route"] in ("factored", "gram") and r["dtype"] == "float64":
+                out.append({"setup": r["setup"], "update": f"{r['route']}/{r['engine']}",
+                            "ratio": r["total_s"] / bare["total_s"], "size": bare["rows"]})
     return out
 
 
@@ -152,6 +176,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         else:
             diffs = ", ".join("-" if d is None else f"{d:.2g}" for d in q["rel_diff"])
             lines.append(where + f"no ratio: updates differ from {q['reference']}'s by {diffs} relative")
+    bare = eigh_ratios(rows)
+    if bare:
+        lines += ["", "whole update over a bare float64 eigh of a symmetric matrix of its Gram size (same run):"]
+        lines += [f"  {q['setup']}: {q['update']} {q['ratio']:.3g}x (eigh of {q['size']} x {q['size']})"
+                  for q in bare]
     return "\n".join(lines)
 
 

@@ -106,3 +106,75 @@ def test_user_physics_trains_with_generic_sip_update(update):
         opt.zero_grad()
         opt.step(net(y_true[idx]), y_true[idx])
     assert x_error() < 0.2 * start
+
+
+# ---- physics torch.func cannot transform (a phiml / PhiFlow simulation, a legacy autograd.Function) ----------------
+class _LegacyCube(torch.autograd.Function):
+    """x^3 as an old-style autograd.Function (no setup_context): torch.func refuses it, torch.autograd runs it; its
+    backward is made of differentiable ops, so double backward works too."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x ** 2 * g
+
+
+_MIX = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, -0.3], [0.2, 0.0, 1.0], [0.1, 0.1, 0.1]], dtype=torch.float64)
+
+
+def legacy_physics(x):
+    """(b, 3) -> (b, 4): a cubic, then a fixed linear map; examples independent."""
+    return (_LegacyCube.apply(x) + x) @ _MIX.T
+
+
+def twin_physics(x):
+    """The same function in plain torch ops (torch.func can transform it)."""
+    return (x ** 3 + x) @ _MIX.T
+
+
+def _rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("make", [lambda p, d: GaussNewtonUpdate(p, damping=1e-3, derivatives=d),
+                                  lambda p, d: NewtonUpdate(p, derivatives=d)], ids=["gauss-newton", "newton"])
+def test_the_autograd_route_gives_the_torch_func_update(make):
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    target = twin_physics(torch.randn(5, 3, dtype=torch.float64))
+    reference = make(twin_physics, "func")(x, target)
+    assert _rel(make(twin_physics, "autograd")(x, target), reference) < 1e-8
+    assert _rel(make(legacy_physics, "autograd")(x, target), reference) < 1e-8
+
+
+@pytest.mark.parametrize("make", [lambda p: GaussNewtonUpdate(p, damping=1e-3), lambda p: NewtonUpdate(p)],
+                         ids=["gauss-newton", "newton"])
+def test_auto_falls_back_to_autograd_once_with_a_notice(make):
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    target = twin_physics(torch.randn(4, 3, dtype=torch.float64))
+    update = make(legacy_physics)
+    with pytest.warns(RuntimeWarning, match="torch.func cannot transform this physics"):
+        dx = update(x, target)
+    assert update.derivatives == "autograd" and "derivatives='autograd'" in repr(update)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # the second call says nothing
+        update(x, target)
+    assert _rel(dx, make(twin_physics)(x, target)) < 1e-8
+    plain = make(twin_physics)
+    plain(x, target)
+    assert plain.derivatives == "auto"                    # torch.func worked: nothing was switched
+
+
+def test_the_derivative_route_is_checked_and_a_non_differentiable_physics_named():
+    with pytest.raises(ValueError, match="derivatives.*autograd"):
+        GaussNewtonUpdate(twin_physics, derivatives="numeric")
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="does not depend differentiably"):
+        GaussNewtonUpdate(lambda v: v.detach() * 2, derivatives="autograd")(x, torch.zeros(2, 3, dtype=torch.float64))

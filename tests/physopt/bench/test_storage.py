@@ -79,6 +79,13 @@ def test_runs_saved_in_the_earlier_layouts_are_still_recognised(tmp_path):
     assert load_run(tmp_path, "adam", 0, {**SPEC, "held_out_size": 32}) is None
 
 
+def test_a_config_field_added_later_matches_runs_without_it_only_at_the_value_they_implied(tmp_path):
+    """FieldConfig.unet_batch_norm came after runs were written with batch norm: True is those runs, False is not."""
+    save_run(tmp_path, SPEC, result())
+    assert load_run(tmp_path, "adam", 0, {**SPEC, "config": {**SPEC["config"], "unet_batch_norm": True}}) == result()
+    assert load_run(tmp_path, "adam", 0, {**SPEC, "config": {**SPEC["config"], "unet_batch_norm": False}}) is None
+
+
 def test_the_summary_and_the_curves_round_trip(tmp_path):
     runs = [result("adam", 0, 0.5), result("sip", 0, 0.25)]
     summary = write_summary(tmp_path, {"problem": "exp"}, runs)

@@ -109,7 +109,14 @@ def test_a_setting_in_both_hparam_and_hparam_file_is_refused_and_a_file_without_
     path.write_text(json.dumps({"optimizer": "adam", "best": {"trial": 0, "value": 1.0, "settings": {"lr": 0.01}}}))
     code, _, err = cli("compare", "exp", "--optimizers", "adam", "--iterations", "1", "--hparam", "adam.lr=0.1",
                        "--hparam-file", str(path))
-    assert code == 2 and "adam.lr is given by --hparam and by --hparam-file" in err
+    assert code == 2 and "adam.lr is given twice (by --hparam or another --hparam-file, and by --hparam-file" in err
+    other = tmp_path / "exp_sgd.json"                     # one file per optimizer, repeated
+    other.write_text(json.dumps({"optimizer": "sgd", "best": {"trial": 0, "value": 1.0, "settings": {"lr": 0.5}}}))
+    code, _, err = cli("compare", "exp", "--optimizers", "adam,sgd", "--iterations", "1", "--hparam-file", str(path),
+                       "--hparam-file", str(other), "--out", str(tmp_path / "two"), "--quiet")
+    assert code == 0, err
+    used = json.loads((tmp_path / "two" / "summary.json").read_text())["hyperparameters"]
+    assert used["adam"]["lr"] == 0.01 and used["sgd"]["lr"] == 0.5
     path.write_text(json.dumps({"optimizer": "adam", "best": None}))
     code, _, err = cli("compare", "exp", "--optimizers", "adam", "--iterations", "1", "--hparam-file", str(path))
     assert code == 2 and "no trial of that study finished" in err

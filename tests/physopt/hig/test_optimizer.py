@@ -289,3 +289,22 @@ def test_the_parts_are_timed_only_when_asked_and_profiling_changes_no_update():
         assert all(t is None for t in timed) if not profile else all(t >= 0 for t in timed)
         results.append(torch.nn.utils.parameters_to_vector(net.parameters()))
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+
+
+def test_one_examples_output_is_probed_once_per_input_layout_and_again_if_it_changes():
+    net, inputs, target = make()
+    calls = []
+
+    def physics(x, t):
+        calls.append(x.shape[0])
+        return scaled_physics(x, t)[:, :t.shape[1]]       # the output has as many values as the target
+
+    opt = physopt.HIG(net, physics, mse)
+    opt.step(inputs, target)
+    opt.step(inputs, target)
+    assert calls.count(1) == 1                            # the second step reuses the first one's probe
+    calls.clear()
+    opt.step(inputs, target[:, :1])                       # now one value per example: probed again, still right
+    assert calls.count(1) == 1
+    reference = physopt.HIG(copy.deepcopy(net), physics, mse)
+    torch.testing.assert_close(opt.step(inputs, target[:, :1]), reference.step(inputs, target[:, :1]))

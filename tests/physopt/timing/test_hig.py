@@ -8,10 +8,11 @@ def test_hig_timing_reports_parts_and_route_ratios(tmp_path, cli):
     assert code == 0, err
     rows = json.loads((tmp_path / "timing.json").read_text())["rows"]
     assert [(r["route"], r["engine"]) for r in rows] == [(r, e) for r in ("factored", "gram", "svd")
-                                                         for e in ("vmap", "expand")] + [("adam", "-")]
+                                                         for e in ("vmap", "expand")] + [("adam", "-"), ("eigh", "-")]
     assert all(r["total_s"] > 0 for r in rows) and rows[0]["rows"] == 128 * 4 and rows[0]["weights"] == 2956
     assert "svd/vmap over gram/vmap: total" in out and "factored/vmap over factored/expand: total" in out
-    assert (tmp_path / "timing.txt").exists()
+    assert (tmp_path / "timing.txt").exists() and rows[-1]["rows"] == 512      # a bare eigh of the Gram size
+    assert "whole update over a bare float64 eigh" in out and "factored/expand" in out.split("bare float64 eigh")[1]
     # every update is checked against the most exact one (svd, float64, vmap) in the same run; the float64 routes
     # agree to the float32 network's precision, so their times are compared
     assert [r["reference"] for r in rows[:6]] == ["vmap/svd/float64"] * 6 and rows[4]["rel_diff"] == 0.0

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 18 deliverable 5: the HIG paper's claims at its own budget, 600 s of training per run, 3 seeds, on the CPU,
+# with the faster HIG update (expand Jacobian engine), into results/paper-cpu/<problem>/:
+#   oscillators:    adam, adagrad (the best first-order method at 60 s), gn, hig          (~2 hours)
+#   quantum-dipole: adam, adagrad, rmsprop, gn, hig; adagrad's and rmsprop's rates re-tuned for 600 s first
+#                   (3 rates each around the 30 s choice, 600 s per candidate: results/tune-600s/)   (~3.5 hours)
+#   poisson-hig:    adam, hig, and adam>hig@300s (the paper's "HIG after Adam pre-training")     (~1.5 hours)
+# Equal wall-clock comparisons: run NOTHING else meanwhile (one worker, both cores). Every finished run is saved,
+# so the command resumes; split it over sessions with PROBLEMS, e.g. PROBLEMS=oscillators bash results/run_paper_hig.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
+    case "$problem" in
+    oscillators)
+        physopt compare oscillators --preset paper --optimizers adam,adagrad,gn,hig --seeds 0,1,2 --device cpu \
+            --out results/paper-cpu/oscillators ;;
+    quantum-dipole)
+        physopt tune quantum-dipole --optimizer adagrad --lrs 0.03,0.1,0.3 --time-budget 600 --device cpu \
+            --out results/tune-600s --quiet
+        physopt tune quantum-dipole --optimizer rmsprop --lrs 1e-3,3e-3,1e-2 --time-budget 600 --device cpu \
+            --out results/tune-600s --quiet
+        physopt compare quantum-dipole --preset paper --optimizers adam,adagrad,rmsprop,gn,hig --seeds 0,1,2 \
+            --device cpu --hparam-file results/tune-600s/quantum-dipole_adagrad.json \
+            --hparam-file results/tune-600s/quantum-dipole_rmsprop.json --out results/paper-cpu/quantum-dipole ;;
+    poisson-hig)
+        physopt compare poisson-hig --preset paper --optimizers 'adam,hig,adam>hig@300s' --seeds 0,1,2 --device cpu \
+            --out results/paper-cpu/poisson-hig ;;
+    *) echo "unknown problem '$problem' (oscillators, quantum-dipole, poisson-hig)" >&2; exit 2 ;;
+    esac
+done
+physopt report results
