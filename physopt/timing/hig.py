@@ -2,7 +2,8 @@
 and Jacobian engine (``expand``: one batched backward; ``vmap``: vmap(jacrev), the earlier engine), on the
 HIG paper's setups (``physopt hig-timing``), with one Adam step at Adam's batch size for scale.
 
-Every route starts each timed update from the same weights (a fresh copy of the network); ratios compare routes
+Every route steps one optimizer, as training does, from the same weights each time (restored before every update);
+ratios compare routes
 measured in the same run, and each row records how far its update is from the reference route's (the most exact one
 in the run: float64 before float32, then svd, factored, gram), so routes are only compared where they compute the
 same update. Time and memory: :mod:`physopt.timing.kernel`.
@@ -56,10 +57,12 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
         stats: list[Any] = []
         key = (str(dtype).replace("torch.", ""), route, engine)
 
-        def update() -> None:
-            model = copy.deepcopy(net)
-            opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"], truncation=hp["truncation"],
-                      route=route, decomposition_dtype=dtype, profile=True, jacobian=engine)
+        model = copy.deepcopy(net)
+        opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"], truncation=hp["truncation"],
+                  route=route, decomposition_dtype=dtype, profile=True, jacobian=engine)
+
+        def update() -> None:            # one optimizer, as in training; every update from the same weights
+            model.load_state_dict(net.state_dict())
             opt.step(batch.inputs, batch)
             stats.append(opt.last_stats)
             updates[key] = torch.nn.utils.parameters_to_vector(model.parameters()).detach() - before
