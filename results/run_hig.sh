@@ -9,4 +9,8 @@ physopt hig-timing --setups oscillators,quantum-dipole --routes factored,gram,sv
     --repeats 3 --out results/hig-timing/small
 physopt hig-timing --setups poisson-hig --routes factored,gram,svd --dtypes float32,float64 --repeats 1 \
     --out results/hig-timing/poisson
+# the two Jacobian engines (expand vs vmap) and the bare-eigh floor, float64 decomposition
+physopt hig-timing --setups oscillators,quantum-dipole --routes factored,gram,svd --repeats 5 --device cpu \
+    --out results/hig-timing/engines
+physopt hig-timing --setups poisson-hig --routes factored --repeats 3 --device cpu --out results/hig-timing/poisson-engines
 physopt report results
