@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..validation import check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
 from .direction import HIG_ROUTES, NONFINITE, HIGStats, Loss, _sync, hig_direction
-from .per_example import (JACOBIAN_ENGINES, JacobianError, Physics, check_batch_norm, probe_output,
+from .per_example import (JACOBIAN_ENGINES, JacobianError, Physics, check_batch_norm, check_inputs, probe_output,
                           trainable_parameters)
 
 __all__ = ["HIG", "GaussNewton"]
@@ -184,6 +184,8 @@ class HIG(torch.optim.Optimizer):
                 return run(cached)
             except JacobianError:
                 del self._probes[key]             # the physics' output changed its size: look again
+        check_inputs(inputs, next(iter(trainable_parameters(self.model).values())))   # before running anything
+        check_batch_norm(self.model)
         with torch.no_grad():
             self._probes[key] = probe_output(self.model, inputs, self.physics, args)
         return run(self._probes[key])
