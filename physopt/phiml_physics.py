@@ -67,8 +67,8 @@ class PhimlPhysics:
     def __call__(self, x: Tensor, *args: Any) -> Tensor:
         math = _phiml()
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 1:
-            raise TypeError(f"phiml_physics takes x as a floating-point torch tensor with the batch in dim 0, got "
-                            f"{type(x).__name__ if not isinstance(x, Tensor) else f'{x.dtype} of shape {tuple(x.shape)}'}")
+            got = f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"phiml_physics takes x as a floating-point torch tensor with the batch in dim 0, got {got}")
         bits = torch.finfo(x.dtype).bits
         with math.precision(bits):
             wrapped = [self._wrap(a, d, f"args[{i}]") if (isinstance(a, Tensor) and d is not None) else a

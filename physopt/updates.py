@@ -80,6 +80,12 @@ class _Derivatives:
     def __init__(self, mode: str, owner: str):
         self.mode = check_choice("derivatives", mode, DERIVATIVES)
         self.owner = owner
+        self.func_worked = False         # torch.func has run this physics once (``auto`` then has nothing to find out)
+
+    @property
+    def undecided(self) -> bool:
+        """``auto`` before torch.func has run the physics: a route should fail early rather than halfway."""
+        return self.mode == "auto" and not self.func_worked
 
     def run(self, func_route: Callable[[], Any], autograd_route: Callable[[], Any]) -> Any:
         if self.mode == "autograd":
@@ -87,7 +93,9 @@ class _Derivatives:
         if self.mode == "func":
             return func_route()
         try:
-            return func_route()
+            result = func_route()
+            self.func_worked = True
+            return result
         except (RuntimeError, NotImplementedError) as err:
             result = autograd_route()            # an error of the physics itself raises here again, unmasked
             self.mode = "autograd"
@@ -268,7 +276,8 @@ class GaussNewtonUpdate:
         """y = P(x), u -> J^T u and v -> J v, by torch.func or by torch.autograd (:class:`_Derivatives`)."""
         def func_route():
             y, pull = vjp(self.physics, x)
-            jvp(self.physics, (x,), (torch.zeros_like(x),))   # fail here, not in the middle of CG
+            if self._derivatives.undecided:                      # fail here, not in the middle of CG
+                jvp(self.physics, (x,), (torch.zeros_like(x),))
             return y, lambda u: pull(u)[0], lambda v: jvp(self.physics, (x,), (v,))[1]
 
         def autograd_route():

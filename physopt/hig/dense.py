@@ -17,9 +17,9 @@ from torch.func import functional_call, vjp, vmap
 
 from .decompositions import Spectrum, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
 from .memory import plan_chunks
-from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_WEIGHTS, JacobianError, OverJacobian, Physics, check_batch,
-                          check_batch_norm, check_nonzero, expanded_chunks, jacobian_chunks, nonzero_flag,
-                          one_example, physics_output, probe_output, resolve_engine, trainable_parameters)
+from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_WEIGHTS, OverJacobian, Physics, check_batch, check_batch_norm,
+                          check_nonzero, expanded_chunks, explained, jacobian_chunks, nonzero_flag, one_example,
+                          planning_output, resolve_engine, trainable_parameters)
 from ..validation import check_choice
 
 __all__ = ["StackedJacobian", "per_example_jacobian", "DenseRoute", "build_gram", "build_svd"]
@@ -88,8 +88,7 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
     detached = {n: p.detach() for n, p in params.items()}
     n_params = sum(p.numel() for p in params.values())
 
-    y_probe = physics_output(model, inputs, physics, args) if engine == "vmap" else \
-        (probe if probe is not None else probe_output(model, inputs, physics, args))
+    y_probe = planning_output(model, inputs, physics, args, engine, probe)
     chunk_size = plan_chunks(model, inputs, physics, args, y_probe, n_params, chunk_size, memory_bound, extra_bytes,
                              "the stacked Jacobian")
     m, dtype = y_probe[0].numel(), y_probe.dtype
@@ -128,13 +127,10 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
 
         for start, stop, (P,), y_chunk in expanded_chunks(physics_rows, x, args, chunk_size, m):
             P = P.view(stop - start, m, *x.shape[1:])
-            try:
+            with explained("pulling the physics Jacobian back through the network with torch.func.vmap(vjp(...))",
+                           "The network must be a pure torch function of its input (no BatchNorm in training mode, "
+                           "no in-place writes into its input)"):
                 jac = vmap(pulled_back, in_dims=(None, 0, 0))(detached, inputs[start:stop], P)
-            except (RuntimeError, TypeError, ValueError) as err:
-                raise JacobianError(f"pulling the physics Jacobian back through the network with "
-                                    f"torch.func.vmap(vjp(...)) failed: {err}\nThe network must be a pure torch "
-                                    f"function of its input (no BatchNorm in training mode, no in-place writes "
-                                    f"into its input)") from err
             store(start, stop, jac, y_chunk)
     nonzero = nonzero_flag(J)
     if check:

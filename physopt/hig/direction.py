@@ -167,8 +167,9 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     when the step is not finite, after one host sync that checks everything at once; ``skip``: no sync, the
     returned ``stats.ok`` (a device flag) says whether the direction may be applied. ``probe``: the physics output
     of one example, (1, ...), from an earlier step with the same physics (its size and dtype plan the Jacobian);
-    computed here when None (one more forward pass of one example). Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss;
-    the parts' times only with ``profile``, which syncs the device between them).
+    computed here when None (one more forward pass of one example). Returns the direction in ``dtype`` and the
+    step's :class:`HIGStats` (``loss`` is the batch loss; the parts' times only with ``profile``, which syncs the
+    device between them).
     """
     check_choice("route", route, HIG_ROUTES)
     check_spectral_parameters(kappa, beta, truncation)

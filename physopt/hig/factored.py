@@ -18,8 +18,8 @@ from torch.func import functional_call
 from .decompositions import Spectrum, gram_coefficients
 from .memory import plan_chunks
 from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_OUTPUT, OverJacobian, Physics, check_batch, check_batch_norm,
-                          check_nonzero, expanded_chunks, jacobian_chunks, nonzero_flag, one_example, physics_output,
-                          probe_output, resolve_engine, trainable_parameters)
+                          check_nonzero, expanded_chunks, jacobian_chunks, nonzero_flag, one_example, planning_output,
+                          resolve_engine, trainable_parameters)
 from ..validation import check_choice
 
 __all__ = ["LinearFactor", "FactoredJacobian", "linear_layers", "linear_factors", "factored_gram",
@@ -110,8 +110,7 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
     if A is None:
         return None
     width = sum(mod.out_features for _, mod in layers)
-    y_probe = physics_output(model, inputs, physics, args) if engine == "vmap" else \
-        (probe if probe is not None else probe_output(model, inputs, physics, args))
+    y_probe = planning_output(model, inputs, physics, args, engine, probe)
     chunk_size = plan_chunks(model, inputs, physics, args, y_probe, width, chunk_size, memory_bound, extra_bytes,
                              "the factored Jacobian")
     m, dtype = y_probe[0].numel(), y_probe.dtype

@@ -20,6 +20,7 @@ independently. Every tensor in ``args`` is split per example along dim 0 (and re
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterator
 
 import torch
@@ -142,6 +143,17 @@ def resolve_engine(engine: str) -> str:
 
 
 # ---- running the transforms ------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def explained(how: str, advice: str) -> Iterator[None]:
+    """Turn a RuntimeError / TypeError / ValueError raised inside into a :class:`JacobianError` that names the
+    computation that failed (``how``) and what the network and physics must satisfy (``advice``); a JacobianError
+    passes unchanged."""
+    try:
+        yield
+    except JacobianError:
+        raise
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise JacobianError(f"{how} failed: {err}\n{advice}") from err
 def physics_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple) -> Tensor:
     """The batched physics output y = physics(model(inputs), *args) without a graph, checked to be (b, ...)."""
     b = inputs.shape[0]
@@ -163,6 +175,15 @@ def probe_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple
     return y
 
 
+def planning_output(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, engine: str,
+                    probe: Tensor | None) -> Tensor:
+    """The physics output that sizes the Jacobian (its per-example size and dtype): the whole batch's for ``vmap``
+    (that engine always computed it), else one example's: ``probe`` where the caller already has it."""
+    if engine == "vmap":
+        return physics_output(model, inputs, physics, args)
+    return probe if probe is not None else probe_output(model, inputs, physics, args)
+
+
 def repeat_examples(obj: Any, m: int) -> Any:
     """Every tensor in a nest with each example (dim 0) repeated m times in place: [a, b] -> [a, a, .., b, b, ..]."""
     return _map_tensors(lambda t: t.repeat_interleave(m, 0), obj)
@@ -181,7 +202,10 @@ def expanded_chunks(forward: Callable[..., tuple[Tensor, list[Tensor]]], inputs:
     for start in range(0, b, chunk_size):
         stop = min(b, start + chunk_size)
         rows = (stop - start) * m
-        try:
+        with explained("computing per-example Jacobians by one batched backward pass (jacobian='expand')",
+                       "The physics must be differentiable with torch.autograd (no .detach(), .item(), numpy round "
+                       "trips) and take any batch size, treating its examples independently; jacobian='vmap' is the "
+                       "other engine"):
             with torch.enable_grad():
                 y, leaves = forward(repeat_examples(inputs[start:stop], m),
                                     *repeat_examples(slice_examples(args, start, stop), m))
@@ -195,14 +219,6 @@ def expanded_chunks(forward: Callable[..., tuple[Tensor, list[Tensor]]], inputs:
             y = y.reshape(rows, m)
             cotangent = torch.eye(m, dtype=y.dtype, device=y.device).repeat(stop - start, 1)
             grads = torch.autograd.grad(y, leaves, cotangent, allow_unused=True, materialize_grads=True)
-        except JacobianError:
-            raise
-        except (RuntimeError, TypeError, ValueError) as err:
-            raise JacobianError(
-                f"computing per-example Jacobians by one batched backward pass (jacobian='expand') failed: {err}\n"
-                f"The physics must be differentiable with torch.autograd (no .detach(), .item(), numpy round trips) "
-                f"and take any batch size, treating its examples independently; jacobian='vmap' is the other "
-                f"engine") from err
         yield start, stop, grads, y[::m].detach()
 
 
@@ -222,14 +238,11 @@ def jacobian_chunks(y_of: Callable[..., tuple[Tensor, Tensor]], primal: Any, inp
     b = inputs.shape[0]
     for start in range(0, b, chunk_size):
         stop = min(b, start + chunk_size)
-        try:
+        with explained("computing per-example Jacobians with torch.func.vmap(jacrev(...))",
+                       "The network and the physics must be pure torch functions of their inputs: no "
+                       ".item()/.numpy()/.tolist(), no in-place writes into inputs, no Python branching on tensor "
+                       "values, no BatchNorm in training mode (use model.eval() or a per-example normalisation)"):
             jac, y_chunk = per_example(primal, inputs[start:stop], *slice_examples(args, start, stop))
-        except (RuntimeError, TypeError, ValueError) as err:
-            raise JacobianError(
-                f"computing per-example Jacobians with torch.func.vmap(jacrev(...)) failed: {err}\nThe network and "
-                f"the physics must be pure torch functions of their inputs: no .item()/.numpy()/.tolist(), no "
-                f"in-place writes into inputs, no Python branching on tensor values, no BatchNorm in training mode "
-                f"(use model.eval() or a per-example normalisation)") from err
         yield start, stop, jac, y_chunk
 
 
