@@ -14,8 +14,8 @@ from .methods import check_settings, get_method, resolve_hyperparameters, settin
 from .plots import plot_curves
 from .progress import Progress, ProgressLike, as_progress
 from .provenance import physopt_version, provenance, same_version, version_of
-from .storage import (difference, file_stem, machine_info, machine_label, run_path, same_run, setting, stored_runs,
-                      summary_lock, write_summary)
+from .storage import (difference, file_stem, load_run, machine_info, machine_label, run_path, same_run, setting,
+                      stored_runs, summary_lock, write_summary)
 from .tasks import Outcome, ProblemRecipe, RunTask
 from .train import RunResult, check_batch_memory, check_seed, held_out_set
 
@@ -162,8 +162,13 @@ class Comparison:
         if self.out_dir is None:
             return dict(self.header, runs=[{k: v for k, v in r.to_json().items() if k != "curve"}
                                            for r in self.runs.values()])
-        if interrupted and not self.runs:
-            return None
+        if interrupted:   # a worker may have saved its run after the last outcome this process received
+            for (name, seed), spec in self.specs.items():
+                saved = None if (name, seed) in self.runs else load_run(self.out_dir, name, seed, spec)
+                if saved is not None and same_version(saved.provenance):
+                    self.runs[(name, seed)] = saved
+            if not self.runs:
+                return None
         trained = interrupted or any(key not in self.plan.cached for key in self.specs)
         with summary_lock(self.out_dir):
             return _write(self.out_dir, self.problem, self.header, self.specs, self.runs, self.plan, self.seeds,

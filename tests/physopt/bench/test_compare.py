@@ -337,3 +337,20 @@ def test_two_optimizers_whose_run_files_would_collide_are_refused_from_python_to
     with pytest.raises(ValueError, match="would save their runs to the same file"):
         compare(get_problem("exp"), ["collide_opts:Öpt", "collide_opts:Äpt"], iterations=1, out=tmp_path)
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_comparison_summarises_runs_a_worker_saved_after_the_last_outcome_arrived(tmp_path):
+    """Ctrl-C can land between a worker saving its run file and this process receiving the outcome: the summary
+    written on the interruption still holds that run (found on disk with this spec and version)."""
+    from physopt.bench.progress import as_progress
+    problem = get_problem("exp")
+    out = tmp_path / "cmp"
+    from physopt.bench.compare import prepare
+    late = prepare(problem, ["adam", "sgd"], iterations=2, out=out)
+    report = as_progress(None)
+    assert len(late.start(report, 0)) == 2                   # nothing finished yet
+    compare(problem, ["adam"], iterations=2, out=out)          # "the worker" saves adam's run meanwhile
+    (out / "summary.json").unlink()
+    summary = late.finish(report, interrupted=True)
+    assert [r["optimizer"] for r in summary["runs"]] == ["adam"]
+    assert json.loads((out / "summary.json").read_text())["runs"][0]["optimizer"] == "adam"
