@@ -13,13 +13,16 @@ independent reference (dense matrices, analytic solutions, scipy, PhiFlow) in ``
 * :mod:`~problems.solvers.schroedinger`: the 1-D Schroedinger equation with a dipole control, Crank-Nicolson in time
   (HIG paper, quantum dipole). Its helpers have short names (``spacing``, ``inner``, ``rollout``): use them through
   the module, ``from problems.solvers import schroedinger as sch``.
+* :mod:`~problems.solvers.burgers`: the 1-D viscous Burgers equation on an open interval, semi-Lagrangian advection
+  and explicit diffusion (PDE-control paper, Holl et al. 2020).
 * :class:`SimulationError`: raised for a state a solver cannot step from (also ``problems.SimulationError``).
 
 The solvers import nothing from ``problems``' task modules (tests/test_layers.py checks it).
 """
 from __future__ import annotations
 
-from . import grids, integrators, schroedinger, staggered
+from . import burgers, grids, integrators, schroedinger, staggered
+from .burgers import BurgersStabilityError, burgers_step
 from .errors import SimulationError
 from .grids import (dirichlet_laplace_eigenvalues, dst1, fft_wavenumbers_squared, laplace_dirichlet,
                     periodic_laplace_eigenvalues, smooth_noise, solve_poisson_dirichlet, solve_poisson_periodic,
@@ -30,11 +33,11 @@ from .staggered import (CFLWarning, advect_centred, advect_velocity, centre_of_m
                         divergence, fluid_step, maccormack, project, semi_lagrangian)
 
 __all__ = [
-    "grids", "integrators", "schroedinger", "staggered", "SimulationError",
+    "burgers", "grids", "integrators", "schroedinger", "staggered", "SimulationError",
     "laplace_dirichlet", "dst1", "dirichlet_laplace_eigenvalues", "solve_poisson_dirichlet", "fft_wavenumbers_squared",
     "spectral_diffusion", "periodic_laplace_eigenvalues", "solve_poisson_periodic", "smooth_noise",
     "rk4_step", "integrate",
-    "crank_nicolson_step",
+    "crank_nicolson_step", "BurgersStabilityError", "burgers_step",
     "CFLWarning", "check_cfl", "divergence", "project", "centred_velocity", "semi_lagrangian", "maccormack",
     "advect_centred", "advect_velocity", "fluid_step", "centre_of_mass",
 ]
