@@ -481,6 +481,21 @@ def cmd_ns_inference(args: argparse.Namespace) -> int:
         fluid.format_inference, lambda result: result)
 
 
+def cmd_pde_control(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench.pde_control import PLANS, run_table
+    from .timing.pde_control import time_inference
+    torch.set_num_threads(args.threads)
+    plan = names(args.plan, tuple(PLANS), "plan")[0]
+    seeds = int_list(args.seeds, "--seeds", minimum=0)
+    data = run_table(args.out, plan, seeds, command=command_line(args), log=(lambda m: None) if args.quiet else log,
+                     timer=None if args.no_timing else time_inference)
+    from .bench.pde_control import table_markdown
+    print(table_markdown(data))
+    return 0
+
+
 # ---- the parser -------------------------------------------------------------------------------------------------
 
 class Parser(argparse.ArgumentParser):
@@ -798,6 +813,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_repeats(s, 5)
     add_device(s)
     add_out(s, None, "step_timing.json and step_timing.txt")
+
+    pc = _command(sub, "pde-control", cmd_pde_control, "the PDE-control paper's Table 1 (Burgers): train the CFE "
+                  "chain, staggered and refined schemes supervised and through the solver, shooting; resumable",
+                  "physopt pde-control --plan quick --out /tmp/pde-control")
+    pc.add_argument("--plan", default="cpu", help="cpu (the committed table, about an hour per seed on one core) "
+                    "or quick (a smoke test)")
+    pc.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    pc.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
+    pc.add_argument("--no-timing", action="store_true", help="skip the inference timing (time it alone: timing "
+                    "beside other work is not comparable)")
+    add_out(pc, "results/pde-control", "stage checkpoints (seed<S>/), table1.json, table1.md and fig4.png")
+    add_quiet(pc)
 
     i = _command(sub, "ns-inference", cmd_ns_inference, "trained network vs iterative inverse solver per problem "
                  "(SIP paper Table 1)", "physopt ns-inference --train-iterations 20 --batch 8")
