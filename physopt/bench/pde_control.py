@@ -43,8 +43,8 @@ class TablePlan:
     supervised_iterations: int = 3000        # per OP_n, and for the CFE
     supervised_batch: int = 16
     supervised_lr: float = 1e-3
-    diff_iterations: int = 500               # CFE chain and staggered, end to end
-    refined_iterations: int = 150
+    diff_iterations: int = 1000              # CFE chain and staggered, end to end
+    refined_iterations: int = 200
     diff_batch: int = 16
     diff_lr: float = 1e-4
     force_weight: float = 0.1
