@@ -383,8 +383,9 @@ def tune_space(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .bench.report import BENCHMARK_FILES, write_report
-    if not any(next(Path(args.results).rglob(name), None) for name in ["summary.json", *BENCHMARK_FILES]):
+    from .bench.report import BENCHMARK_FILES, MARKDOWN_FILES, write_report
+    if not any(next(Path(args.results).rglob(name), None)
+               for name in ["summary.json", *BENCHMARK_FILES, *MARKDOWN_FILES]):
         raise ValueError(f"{args.results} holds no summary.json and no benchmark output: nothing to report (run "
                          f"physopt bench or compare with --out {args.results} first)")
     print(f"wrote {write_report(args.results)}")

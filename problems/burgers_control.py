@@ -29,8 +29,9 @@ LOSSES = ("physics", "supervised")
 @dataclasses.dataclass
 class BurgersControlConfig(ProblemConfig):
     """The paper's grid units (32 cells, dx = dt = 1, nu = 0.1, 32 steps); ``scheme`` cfe-chain | staggered |
-    refined; ``loss`` physics (the force through the solver, weighted by ``force_weight`` as in the authors' code) or
-    supervised (the ground-truth trajectory)."""
+    refined; ``loss`` physics (the force through the solver, weighted by ``force_weight`` as in the authors' code,
+    without their change-of-force term, which needs the states as well as the forces) or supervised (the
+    ground-truth trajectory)."""
     resolution: int = 32
     steps: int = 32
     dt: float = 1.0

@@ -11,6 +11,7 @@ tasks, inference time per task) and the Fig. 4 trajectories are written to OUT.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -67,7 +68,9 @@ PAPER_TABLE1 = {
 ROWS = [("cfe-chain/supervised", "CFE chain, supervised"), ("cfe-chain/diff-physics", "CFE chain, diff. physics"),
         ("staggered/supervised", "staggered, supervised"), ("staggered/diff-physics", "staggered, diff. physics"),
         ("refined/diff-physics", "refined, diff. physics"), ("shooting/60", "iterative optim., 60 its"),
-        ("shooting/300", "iterative optim., 300 its"), ("ground-truth", "ground truth (constant force)")]
+        ("shooting/300", "iterative optim., 300 its"),
+        ("ground-truth", "ground truth: the force that reproduces the forced run, F_t = Solver[u_t + f] - Solver[u_t]"),
+        ("ground-truth/applied", "ground truth: the constant force as applied, 32 sum_x |f| (the authors' count)")]
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -90,13 +93,20 @@ class Stages:
         self.histories: dict[str, dict[str, Any]] = {}
 
     def stage(self, name: str, model: nn.Module, train: Callable[[], Any]) -> nn.Module:
-        """``model`` after stage ``name``: loaded from its file, or trained by ``train()`` and saved."""
+        """``model`` after stage ``name``: loaded from its file, or trained by ``train()`` and saved. A stage file
+        records the plan and a digest of the weights it started from, and is loaded only where both match (so a
+        retrained earlier stage is never silently combined with a later stage trained from other weights)."""
         path = self.out / f"{name}.pt"
         plan = dataclasses.asdict(self.plan)
+        start = _digest(model)
         if path.exists():
             saved = torch.load(path, weights_only=False)
             if saved.get("plan") != plan:
                 raise ValueError(f"{path} was trained with another plan; use another --out (or delete the file)")
+            if saved.get("start", start) != start:      # files of physopt 0.2.0 before this check: no digest
+                raise ValueError(f"{path} was trained from other starting weights than the earlier stages in "
+                                 f"{self.out} now give (an earlier stage was retrained?); delete it and the stages "
+                                 f"after it, or use another --out")
             model.load_state_dict(saved["state"])
             self.histories[name] = saved["history"]
             self.log(f"  seed {self.seed}: {name} loaded from {path}")
@@ -104,7 +114,7 @@ class Stages:
         history = train()
         self.histories[name] = {"losses": history.losses, "seconds": history.seconds}
         _save(path, {"state": model.state_dict(), "history": self.histories[name], "plan": plan, "seed": self.seed,
-                     "provenance": provenance()})
+                     "start": start, "provenance": provenance()})
         self.log(f"  seed {self.seed}: {name} trained in {history.seconds:.0f} s, loss {history.losses[0]:.4g} -> "
                  f"{history.losses[-1]:.4g}")
         return model
@@ -115,8 +125,9 @@ class Stages:
     def predictors(self) -> tuple[ObservationPredictors, ObservationPredictors, ObservationPredictors]:
         """(supervised, staggered diff. physics, refined diff. physics) observation predictors."""
         p = self.plan
-        torch.manual_seed(self.seed)
-        ops = ObservationPredictors(self.setup)
+        with torch.random.fork_rng(devices=[]):                  # seeded weights; the caller's RNG left alone
+            torch.manual_seed(self.seed)
+            ops = ObservationPredictors(self.setup)
         for n in self.setup.spans:
             name = f"op{n}-supervised"
             self.stage(name, ops, lambda n=n, name=name: fit(
@@ -129,8 +140,9 @@ class Stages:
     def cfes(self) -> tuple[ControlForceEstimator, ControlForceEstimator]:
         """(supervised, diff. physics) control force estimators."""
         p = self.plan
-        torch.manual_seed(self.seed)
-        cfe = ControlForceEstimator(self.setup)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            cfe = ControlForceEstimator(self.setup)
         self.stage("cfe-supervised", cfe, lambda: fit(
             cfe.parameters(), lambda g: cfe_supervised_loss(cfe, self.train, p.supervised_batch, g),
             p.supervised_iterations, p.supervised_lr, self.generator("cfe-supervised")))
@@ -149,6 +161,16 @@ class Stages:
 
         return self.stage(name, model, lambda: fit(model.parameters(), loss, iterations, p.diff_lr,
                                                    self.generator(name)))
+
+
+def _digest(model: nn.Module) -> str:
+    """SHA-256 of a model's weights (names, shapes and values)."""
+    h = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(str(tuple(value.shape)).encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _stage_seed(seed: int, name: str) -> int:
@@ -173,6 +195,7 @@ def _evaluate(stages: Stages, models: dict[str, tuple[str, nn.Module]]) -> dict[
         rows[f"shooting/{its}"] = force_integral(control_forces(
             shoot(test.initial, test.target, setup, its, plan.shooting_lr), setup)).tolist()
     rows["ground-truth"] = force_integral(control_forces(test.trajectory, setup)).tolist()
+    rows["ground-truth/applied"] = (setup.steps * test.force.abs().sum(-1)).tolist()
     return rows
 
 
@@ -257,7 +280,8 @@ def table_markdown(data: dict[str, Any]) -> str:
              "| scheme, loss | force integral | per seed | inference ms | paper: force | paper: ms |",
              "|---|---|---|---|---|---|"]
     shooting = [(f"shooting/{its}", f"iterative optim., {its} its") for its in data["plan"]["shooting_iterations"]]
-    for key, label in [row for row in ROWS if not row[0].startswith("shooting")][:-1] + shooting + ROWS[-1:]:
+    networks = [row for row in ROWS if not row[0].startswith(("shooting", "ground-truth"))]
+    for key, label in networks + shooting + [row for row in ROWS if row[0].startswith("ground-truth")]:
         stats = _row_stats(data, key)
         if stats is None:
             continue

@@ -17,6 +17,8 @@ PM = " ± "
 #: text outputs of the benchmark commands that the report shows verbatim, with their section titles
 BENCHMARK_FILES = {"timing.txt": "Timing", "step_timing.txt": "Simulation step timing",
                    "inference.txt": "Inference vs iterative solver", "speed.txt": "Speed per iteration vs Adam"}
+#: tables written as Markdown (physopt pde-control), included as they are under a section of this title
+MARKDOWN_FILES = {"table1.md": "PDE control (Burgers), Table 1"}
 
 
 def section_title(summary: dict[str, Any], rel_dir: str) -> str:
@@ -155,6 +157,11 @@ def _write_report(root: Path, intro: str) -> Path:
     for path in sorted(p for name in BENCHMARK_FILES for p in root.glob(f"**/{name}")):
         sections += [f"## {BENCHMARK_FILES[path.name]}: {path.parent.relative_to(root).as_posix()}", "", "```",
                      path.read_text().rstrip(), "```", ""]
+    for path in sorted(p for name in MARKDOWN_FILES for p in root.glob(f"**/{name}")):
+        body = path.read_text().rstrip().splitlines()
+        if body and body[0].startswith("# "):
+            body = body[1:]
+        sections += [f"## {MARKDOWN_FILES[path.name]}: {path.parent.relative_to(root).as_posix()}", *body, ""]
     out = root / "README.md"
     atomic_write(out, "\n".join(head + sections))
     return out

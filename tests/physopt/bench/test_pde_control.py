@@ -2,10 +2,12 @@
 written beside the paper's numbers, and a stage file from another plan refused."""
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
 
+from physopt.bench import pde_control
 from physopt.bench.pde_control import PAPER_TABLE1, PLANS, ROWS, run_table, table_markdown
 
 STAGES = {"op2-supervised", "op4-supervised", "op8-supervised", "op16-supervised", "op32-supervised",
@@ -26,6 +28,7 @@ def test_every_stage_trains_once_and_is_saved(quick_table):
     assert sum("trained" in line for line in lines) == len(STAGES)
     rows = data["force_integral"]["0"]
     assert set(rows) == {key for key, _ in ROWS if not key.startswith("shooting")} | {"shooting/2", "shooting/4"}
+    assert len(rows) == len(ROWS)
     assert all(len(v) == PLANS["quick"].held_out and all(x > 0 for x in v) for v in rows.values())
     assert (out / "fig4.png").stat().st_size > 10_000
 
@@ -54,6 +57,8 @@ def test_the_ground_truth_row_is_the_force_of_the_data_generators_runs(quick_tab
     _, test = split_scenes(0, PLANS["quick"].held_out)
     expected = force_integral(control_forces(test.trajectory)).tolist()
     assert data["force_integral"]["0"]["ground-truth"] == pytest.approx(expected)
+    applied = (32 * test.force.abs().sum(-1)).tolist()
+    assert data["force_integral"]["0"]["ground-truth/applied"] == pytest.approx(applied)
 
 
 def test_a_stage_file_from_another_plan_is_refused(quick_table):
@@ -61,3 +66,14 @@ def test_a_stage_file_from_another_plan_is_refused(quick_table):
     other = dataclasses.replace(PLANS["quick"], supervised_lr=0.5)
     with pytest.raises(ValueError, match="trained with another plan; use another --out"):
         run_table(out, other, seeds=(0,), log=lambda m: None)
+
+
+def test_a_later_stage_trained_from_other_weights_is_refused(quick_table, tmp_path, monkeypatch):
+    out, _, _ = quick_table
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "seed0" / "op2-supervised.pt").unlink()
+    original = pde_control._stage_seed                  # op2 retrained on other batches: other weights
+    monkeypatch.setattr(pde_control, "_stage_seed", lambda seed, name: original(seed, name) + 1)
+    with pytest.raises(ValueError, match="op4-supervised.pt was trained from other starting weights"):
+        run_table(copy, "quick", seeds=(0,), log=lambda m: None)

@@ -30,3 +30,12 @@ def test_report_overview_orders_optimizers_as_the_files_do(tmp_path, cli):
     assert "sip 2 < adam 3 < sgd 8" in row                # means over seeds, best first
     assert "sip 1.5x (1/2)" in row and "sgd 0.375x (0/2)" in row  # below Adam in seed 0 only; never
     assert "| sgd (1 of 2 diverged) |" in (tmp_path / "README.md").read_text()
+
+
+def test_report_includes_the_pde_control_table_as_markdown(tmp_path, cli):
+    (tmp_path / "pde-control").mkdir()
+    (tmp_path / "pde-control" / "table1.md").write_text("# PDE control\n\n| scheme | force |\n|---|---|\n| refined | 14 |\n")
+    code, _, _ = cli("report", str(tmp_path))
+    text = (tmp_path / "README.md").read_text()
+    assert code == 0 and "## PDE control (Burgers), Table 1: pde-control" in text
+    assert "| refined | 14 |" in text and "# PDE control\n" not in text

@@ -11,9 +11,14 @@ from problems.pde_control.setup import ControlSetup
 
 
 class Midpoint(ObservationPredictors):
-    """An OP that predicts the average of its two observations (no weights)."""
+    """An OP that predicts the average of its two observations (no weights), counting its calls per span."""
+
+    def __init__(self, setup):
+        super().__init__(setup)
+        self.calls = {}
 
     def forward(self, span, start, end):
+        self.calls[span] = self.calls.get(span, 0) + 1
         return 0.5 * (start + end)
 
 
@@ -26,9 +31,12 @@ def task(steps=32, batch=3):
 @pytest.mark.parametrize("scheme", ["staggered", "refined"])
 def test_op_evaluations_follow_appendix_b(scheme, n):
     setup = ControlSetup(steps=n)
-    log = CallLog()
-    execute(scheme, Midpoint(setup), *task(n), setup, log)
+    log, predictors = CallLog(), Midpoint(setup)
+    execute(scheme, predictors, *task(n), setup, log)
     assert log.op_count == op_evaluations(scheme, n) and log.step_count == n
+    assert sum(predictors.calls.values()) == log.op_count           # the log records the calls actually made
+    logged = {span: sum(e[1] == span for e in log.events if e[0] == "OP") for span in predictors.calls}
+    assert predictors.calls == logged
     assert all(e[1] == e[3] - e[2] for e in log.events if e[0] == "OP")     # OP_n always spans n steps
     assert {n: refined_op_count(n) for n in (2, 4, 8, 16, 32)} == {2: 1, 4: 5, 8: 15, 16: 37, 32: 83}
 
