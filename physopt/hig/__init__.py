@@ -8,6 +8,7 @@ Modules, each with one job:
 * :mod:`~physopt.hig.direction`  - :func:`hig_direction`, the update for one batch, and the table of routes;
 * :mod:`~physopt.hig.dense`      - route over the dense stacked Jacobian (any network): ``gram`` or ``svd``;
 * :mod:`~physopt.hig.factored`   - route over per-layer factors for networks of ``nn.Linear`` layers;
+* :mod:`~physopt.hig.distributed` - the batch spread over ``torch.distributed`` processes (``process_group=``);
 * :mod:`~physopt.hig.decompositions` - the half-inversion kernels (Gram eigendecomposition, thin SVD);
 * :mod:`~physopt.hig.memory`     - how many examples one vmap call may take under a memory bound;
 * :mod:`~physopt.hig.per_example` - batch checks and the torch.func transforms every route uses.

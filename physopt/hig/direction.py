@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor, nn
 
-from . import dense, factored
+from . import dense, distributed, factored
 from .decompositions import HalfInversionError, Spectrum, check_spectral_parameters, choose_decomposition
 from .memory import decomposition_bytes
 from .per_example import (JACOBIAN_ENGINES, Physics, check_batch_norm, check_inputs, probe_output, resolve_engine,
@@ -155,7 +155,7 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
                   dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
                   chunk_size: int | None = None, profile: bool = False,
                   jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise",
-                  probe: Tensor | None = None) -> tuple[dict[str, Tensor], HIGStats]:
+                  probe: Tensor | None = None, process_group: Any = None) -> tuple[dict[str, Tensor], HIGStats]:
     """The functional core of :class:`physopt.HIG`: J^<beta,kappa> g per trainable parameter (not yet scaled by -eta).
 
     ``physics(model(inputs), *args) -> y`` (batched, vmap-safe), ``loss(y, *args) -> (b,)`` per-example losses.
@@ -167,9 +167,11 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     when the step is not finite, after one host sync that checks everything at once; ``skip``: no sync, the
     returned ``stats.ok`` (a device flag) says whether the direction may be applied. ``probe``: the physics output
     of one example, (1, ...), from an earlier step with the same physics (its size and dtype plan the Jacobian);
-    computed here when None (one more forward pass of one example). Returns the direction in ``dtype`` and the
-    step's :class:`HIGStats` (``loss`` is the batch loss; the parts' times only with ``profile``, which syncs the
-    device between them).
+    computed here when None (one more forward pass of one example). ``process_group``: this process holds one equal
+    share of a global batch spread over the group's processes, and the direction is the global batch's
+    (:mod:`physopt.hig.distributed`: routes ``factored`` and ``gram``; every process gets the same direction).
+    Returns the direction in ``dtype`` and the step's :class:`HIGStats` (``loss`` is the batch loss; the parts'
+    times only with ``profile``, which syncs the device between them).
     """
     check_choice("route", route, HIG_ROUTES)
     check_spectral_parameters(kappa, beta, truncation)
@@ -181,6 +183,12 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     params = trainable_parameters(model)
     check_inputs(inputs, next(iter(params.values())))
     check_batch_norm(model)
+    world = 1
+    if process_group is not None:
+        world = distributed.check_group(process_group)
+        if route == "svd":
+            raise ValueError("route='svd' is not distributed; use route='gram' or 'factored' ('auto' picks them)")
+        distributed.check_same_shapes("inputs", inputs, process_group)
     device = next(iter(params.values())).device
     n_params = sum(p.numel() for p in params.values())
     t0 = _sync(device, profile)
@@ -188,6 +196,8 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
         probe = probe_output(model, inputs, physics, args)
     rows = probe[0].numel() * inputs.shape[0]
     candidates = AUTO[choose_decomposition(rows, n_params)] if route == "auto" else (route,)
+    if process_group is not None and route == "auto":
+        candidates = AUTO["gram"]             # the Gram decomposition over all processes' rows, whatever the shape
     for name in candidates:
         built = ROUTES[name](model, inputs, physics, args, chunk_size=chunk_size, memory_bound=memory_bound,
                              extra_bytes=decomposition_bytes(name, rows, n_params), engine=jacobian, probe=probe)
@@ -197,6 +207,10 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
         raise ValueError("route='factored' needs a model whose trainable weights all sit in nn.Linear layers, "
                          "each applied once per forward to a (batch, features) input; use route='auto'")
     g, value = loss_gradient(loss, built.y, args, check=False)
+    if process_group is not None:
+        built = distributed.DistributedRoute(built, process_group)
+        value = distributed.all_reduce_mean(value, process_group)
+        rows *= world
     t1 = _sync(device, profile)
     try:
         w, spectrum = built.coefficients(g, kappa=kappa, beta=beta, truncation=truncation, dtype=dtype)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..validation import check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
+from .distributed import all_reduce_mean, check_group, check_same_weights
 from .direction import HIG_ROUTES, NONFINITE, HIGStats, Loss, _sync, hig_direction
 from .per_example import (JACOBIAN_ENGINES, JacobianError, Physics, check_batch_norm, check_inputs, probe_output,
                           trainable_parameters)
@@ -79,6 +80,12 @@ class HIG(torch.optim.Optimizer):
             weights unchanged; finding out costs one host sync per step. ``skip``: no sync; such a step leaves the
             weights unchanged on the device, ``last_stats.ok`` is False and ``skipped_steps`` (a device tensor)
             counts it: read it where you log.
+        process_group: spread the batch over the processes of this ``torch.distributed`` group (e.g.
+            ``torch.distributed.group.WORLD``): each process steps with its own equal share of the global batch, and
+            every process applies the update single-process HIG computes on the union of the shares
+            (:mod:`physopt.hig.distributed`; memory per process: its own Jacobian rows and the Gram matrix of all
+            rows). The first step checks that the weights agree on every process; the guard's loss is the global
+            batch's.
 
     A step makes no host-device sync of its own with ``stats=False``, ``profile=False``, ``max_loss_increase=None``
     and ``on_nonfinite='skip'`` (tested by intercepting every host read); the guard needs the loss after the step on
@@ -94,7 +101,8 @@ class HIG(torch.optim.Optimizer):
                  kappa: float = -0.5, beta: float = 0.0, *, route: str = "auto",
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
                  chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False,
-                 jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise"):
+                 jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise",
+                 process_group: Any = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
@@ -118,6 +126,10 @@ class HIG(torch.optim.Optimizer):
         self.jacobian = jacobian
         self.stats, self.on_nonfinite = bool(stats), on_nonfinite
         self.skipped_steps: Tensor | None = None
+        self.process_group = process_group
+        self._weights_checked = process_group is None
+        if process_group is not None:
+            check_group(process_group)
         self._probes: dict[tuple, Tensor] = {}     # one example's physics output per input layout (see step)
         self.last_stats: HIGStats | None = None
 
@@ -138,6 +150,9 @@ class HIG(torch.optim.Optimizer):
             raise ValueError(f"{type(self).__name__} half-inverts one Jacobian over all weights, so it takes exactly "
                              f"one parameter group, got {len(self.param_groups)}")
         group = _check_group(self.param_groups[0])
+        if not self._weights_checked:
+            check_same_weights(trainable_parameters(self.model), self.process_group)
+            self._weights_checked = True
         direction, stats = self._direction(group, inputs, args)
         named = trainable_parameters(self.model)
         if set(named) != set(direction):
@@ -176,7 +191,8 @@ class HIG(torch.optim.Optimizer):
                                  beta=group["beta"], truncation=group["truncation"], route=self.route,
                                  dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
                                  chunk_size=self.chunk_size, profile=self.profile, jacobian=self.jacobian,
-                                 stats=self.stats, on_nonfinite=self.on_nonfinite, probe=probe)
+                                 stats=self.stats, on_nonfinite=self.on_nonfinite, probe=probe,
+                                 process_group=self.process_group)
 
         cached = self._probes.get(key)
         if cached is not None:
@@ -198,8 +214,10 @@ class HIG(torch.optim.Optimizer):
 
     def _batch_loss(self, inputs: Tensor, args: tuple) -> float:
         with torch.no_grad():
-            value = self.loss(self.physics(self.model(inputs), *args), *args)
-        return float(value.mean())
+            value = self.loss(self.physics(self.model(inputs), *args), *args).mean()
+        if self.process_group is not None:
+            value = all_reduce_mean(value, self.process_group)
+        return float(value)
 
     def _guard(self, named: dict[str, Tensor], direction: dict[str, Tensor], lr: float, before: list[Tensor],
                loss_before: float, inputs: Tensor, args: tuple) -> tuple[float, float]:
