@@ -56,6 +56,9 @@ class Method:
     #: ``resolve(problem, overrides, batch_size) -> hyperparameters`` where the method settles them itself (a
     #: schedule: its phases' settings, :mod:`physopt.bench.schedule`); None: :func:`resolve_hyperparameters`' rule
     resolve: Callable[[Any, dict[str, Any] | None, int | None], dict[str, Any]] | None = None
+    #: spread over processes by its own ``process_group`` setting (HIG, Gauss-Newton) instead of DDP around the
+    #: network (every gradient method, SIP)
+    takes_process_group: bool = False
 
 
 #: torch.optim's on/off settings (None, where torch allows it, picks its default)
@@ -228,9 +231,9 @@ METHODS: dict[str, Method] = {
     "sip": Method("sip", "SIP: Adam on the problem's physics-inversion update", _build_sip, {"lr": 1e-3},
                   needs_inverse=True),
     "gn": Method("gn", "Gauss-Newton on mini-batches: truncated pseudo-inverse of the stacked Jacobian (kappa = -1)",
-                 _build_half_inverse(-1.0), {"lr": 1.0, "truncation": 1e-6}),
+                 _build_half_inverse(-1.0), {"lr": 1.0, "truncation": 1e-6}, takes_process_group=True),
     "hig": Method("hig", "half-inverse gradients: V S^-1/2 U^T of the stacked per-example Jacobian (kappa = -1/2)",
-                  _build_half_inverse(-0.5), {"lr": 1.0, "truncation": 1e-6}),
+                  _build_half_inverse(-0.5), {"lr": 1.0, "truncation": 1e-6}, takes_process_group=True),
 }
 
 

@@ -149,6 +149,22 @@ def _out_of_memory(err: BaseException) -> bool:
         "out of memory" in str(err)
 
 
+def _distribution(group: Any, method: Any, time_budget: float | None) -> tuple[int, int]:
+    """(rank, world size) of a data-parallel run, (0, 1) without a group; what cannot be spread is refused."""
+    if group is None:
+        return 0, 1
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        raise ValueError("process_group was given but torch.distributed is not initialised (torchrun, or "
+                         "torch.distributed.init_process_group, first)")
+    if time_budget is not None:
+        raise ValueError("a data-parallel run trains for --iterations, not a --time-budget: the processes could stop "
+                         "at different iterations")
+    if method.resolve is not None:
+        raise ValueError(f"a schedule ({method.name}) is not spread over processes; train its phases separately")
+    return dist.get_rank(group), dist.get_world_size(group)
+
+
 @torch.no_grad()
 def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, float | None]:
     """Mean held-out loss, x-space error and component losses (:meth:`Problem.component_losses`) of ``net`` (eval
@@ -184,8 +200,16 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
               time_budget: float | None = None, batch_size: int | None = None,
               hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
               progress: ProgressLike = None,
-              on_evaluation: Callable[[int, dict[str, float | None]], None] | None = None) -> RunResult:
+              on_evaluation: Callable[[int, dict[str, float | None]], None] | None = None,
+              process_group: Any = None) -> RunResult:
     """Train ``problem.default_network()`` with ``optimizer`` and return its curve and final held-out metrics.
+
+    ``process_group`` (a ``torch.distributed`` group of P processes, each calling this with the same arguments):
+    data-parallel training. ``batch_size`` is per process; every process draws the same global batch of P x
+    ``batch_size`` examples from the seed's stream and trains on its own share, so the run follows single-process
+    training on the global batch: gradient methods and SIP through ``DistributedDataParallel``, HIG and
+    Gauss-Newton through their ``process_group`` (:mod:`physopt.hig.distributed`). Iterations only (a time budget
+    could stop the processes at different steps); ``hyperparameters.world_size`` records P.
 
     Stops after ``iterations`` steps or ``time_budget`` training seconds, whichever comes first. A run whose loss,
     gradient or physics update turns NaN/inf stops with ``status = "diverged: ..."``; its weights stay finite.
@@ -206,11 +230,21 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     batch_size = check_integer("batch_size", hp["batch_size"], low=1)
     check_batch_memory(problem, batch_size)
     held_out = held_out if held_out is not None else held_out_set(problem)
+    rank, world = _distribution(process_group, method, time_budget)
+    if world > 1:
+        hp = {**hp, "world_size": world}
 
     torch.manual_seed(seed)
     net = problem.default_network()
     checksum = weights_checksum(net)
-    step = method.build(net, problem, optimizer_arguments(hp))
+    arguments = optimizer_arguments({k: v for k, v in hp.items() if k != "world_size"})
+    if world == 1:
+        step = method.build(net, problem, arguments)
+    elif method.takes_process_group:
+        step = method.build(net, problem, {**arguments, "process_group": process_group})
+    else:
+        step = method.build(torch.nn.parallel.DistributedDataParallel(net, process_group=process_group), problem,
+                            arguments)
     scheduled = isinstance(step, ScheduledStep)      # a schedule samples each phase's batch size
     data = torch.Generator().manual_seed(seed)
 
@@ -235,7 +269,10 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     record()
     while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
         try:
-            batch = problem.sample(step.batch_size if scheduled else batch_size, data)
+            batch = problem.sample(step.batch_size if scheduled else batch_size * world, data)
+            if world > 1:                            # this process's share of the global batch
+                batch = type(batch)(*(None if t is None else t[rank * batch_size:(rank + 1) * batch_size]
+                                      for t in batch))
             start = time.perf_counter()
             train_loss = step(batch)
         except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from
