@@ -270,7 +270,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       time_budget=args.time_budget, batch_size=args.batch_size,
                       hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
                       evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
-                      progress=progress, force=args.force, keep_stale=args.keep_stale, executor=executor_for(args))
+                      progress=progress, force=args.force, keep_stale=args.keep_stale, executor=executor_for(args),
+                      nproc=args.nproc)
     if summary is None:                         # --slurm-dry-run: nothing trained, nothing written
         return 0
     print(format_summary(summary))
@@ -690,6 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(c, None, "summary.json, curves.csv, curves.png and runs/")
     add_resume(c, "runs already finished in --out")
     add_executor(c)
+    c.add_argument("--nproc", type=count(1), default=1, help="processes per run: data-parallel training "
+                   "(torch.distributed; --batch-size per process; DDP for gradient methods and SIP, HIG/GN spread "
+                   "their Jacobian rows); iterations only")
     add_force(c, "finished runs in --out made with other settings, and run files that cannot be read")
     add_quiet(c)
 

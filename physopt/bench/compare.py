@@ -9,6 +9,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from physopt.validation import check_integer
+
 from .executors import Executor, LocalExecutor
 from .methods import check_settings, get_method, resolve_hyperparameters, settings_by_method
 from .plots import plot_curves
@@ -25,7 +27,7 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
             progress: ProgressLike = None, force: bool = False, check_only: bool = False,
-            keep_stale: bool = False, executor: Executor | None = None) -> dict[str, Any] | None:
+            keep_stale: bool = False, executor: Executor | None = None, nproc: int = 1) -> dict[str, Any] | None:
     """Train every optimizer for every seed and return the summary (also written to ``out`` when given).
 
     With ``resume`` a run already in ``out/runs/`` with identical settings is loaded instead of retrained, if this
@@ -41,12 +43,14 @@ def compare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
     after these checks (returns None): a suite checks every problem's directory before the first run trains.
 
     The runs train on ``executor`` (default: this process, one after the other; ``LocalExecutor(2)``: two worker
-    processes), each writing its own run file; this process writes the summary.
+    processes), each writing its own run file; this process writes the summary. ``nproc`` > 1 trains every run
+    data-parallel on that many processes (torch.distributed; ``batch_size`` per process, see
+    :func:`physopt.bench.train.train_run`).
     """
     comparison = prepare(problem, optimizers, seeds=seeds, iterations=iterations, time_budget=time_budget,
                          batch_size=batch_size, hyperparameters=hyperparameters, out=out, resume=resume,
                          evaluations=evaluations, held_out_size=held_out_size, command=command, force=force,
-                         keep_stale=keep_stale, executor=executor)
+                         keep_stale=keep_stale, executor=executor, nproc=nproc)
     if check_only:
         return None
     return run_comparisons([comparison], progress)[0]
@@ -57,12 +61,18 @@ def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
             hyperparameters: dict[str, dict[str, Any]] | None = None, out: str | Path | None = None,
             resume: bool = True, evaluations: int = 30, held_out_size: int | None = None, command: str | None = None,
             force: bool = False, keep_stale: bool = False,
-            executor: Executor | None = None) -> "Comparison":
+            executor: Executor | None = None, nproc: int = 1) -> "Comparison":
     """Every check of :func:`compare` (same arguments), before anything trains; the comparison to run."""
     executor = executor or LocalExecutor()
     if not optimizers:
         raise ValueError("give at least one optimizer")
     methods = [get_method(o) for o in optimizers]
+    check_integer("nproc", nproc, low=1)
+    if nproc > 1 and time_budget is not None:
+        raise ValueError("--nproc trains for --iterations, not a --time-budget (the processes could stop at "
+                         "different iterations)")
+    if nproc > 1 and any(m.resolve is not None for m in methods):
+        raise ValueError("a schedule (adam>hig@...) is not spread over processes; drop --nproc for it")
     for m in methods:
         if m.needs_inverse and not problem.has_inverse:
             raise ValueError(f"optimizer '{m.name}' needs an inverse update, which problem '{problem.name}' does "
@@ -109,11 +119,14 @@ def prepare(problem, optimizers: Sequence[str], *, seeds: Sequence[int] = (0,), 
                               "seed": seed, "iterations": iterations, "time_budget_s": time_budget,
                               "batch_size": batch_sizes[m.name], "hyperparameters": resolved[m.name],
                               "device": header["device"], "dtype": header["dtype"], "evaluations": evaluations,
-                              "held_out_size": header["held_out_size"]}
+                              "held_out_size": header["held_out_size"], **({"nproc": nproc} if nproc > 1 else {})}
              for seed in seeds for m in methods}
     plan = plan_runs(out_dir, specs, resume=resume, force=force, keep_stale=keep_stale)  # refuses before training
     executor.check(problem.device, time_budget)
-    return Comparison(problem, ProblemRecipe.of(problem, portable=not executor.in_process), header, specs, plan,
+    if nproc > 1:
+        header["nproc"] = nproc
+    portable = not executor.in_process or nproc > 1      # a data-parallel run rebuilds the problem in each process
+    return Comparison(problem, ProblemRecipe.of(problem, portable=portable), header, specs, plan,
                       out_dir, list(seeds), resume, keep_stale, executor)
 
 

@@ -134,14 +134,51 @@ def run_task(task: RunTask, *, blocking: bool = True, progress: ProgressLike = N
             if key not in _HELD_OUT:
                 _HELD_OUT[key] = held_out_set(problem, spec["held_out_size"])
             held_out = _HELD_OUT[key]
-        result = train_run(problem, task.optimizer, task.seed, iterations=spec["iterations"],
-                           time_budget=spec["time_budget_s"], hyperparameters=spec["hyperparameters"],
-                           evaluations=spec["evaluations"], held_out=held_out, progress=progress)
+        if spec.get("nproc", 1) > 1:
+            result = train_spread(task, spec["nproc"])
+        else:
+            result = train_run(problem, task.optimizer, task.seed, iterations=spec["iterations"],
+                               time_budget=spec["time_budget_s"], hyperparameters=spec["hyperparameters"],
+                               evaluations=spec["evaluations"], held_out=held_out, progress=progress)
         result = dataclasses.replace(result, machine=machine_label(machine_info(problem.device)),
                                      provenance=task.provenance, worker=worker_record(problem.device, task.executor))
         if task.out is not None:
             save_run(task.out, spec, result)
     return Outcome(task, "trained", result)
+
+
+def train_spread(task: RunTask, nproc: int) -> RunResult:
+    """Train ``task``'s run data-parallel on ``nproc`` fresh processes (``torch.multiprocessing.spawn``; gloo, or NCCL
+    with one GPU per process where the problem is on CUDA and there are enough devices); rank 0's result."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+    threads = max(1, torch.get_num_threads() // nproc)
+    with tempfile.TemporaryDirectory(prefix="physopt-nproc-") as tmp:
+        mp.spawn(_train_rank, args=(nproc, task, tmp, threads), nprocs=nproc, join=True)
+        return RunResult.from_json(torch.load(Path(tmp) / "result.pt"))
+
+
+def _train_rank(rank: int, world: int, task: RunTask, tmp: str, threads: int) -> None:
+    import torch.distributed as dist
+    torch.set_num_threads(threads)
+    recipe = task.recipe
+    cuda = recipe.device.startswith("cuda")
+    if cuda and torch.cuda.device_count() >= world:
+        recipe = dataclasses.replace(recipe, device=f"cuda:{rank}")
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{tmp}/rendezvous", rank=rank,
+                            world_size=world)
+    try:
+        problem = recipe.build()
+        spec = task.spec
+        result = train_run(problem, task.optimizer, task.seed, iterations=spec["iterations"],
+                           time_budget=spec["time_budget_s"], hyperparameters=spec["hyperparameters"],
+                           evaluations=spec["evaluations"], held_out=held_out_set(problem, spec["held_out_size"]),
+                           process_group=dist.group.WORLD)
+        if rank == 0:
+            torch.save(result.to_json(), Path(tmp) / "result.pt")
+    finally:
+        dist.destroy_process_group()
 
 
 def worker_record(device: torch.device, executor: str) -> dict[str, Any]:

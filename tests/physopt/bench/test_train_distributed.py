@@ -59,3 +59,16 @@ def test_what_cannot_be_spread_is_refused(tmp_path):
             train_run(p, "adam>sgd@1", 0, iterations=2, process_group=dist.group.WORLD)
     finally:
         dist.destroy_process_group()
+
+
+def test_compare_with_nproc_trains_each_run_on_two_processes_and_resumes(tmp_path):
+    from physopt.bench.compare import compare
+    p = get_problem("exp")
+    summary = compare(p, ["adam", "hig"], iterations=2, batch_size=2, evaluations=1, out=tmp_path, nproc=2)
+    assert [r["hyperparameters"]["world_size"] for r in summary["runs"]] == [2, 2]
+    stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "runs").glob("*.json")}
+    again = compare(p, ["adam", "hig"], iterations=2, batch_size=2, evaluations=1, out=tmp_path, nproc=2)
+    assert again["runs"] == summary["runs"]
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps         # resumed: no run file rewritten
+    with pytest.raises(ValueError, match="--nproc trains for --iterations"):
+        compare(p, ["adam"], time_budget=1.0, nproc=2)
