@@ -427,6 +427,14 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
                      hig.format_rows, lambda rows: {"rows": rows})
 
 
+def cmd_hig_spread_timing(args: argparse.Namespace) -> int:
+    from .timing import hig, hig_spread
+    setups, routes = names(args.setups, hig.SETUPS, "setup"), names(args.routes, ("factored", "gram"), "route")
+    return run_micro(args, "spread_timing", lambda device, save: hig_spread.run(
+        setups, routes, args.batch, args.nproc, args.repeats, str(device), args.threads, log=log),
+        hig_spread.format_rows, lambda rows: {"rows": rows})
+
+
 def quick_conflicts(args: argparse.Namespace, options: Sequence[str]) -> None:
     """Refuse ``--quick`` together with any of ``options`` given on the command line: --quick sets those sizes
     itself, and an explicit size must not be silently overridden."""
@@ -771,6 +779,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_repeats(t, 3)
     add_device(t)
     add_out(t, None, "timing.json and timing.txt")
+
+    h = _command(sub, "hig-spread-timing", cmd_hig_spread_timing, "time one HIG update of a global batch spread over "
+                 "N processes against one process holding it all (time and peak memory per process)",
+                 "physopt hig-spread-timing --setups oscillators --batch 64 --nproc 2 --repeats 3")
+    h.add_argument("--setups", default="oscillators", help="comma-separated problems (the HIG paper's setups)")
+    h.add_argument("--routes", default="factored,gram", help="comma-separated: factored, gram")
+    h.add_argument("--batch", type=count(1), default=64, help="examples per process (one process gets N times as "
+                   "many)")
+    h.add_argument("--nproc", type=count(2), default=2, help="processes the batch is spread over")
+    add_repeats(h, 5)
+    h.add_argument("--threads", type=count(1), default=1, help="torch CPU threads per process")
+    add_device(h)
+    add_out(h, None, "spread_timing.json and spread_timing.txt")
 
     z = _command(sub, "zcs-bench", cmd_zcs_bench, "time training steps of ZCS vs FuncLoop vs DataVect (scaling PDE)",
                  "physopt zcs-bench --quick")

@@ -16,7 +16,8 @@ from .table import format_table, text_column
 PM = " ± "
 #: text outputs of the benchmark commands that the report shows verbatim, with their section titles
 BENCHMARK_FILES = {"timing.txt": "Timing", "step_timing.txt": "Simulation step timing",
-                   "inference.txt": "Inference vs iterative solver", "speed.txt": "Speed per iteration vs Adam"}
+                   "inference.txt": "Inference vs iterative solver", "speed.txt": "Speed per iteration vs Adam",
+                   "spread_timing.txt": "HIG spread over processes"}
 #: tables written as Markdown (physopt pde-control), included as they are under a section of this title
 MARKDOWN_FILES = {"table1.md": "PDE control (Burgers), Table 1"}
 
