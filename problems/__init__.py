@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from .base import Batch, Problem, ProblemConfig, ProblemError, SimulationError
-from .burgers_control import BurgersControlProblem
 from .functions import from_functions
 from .heat import HeatProblem
 from .navier_stokes import NavierStokesProblem
@@ -15,8 +14,7 @@ from .settings import PRESET_NAMES, BenchmarkSettings, OptimizerSettings, Preset
 from .toys import ExpProblem, HIGToyProblem, RotatedSineProblem
 
 for _cls in (ExpProblem, RotatedSineProblem, PoissonProblem, HeatProblem, OscillatorsProblem, PoissonHIGProblem,
-             HIGToyProblem, QuantumDipoleProblem, NavierStokesProblem,
-             BurgersControlProblem):
+             HIGToyProblem, QuantumDipoleProblem, NavierStokesProblem):
     register(_cls)
 
 __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError", "PROBLEMS", "register",
@@ -24,4 +22,4 @@ __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError
            "PROBLEM_GROUP", "PRESET_NAMES", "BenchmarkSettings", "OptimizerSettings",
            "Preset", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
            "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem",
-           "NavierStokesProblem", "BurgersControlProblem"]
+           "NavierStokesProblem"]

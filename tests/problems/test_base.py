@@ -12,8 +12,7 @@ import problems
 from problems import Batch, Problem, ProblemConfig, ProblemError, get_problem
 
 SMALL = {"poisson": {"resolution": 16}, "heat": {"resolution": 16, "max_half_size": 3.0},
-         "quantum-dipole": {"steps": 16}, "navier-stokes": {"resolution": 16, "dx": 8.0, "unet_levels": 3},
-         "burgers-control": {"steps": 4}}
+         "quantum-dipole": {"steps": 16}, "navier-stokes": {"resolution": 16, "dx": 8.0, "unet_levels": 3}}
 
 
 def make(name, device="cpu", dtype=torch.float32, **kw):
