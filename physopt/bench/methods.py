@@ -164,6 +164,7 @@ def _adjoint(optimizer_cls: type[torch.optim.Optimizer]) -> Callable[..., StepFn
             _check_finite_grads(net, f"step {counter[0]}")
             return update(batch, loss)
 
+        step.optimizer = opt            # type: ignore[attr-defined]  (its state: what a checkpoint saves)
         return step
 
     return build
@@ -184,6 +185,7 @@ def _build_sip(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
         with torch.no_grad():
             return problem.loss(problem.forward(x.detach(), batch), batch).mean().item()
 
+    step.optimizer = opt.base           # type: ignore[attr-defined]  (SIP's state is its base optimizer's)
     return step
 
 
@@ -207,6 +209,7 @@ def _build_half_inverse(kappa: float) -> Callable[..., StepFn]:
             except HalfInversionError as err:
                 raise Diverged(f"step {counter[0]}: {err}") from err
 
+        step.optimizer = opt            # type: ignore[attr-defined]
         return step
 
     return build

@@ -88,6 +88,12 @@ def run_path(out: Path, optimizer: str, seed: int) -> Path:
     return out / "runs" / f"{file_stem(optimizer)}_seed{seed}.json"
 
 
+def checkpoint_path(out: Path, optimizer: str, seed: int) -> Path:
+    """Where an unfinished run keeps its state (:func:`physopt.bench.train.train_run`), so that the same command
+    continues it after an interruption; removed once the run file is written."""
+    return out / "runs" / f"{file_stem(optimizer)}_seed{seed}.partial.pt"
+
+
 def run_lock(out: Path, optimizer: str, seed: int) -> FileLock:
     """The lock a command holds while it trains one run into ``out``: two commands writing one directory at once
     never train the same run twice (an OS file lock, released when its process dies, even by kill -9)."""

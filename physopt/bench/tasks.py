@@ -17,7 +17,7 @@ from filelock import Timeout
 
 from .progress import ProgressLike
 from .provenance import same_version
-from .storage import load_run, machine_info, machine_label, run_lock, save_run
+from .storage import checkpoint_path, load_run, machine_info, machine_label, run_lock, save_run
 from .train import RunResult, held_out_set, train_run
 
 
@@ -139,11 +139,14 @@ def run_task(task: RunTask, *, blocking: bool = True, progress: ProgressLike = N
         else:
             result = train_run(problem, task.optimizer, task.seed, iterations=spec["iterations"],
                                time_budget=spec["time_budget_s"], hyperparameters=spec["hyperparameters"],
-                               evaluations=spec["evaluations"], held_out=held_out, progress=progress)
+                               evaluations=spec["evaluations"], held_out=held_out, progress=progress,
+                               checkpoint=None if task.out is None else checkpoint_path(task.out, task.optimizer,
+                                                                                         task.seed))
         result = dataclasses.replace(result, machine=machine_label(machine_info(problem.device)),
                                      provenance=task.provenance, worker=worker_record(problem.device, task.executor))
         if task.out is not None:
             save_run(task.out, spec, result)
+            checkpoint_path(task.out, task.optimizer, task.seed).unlink(missing_ok=True)
     return Outcome(task, "trained", result)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -149,6 +151,25 @@ def _out_of_memory(err: BaseException) -> bool:
         "out of memory" in str(err)
 
 
+def _load_checkpoint(path: Path, identity: str) -> dict[str, Any] | None:
+    """A run's saved state, if ``path`` holds one of this very run (else None: it starts over)."""
+    try:
+        saved = torch.load(path, weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and saved.get("identity") == identity else None
+
+
+def _atomic_save(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _distribution(group: Any, method: Any, time_budget: float | None) -> tuple[int, int]:
     """(rank, world size) of a data-parallel run, (0, 1) without a group; what cannot be spread is refused."""
     if group is None:
@@ -201,7 +222,8 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
               hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
               progress: ProgressLike = None,
               on_evaluation: Callable[[int, dict[str, float | None]], None] | None = None,
-              process_group: Any = None) -> RunResult:
+              process_group: Any = None, checkpoint: Path | None = None,
+              checkpoint_every_s: float = 600.0) -> RunResult:
     """Train ``problem.default_network()`` with ``optimizer`` and return its curve and final held-out metrics.
 
     ``process_group`` (a ``torch.distributed`` group of P processes, each calling this with the same arguments):
@@ -210,6 +232,12 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     training on the global batch: gradient methods and SIP through ``DistributedDataParallel``, HIG and
     Gauss-Newton through their ``process_group`` (:mod:`physopt.hig.distributed`). Iterations only (a time budget
     could stop the processes at different steps); ``hyperparameters.world_size`` records P.
+
+    ``checkpoint``: a file the run's state (weights, optimizer state, the data stream's and torch's RNG states, the
+    curve, iteration and training time) is saved to every ``checkpoint_every_s`` seconds of wall time, atomically;
+    a run started again with a checkpoint of the same run (same problem, settings and initial weights) continues
+    from it and ends as the uninterrupted run would (bitwise on the CPU). Runs whose method has no optimizer state
+    to save (schedules, methods from elsewhere), and data-parallel runs, train without checkpoints.
 
     Stops after ``iterations`` steps or ``time_budget`` training seconds, whichever comes first. A run whose loss,
     gradient or physics update turns NaN/inf stops with ``status = "diverged: ..."``; its weights stay finite.
@@ -254,6 +282,28 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     every_it = max(1, iterations // evaluations) if iterations else None
     every_s = time_budget / evaluations if time_budget else None
     next_time = 0.0
+    state_of = getattr(step, "optimizer", None)
+    if checkpoint is None or state_of is None or scheduled or world > 1:
+        checkpoint = None
+    identity = json.dumps({"problem": problem.name, "config": repr(problem.config), "optimizer": optimizer,
+                           "seed": seed, "iterations": iterations, "time_budget": time_budget, "hyperparameters": hp,
+                           "evaluations": evaluations, "init_checksum": checksum, "dtype": str(problem.dtype)},
+                          sort_keys=True, default=str)
+    saved = _load_checkpoint(checkpoint, identity) if checkpoint is not None else None
+    if saved is not None:
+        net.load_state_dict(saved["net"])
+        state_of.load_state_dict(saved["optimizer"])
+        data.set_state(saved["data"])
+        torch.set_rng_state(saved["rng"])
+        curve = [CurvePoint(**c) for c in saved["curve"]]
+        it, elapsed, train_loss, next_time = saved["iteration"], saved["elapsed"], saved["train_loss"], saved["next"]
+    last_save = time.perf_counter()
+
+    def save_checkpoint() -> None:
+        _atomic_save(checkpoint, {"identity": identity, "net": net.state_dict(), "optimizer": state_of.state_dict(),
+                                  "data": data.get_state(), "rng": torch.get_rng_state(),
+                                  "curve": [dataclasses.asdict(c) for c in curve], "iteration": it,
+                                  "elapsed": elapsed, "train_loss": train_loss, "next": next_time})
 
     def record() -> None:
         m = evaluate(problem, net, held_out)
@@ -266,7 +316,10 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
 
     report = as_progress(progress)
     report.start(f"{optimizer:<9} seed {seed}", iterations, time_budget)
-    record()
+    if saved is None:
+        record()
+    else:
+        report.log(f"  {optimizer} seed {seed}: continued from its checkpoint at iteration {it} ({elapsed:.0f} s)")
     while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
         try:
             batch = problem.sample(step.batch_size if scheduled else batch_size * world, data)
@@ -298,6 +351,9 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         if due:
             next_time = elapsed
             record()
+        if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every_s:
+            save_checkpoint()
+            last_save = time.perf_counter()
     if not curve or curve[-1].iteration != it:
         record()
     report.finish()

@@ -154,3 +154,32 @@ def test_bad_run_settings_are_refused(exp, kwargs, message):
 def test_sip_needs_a_problem_with_an_inverse_update():
     with pytest.raises(ValueError, match="optimizer 'sip' needs an inverse update, which problem 'hig-toy' does not"):
         train_run(get_problem("hig-toy"), "sip", 0, iterations=1)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sip", "hig"])
+def test_a_run_interrupted_mid_way_continues_from_its_checkpoint_and_ends_bitwise_the_same(optimizer, tmp_path):
+    from problems import get_problem
+    p = get_problem("exp")
+    held_out = p.sample(16, torch.Generator().manual_seed(5))
+    common = dict(iterations=8, batch_size=8, evaluations=8, held_out=held_out)
+    whole = train_run(p, optimizer, 1, **common)
+    ckpt = tmp_path / "run.partial.pt"
+
+    def stop_at_5(it, metrics):
+        if it == 5:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_run(p, optimizer, 1, **common, checkpoint=ckpt, checkpoint_every_s=0.0, on_evaluation=stop_at_5)
+    assert torch.load(ckpt, weights_only=False)["iteration"] == 4
+    resumed = train_run(p, optimizer, 1, **common, checkpoint=ckpt, checkpoint_every_s=0.0)
+    assert resumed.final == whole.final
+    assert [(c.iteration, c.loss, c.x_error) for c in resumed.curve] == [(c.iteration, c.loss, c.x_error)
+                                                                         for c in whole.curve]
+    # a checkpoint of another run (another seed) is not taken: that run starts over
+    other = train_run(p, optimizer, 2, **common, checkpoint=ckpt, checkpoint_every_s=3600.0)
+    assert other.curve[0].iteration == 0 and other.final == train_run(p, optimizer, 2, **common).final
