@@ -57,7 +57,7 @@ def test_the_gauss_newton_update_lowers_the_force_of_the_network_s_plan():
 @pytest.mark.parametrize("scheme, optimizers", [("cfe-chain", ["adam"]), ("refined", ["adam"]),
                                                 ("staggered", ["adam", "sip", "hig"])])
 def test_compare_trains_the_schemes_with_adam_sip_and_hig(scheme, optimizers, tmp_path):
-    p = get_problem(BURGERS, scheme=scheme, steps=4)
+    p = get_problem(BURGERS, scheme=scheme, steps=2)
     summary = compare(p, optimizers, iterations=2, batch_size=2, evaluations=1, held_out_size=4, out=tmp_path)
     assert [r["optimizer"] for r in summary["runs"]] == optimizers
     assert all(r["status"] == "ok" for r in summary["runs"])
