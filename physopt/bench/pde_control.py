@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,6 +28,7 @@ from problems.pde_control.training import cfe_supervised_loss, diff_physics_loss
 
 from .provenance import provenance
 from .storage import atomic_write, machine_info
+from .train import atomic_save
 
 __all__ = ["TablePlan", "PLANS", "PAPER_TABLE1", "run_table", "ROWS"]
 
@@ -73,16 +73,6 @@ ROWS = [("cfe-chain/supervised", "CFE chain, supervised"), ("cfe-chain/diff-phys
         ("ground-truth/applied", "ground truth: the constant force as applied, 32 sum_x |f| (the authors' count)")]
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class Stages:
     """Trains or loads each stage of one seed; a stage file holds its weights, loss history and plan."""
 
@@ -113,8 +103,8 @@ class Stages:
             return model
         history = train()
         self.histories[name] = {"losses": history.losses, "seconds": history.seconds}
-        _save(path, {"state": model.state_dict(), "history": self.histories[name], "plan": plan, "seed": self.seed,
-                     "start": start, "provenance": provenance()})
+        atomic_save(path, {"state": model.state_dict(), "history": self.histories[name], "plan": plan,
+                           "seed": self.seed, "start": start, "provenance": provenance()})
         self.log(f"  seed {self.seed}: {name} trained in {history.seconds:.0f} s, loss {history.losses[0]:.4g} -> "
                  f"{history.losses[-1]:.4g}")
         return model

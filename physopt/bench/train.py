@@ -160,7 +160,8 @@ def _load_checkpoint(path: Path, identity: str) -> dict[str, Any] | None:
     return saved if isinstance(saved, dict) and saved.get("identity") == identity else None
 
 
-def _atomic_save(path: Path, payload: dict[str, Any]) -> None:
+def atomic_save(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` through a temporary file and a rename: a reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -300,7 +301,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     last_save = time.perf_counter()
 
     def save_checkpoint() -> None:
-        _atomic_save(checkpoint, {"identity": identity, "net": net.state_dict(), "optimizer": state_of.state_dict(),
+        atomic_save(checkpoint, {"identity": identity, "net": net.state_dict(), "optimizer": state_of.state_dict(),
                                   "data": data.get_state(), "rng": torch.get_rng_state(),
                                   "curve": [dataclasses.asdict(c) for c in curve], "iteration": it,
                                   "elapsed": elapsed, "train_loss": train_loss, "next": next_time})
