@@ -1,0 +1,89 @@
+"""The SOL_n loss, rollouts, the MAE metric and window batches (problems/solver_in_the_loop/training.py)."""
+import pytest
+import torch
+
+from problems import ProblemError
+from problems.solver_in_the_loop import (Correction, ForcedBurgers, corrected_step, data_statistics, improvement,
+                                         rollout, rollout_error, simulate, unrolled_loss, window_batches)
+
+SMALL = ForcedBurgers(reference_resolution=32, source_resolution=8, warmup=3, frames=8)
+
+
+@pytest.fixture(scope="module")
+def sims():
+    return simulate(SMALL, [0, 1], dtype=torch.float64)
+
+
+def small_correction(sims):
+    torch.manual_seed(0)
+    sv, sf = data_statistics(sims)
+    return Correction(sv, sf, features=4, blocks=1, kernel=3).double()
+
+
+def test_statistics_are_per_component_stds_of_magnitudes(sims):
+    sv, sf = data_statistics(sims)
+    expected = torch.stack([sims.velocity[:, :, c].abs().flatten().std(unbiased=False) for c in range(2)])
+    torch.testing.assert_close(sv, expected.float())
+    assert sf.shape == (2,) and (sf > 0).all()
+
+
+def test_one_step_loss_without_correction_is_the_scaled_source_error(sims):
+    v, f = sims.windows(torch.tensor([0, 1]), torch.tensor([0, 2]), steps=1)
+    sv = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    zero = lambda s, force: torch.zeros_like(s)  # noqa: E731
+    expected = 0.5 * (((v[:, 1] - SMALL.step(v[:, 0], f[:, 0])) / sv.reshape(2, 1, 1)) ** 2).sum()
+    torch.testing.assert_close(unrolled_loss(SMALL, zero, v, f, sv, steps=1), expected)
+
+
+def test_the_look_ahead_loss_averages_every_intermediate_state(sims):
+    net = small_correction(sims)
+    v, f = sims.windows(torch.tensor([0]), torch.tensor([1]), steps=3)
+    sv = torch.ones(2, dtype=torch.float64)
+    s, terms = v[:, 0], []
+    for k in range(3):
+        s = corrected_step(SMALL, s, f[:, k], net)
+        terms.append(0.5 * ((v[:, k + 1] - s) ** 2).sum())
+    torch.testing.assert_close(unrolled_loss(SMALL, net, v, f, sv, steps=3), sum(terms) / 3)
+
+
+def test_checkpointed_steps_give_the_same_gradients(sims):
+    net = small_correction(sims)
+    v, f = sims.windows(torch.tensor([0, 1]), torch.tensor([0, 1]), steps=4)
+    sv = torch.ones(2, dtype=torch.float64)
+    grads = []
+    for ckpt in (False, True):
+        net.zero_grad()
+        unrolled_loss(SMALL, net, v, f, sv, steps=4, checkpoint_steps=ckpt).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-12, rtol=1e-10)
+    assert grads[0].abs().sum() > 0
+
+
+def test_source_rollout_error_and_improvement(sims):
+    s, errors = sims.velocity[:, 0], []
+    for j in range(1, 6):
+        s = SMALL.step(s, sims.force[:, j - 1])
+        errors.append((s - sims.velocity[:, j]).abs().mean(dim=(1, 2, 3)))
+    src = rollout_error(SMALL, sims, steps=5)
+    torch.testing.assert_close(src, torch.stack(errors, 1).mean(1))
+    assert (src > 0).all()
+    states = rollout(SMALL, sims.velocity[:, 0], sims.force[:, :5])
+    assert states.shape == (2, 5, 2, 8, 8)
+    torch.testing.assert_close(improvement(src / 4, src), torch.full_like(src, 0.75))
+    with pytest.raises(ProblemError, match="cannot roll out 8 steps from 8 stored frames"):
+        rollout_error(SMALL, sims, steps=8)
+
+
+def test_an_epoch_covers_every_window_once(sims):
+    seen = torch.cat([torch.stack(b, 1) for b in window_batches(sims, 3, 2, torch.Generator().manual_seed(0))])
+    assert len(seen) == 2 * (8 - 3)
+    assert len({tuple(x) for x in seen.tolist()}) == len(seen)
+    assert int(seen[:, 1].max()) + 3 <= 7
+    with pytest.raises(ProblemError, match="look-ahead <= 7"):
+        next(window_batches(sims, 8, 2, torch.Generator()))
+
+
+def test_bad_windows_are_rejected(sims):
+    with pytest.raises(ProblemError, match="windows must be"):
+        unrolled_loss(SMALL, lambda s, f: s, torch.zeros(2, 2, 2, 8, 8), torch.zeros(2, 2, 2, 8, 8),
+                      torch.ones(2), steps=3)
