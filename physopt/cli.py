@@ -506,6 +506,20 @@ def cmd_pde_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_solver_in_the_loop(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench.solver_in_the_loop import PLANS, modes, run_table, table_markdown
+    torch.set_num_threads(args.threads)
+    plan = names(args.plan, tuple(PLANS), "plan")[0]
+    seeds = int_list(args.seeds, "--seeds", minimum=0)
+    chosen = names(args.modes, tuple(modes(PLANS[plan])), "mode") if args.modes else None
+    table = run_table(args.out, plan, seeds, mode_names=chosen, command=command_line(args),
+                      log=(lambda m: None) if args.quiet else log, checkpoint_every_s=args.checkpoint_every)
+    print(table_markdown(table))
+    return 0
+
+
 # ---- the parser -------------------------------------------------------------------------------------------------
 
 class Parser(argparse.ArgumentParser):
@@ -851,6 +865,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "beside other work is not comparable)")
     add_out(pc, "results/pde-control", "stage checkpoints (seed<S>/), table1.json, table1.md and fig4.png")
     add_quiet(pc)
+
+    sl = _command(sub, "solver-in-the-loop", cmd_solver_in_the_loop, "Solver-in-the-Loop's Table 1 (forced "
+                  "Burgers): reference data, then NON, SOL_n and PRE corrections trained and evaluated against the "
+                  "uncorrected source; resumable", "physopt solver-in-the-loop --plan quick --out /tmp/sol")
+    sl.add_argument("--plan", default="cpu", help="cpu (the committed table) or quick (a smoke test)")
+    sl.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    sl.add_argument("--modes", default=None, help="comma-separated modes to train (default: all of the plan: NON, "
+                    "SOL_<n> per look-ahead, PRE)")
+    sl.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
+    sl.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between saves of a training "
+                    "run's state (a stopped run continues from its last save)")
+    add_out(sl, "results/solver-in-the-loop", "data/ (reference simulations), seed<S>/ (weights), table1.json, "
+            "table1.md and rollout.png")
+    add_quiet(sl)
 
     i = _command(sub, "ns-inference", cmd_ns_inference, "trained network vs iterative inverse solver per problem "
                  "(SIP paper Table 1)", "physopt ns-inference --train-iterations 20 --batch 8")

@@ -1,0 +1,291 @@
+"""``physopt solver-in-the-loop``: Solver-in-the-Loop's Table 1 (Um et al. 2020), forced Burgers scenario, resumable.
+
+One command: generate the reference simulations (cached in OUT/data/, one file per set, written atomically), train
+the correction network for every mode and seed (NON = look-ahead 1, SOL_n for each n of the plan, PRE on
+pre-computed corrections), evaluate the corrected rollouts on the test simulations against the projected reference
+and write OUT/table1.json, OUT/table1.md and OUT/rollout.png. A training run saves its state every
+``checkpoint_every_s`` seconds (OUT/seed<S>/<mode>.partial.pt) and its final weights to OUT/seed<S>/<mode>.pt; running
+the same command again continues where it stopped, with the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from problems.solver_in_the_loop import (Correction, ForcedBurgers, Simulations, data_statistics, rollout,
+                                         rollout_error, simulate, unrolled_loss, window_batches)
+from problems.solver_in_the_loop.pre import precompute_corrections
+
+from .provenance import provenance
+from .storage import atomic_write, machine_info
+from .train import atomic_save
+
+__all__ = ["SolPlan", "PLANS", "PAPER_BURGERS", "modes", "run_table", "table_markdown"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SolPlan:
+    """Training and evaluation settings. Authors' Burgers Makefile: Adam lr 1e-4, batch 5, 100 epochs (an epoch is
+    every (simulation, start frame) window once: 2 (200 - n) iterations), NON n = 1, SOL n = 4; PRE Adam lr 1e-3,
+    batch 32, 400 epochs. The epochs are cut to what a 2-core CPU can do (``epochs``, ``pre_epochs``)."""
+    scenario: ForcedBurgers = ForcedBurgers()
+    epochs: int = 5
+    batch: int = 5
+    lr: float = 1e-4
+    look_aheads: tuple[int, ...] = (1, 4, 16)
+    pre: bool = True
+    pre_epochs: int = 20
+    pre_batch: int = 32
+    pre_lr: float = 1e-3
+    pre_beta: float = 1.0
+    checkpoint_from: int = 8            # recompute the corrected steps in the backward pass from this look-ahead on
+    features: int = 32
+    blocks: int = 5
+    kernel: int = 5
+
+
+PLANS = {"cpu": SolPlan(),
+         "quick": SolPlan(scenario=ForcedBurgers(reference_resolution=32, source_resolution=8, warmup=2, frames=12,
+                                                 training_seeds=(0, 1), test_seeds=(100,)),
+                          epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, features=4, blocks=1,
+                          kernel=3)}
+
+#: Table 1 of the paper, adv.-diff. (Burgers) row: MAE mean, spread; improvement over SRC in percent
+PAPER_BURGERS = {"SRC": (0.248, 0.019, None), "PRE": (0.218, 0.017, 12), "NON": (0.159, 0.015, 36),
+                 "SOL_s": (0.152, 0.015, 39), "SOL": (0.158, 0.017, 36)}
+
+
+def modes(plan: SolPlan) -> list[str]:
+    """The trained modes of a plan: NON (look-ahead 1), SOL_n for every other look-ahead, PRE."""
+    names = ["NON" if n == 1 else f"SOL_{n}" for n in plan.look_aheads]
+    return names + (["PRE"] if plan.pre else [])
+
+
+def _look_ahead(mode: str) -> int:
+    return 1 if mode == "NON" else int(mode.split("_")[1])
+
+
+def _seed_of(seed: int, *parts: Any) -> int:
+    text = "/".join(map(str, (seed, *parts)))
+    return sum(ord(c) * 131 ** i for i, c in enumerate(text)) % 2 ** 31
+
+
+class Data:
+    """The training and test simulations of a plan, generated once and cached in ``directory``."""
+
+    def __init__(self, directory: Path, plan: SolPlan, log: Callable[[str], None]):
+        self.scenario = plan.scenario
+        self.train = self._load(directory / "train.pt", plan.scenario.training_seeds, log)
+        self.test = self._load(directory / "test.pt", plan.scenario.test_seeds, log)
+        self.velocity_std, self.force_std = data_statistics(self.train)
+
+    def _load(self, path: Path, seeds: Sequence[int], log: Callable[[str], None]) -> Simulations:
+        identity = {"scenario": dataclasses.asdict(self.scenario), "seeds": list(seeds)}
+        if path.exists():
+            saved = torch.load(path, weights_only=False)
+            if saved.get("identity") == identity:
+                return Simulations(saved["velocity"], saved["force"])
+            log(f"  {path} holds other simulations than this plan asks for: regenerating it")
+        start = time.perf_counter()
+        sims = simulate(self.scenario, seeds)
+        atomic_save(path, {"identity": identity, "velocity": sims.velocity, "force": sims.force,
+                           "provenance": provenance()})
+        log(f"  simulated {len(seeds)} reference runs in {time.perf_counter() - start:.0f} s -> {path}")
+        return sims
+
+
+def _network(plan: SolPlan, data: Data, seed: int) -> Correction:
+    with torch.random.fork_rng(devices=[]):          # the same initial weights for every mode of a seed
+        torch.manual_seed(seed)
+        return Correction(data.velocity_std, data.force_std, features=plan.features, blocks=plan.blocks,
+                          kernel=plan.kernel)
+
+
+def _pre_loss(net: Correction, pairs, index: torch.Tensor, data: Data) -> torch.Tensor:
+    """Mean squared error of the standardised correction (the authors' PRE networks regress standardised labels)."""
+    sigma = data.velocity_std.reshape(2, 1, 1)
+    predicted = net(pairs.inputs[index], pairs.forces[index])
+    return ((predicted - pairs.corrections[index]) / sigma).pow(2).mean()
+
+
+def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: Callable[[str], None],
+               checkpoint_every_s: float = 600.0) -> tuple[Correction, dict[str, Any]]:
+    """Train (or load) one correction network; returns it and its history {losses per epoch, seconds, iterations}."""
+    final, partial = out / f"{mode}.pt", out / f"{mode}.partial.pt"
+    identity = {"plan": dataclasses.asdict(plan), "mode": mode, "seed": seed}
+    net = _network(plan, data, seed)
+    if final.exists():
+        saved = torch.load(final, weights_only=False)
+        if saved.get("identity") != identity:
+            raise ValueError(f"{final} was trained with another plan; use another --out (or delete the file)")
+        net.load_state_dict(saved["state"])
+        return net, saved["history"]
+    pre = mode == "PRE"
+    lr, epochs = (plan.pre_lr, plan.pre_epochs) if pre else (plan.lr, plan.epochs)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    state = {"epoch": 0, "batch": 0, "losses": [], "epoch_loss": 0.0, "seconds": 0.0, "iterations": 0}
+    if partial.exists():
+        saved = torch.load(partial, weights_only=False)
+        if saved.get("identity") == identity:
+            net.load_state_dict(saved["net"])
+            optimizer.load_state_dict(saved["optimizer"])
+            state = saved["state"]
+            log(f"  seed {seed}: {mode} continues at epoch {state['epoch'] + 1}, batch {state['batch']}")
+    pairs = precompute_corrections(data.scenario, data.train, plan.pre_beta) if pre else None
+    steps = 0 if pre else _look_ahead(mode)
+    last_save = started = time.perf_counter()
+    base_seconds = state["seconds"]
+
+    def save_partial() -> None:
+        state["seconds"] = base_seconds + time.perf_counter() - started
+        atomic_save(partial, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                              "identity": identity})
+
+    while state["epoch"] < epochs:
+        generator = torch.Generator().manual_seed(_seed_of(seed, mode, state["epoch"]))
+        if pre:
+            order = torch.randperm(len(pairs.inputs), generator=generator)
+            batches = [order[i:i + plan.pre_batch] for i in range(0, len(order) - plan.pre_batch + 1, plan.pre_batch)]
+        else:
+            batches = list(window_batches(data.train, steps, plan.batch, generator))
+        for b in range(state["batch"], len(batches)):
+            optimizer.zero_grad(set_to_none=True)
+            if pre:
+                loss = _pre_loss(net, pairs, batches[b], data)
+            else:
+                v, f = data.train.windows(*batches[b], steps)
+                loss = unrolled_loss(data.scenario, net, v, f, data.velocity_std, steps,
+                                     checkpoint_steps=steps >= plan.checkpoint_from)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{mode} seed {seed}: the training loss became {value} in epoch "
+                                         f"{state['epoch'] + 1}; lower the learning rate")
+            loss.backward()
+            optimizer.step()
+            state["epoch_loss"] += value
+            state["batch"], state["iterations"] = b + 1, state["iterations"] + 1
+            if time.perf_counter() - last_save >= checkpoint_every_s:
+                save_partial()
+                last_save = time.perf_counter()
+        state["losses"].append(state["epoch_loss"] / max(len(batches), 1))
+        log(f"  seed {seed}: {mode} epoch {state['epoch'] + 1}/{epochs}, mean loss {state['losses'][-1]:.4g}")
+        state.update(epoch=state["epoch"] + 1, batch=0, epoch_loss=0.0)
+    state["seconds"] = base_seconds + time.perf_counter() - started
+    history = {"losses": state["losses"], "iterations": state["iterations"], "seconds": state["seconds"]}
+    atomic_save(final, {"state": net.state_dict(), "history": history, "identity": identity,
+                        "provenance": provenance()})
+    partial.unlink(missing_ok=True)
+    log(f"  seed {seed}: {mode} trained, {state['iterations']} iterations in {state['seconds']:.0f} s")
+    return net, history
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+
+
+def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int] = (0,), *,
+              mode_names: Sequence[str] | None = None, command: str | None = None,
+              log: Callable[[str], None] = print, checkpoint_every_s: float = 600.0) -> dict[str, Any]:
+    """Train (or load) every mode for each seed, evaluate and write OUT/table1.json, table1.md and rollout.png."""
+    plan_obj = PLANS[plan] if isinstance(plan, str) else plan
+    out = Path(out)
+    chosen = list(mode_names) if mode_names else modes(plan_obj)
+    unknown = sorted(set(chosen) - set(modes(plan_obj)))
+    if unknown:
+        raise ValueError(f"unknown mode(s) {', '.join(unknown)} for this plan; choose from {', '.join(modes(plan_obj))}")
+    data = Data(out / "data", plan_obj, log)
+    sc = data.scenario
+    source = rollout_error(sc, data.test).tolist()
+    errors: dict[str, dict[str, list[float]]] = {}
+    histories: dict[str, dict[str, Any]] = {}
+    nets: dict[str, Correction] = {}
+    for seed in seeds:
+        for mode in chosen:
+            net, history = train_mode(out / f"seed{seed}", plan_obj, data, mode, seed, log, checkpoint_every_s)
+            net.eval()
+            errors.setdefault(str(seed), {})[mode] = rollout_error(sc, data.test, net).tolist()
+            histories.setdefault(str(seed), {})[mode] = history
+            nets[mode] = net
+    table = {"command": command, "plan": dataclasses.asdict(plan_obj), "seeds": list(seeds), "modes": chosen,
+             "machine": machine_info(torch.device("cpu")), "provenance": provenance(),
+             "source_mae": source, "mae": errors, "training": histories,
+             "paper": {k: {"mae": v[0], "spread": v[1], "improvement": v[2]} for k, v in PAPER_BURGERS.items()}}
+    atomic_write(out / "table1.json", json.dumps(table, indent=1))
+    atomic_write(out / "table1.md", table_markdown(table))
+    plot_rollout(data, nets, out / "rollout.png")
+    return table
+
+
+def table_markdown(table: dict[str, Any]) -> str:
+    """MAE and improvement over SRC per mode, beside the paper's adv.-diff. row."""
+    seeds, src = table["seeds"], table["source_mae"]
+    src_mean = sum(src) / len(src)
+    p = table["plan"]
+    sc = p["scenario"]
+    spread = ("standard deviation over the test simulations" if len(seeds) == 1 else
+              f"standard deviation of the {len(seeds)} seed means")
+    lines = ["# Solver-in-the-Loop, forced advection-diffusion (Burgers): Table 1 re-measured", "",
+             f"Command: `{table['command']}`", "",
+             f"Machine: {table['machine'].get('cpu')}, {table['machine'].get('torch_threads')} torch threads, torch "
+             f"{table['machine'].get('torch')}; physopt {table['provenance'].get('physopt')} (commit "
+             f"{str(table['provenance'].get('git_commit'))[:7]})", "",
+             f"Mean absolute error of the velocity against the projected reference over {sc['frames'] - 1}-step "
+             f"rollouts of the {len(src)} test simulations (seeds {', '.join(map(str, seeds))}; +- {spread}); "
+             f"improvement = 1 - MAE / MAE(SRC).", "",
+             "| mode | MAE | per seed | improvement | paper: MAE | paper: improvement |", "|---|---|---|---|---|---|",
+             f"| SRC (no correction) | {src_mean:.3f} +- {_stats(src)[1]:.3f} | - | - | 0.248 +- 0.019 | - |"]
+    paper_key = {"NON": "NON", "PRE": "PRE", "SOL_4": "SOL"}
+    for mode in table["modes"]:
+        per_seed = [table["mae"][str(s)][mode] for s in seeds if mode in table["mae"].get(str(s), {})]
+        if not per_seed:
+            continue
+        means = [sum(e) / len(e) for e in per_seed]
+        mean, sd = _stats(per_seed[0]) if len(means) == 1 else _stats(means)
+        paper = table["paper"].get(paper_key.get(mode, ""))
+        paper_cells = ("- | -" if paper is None else
+                       f"{paper['mae']} +- {paper['spread']} | {paper['improvement']}%")
+        lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {' / '.join(f'{m:.3f}' for m in means)} | "
+                     f"{100 * (1 - mean / src_mean):.0f}% | {paper_cells} |")
+    lines += ["", f"Training: Adam lr {p['lr']:g}, batch {p['batch']}, {p['epochs']} epochs (the authors: 100); PRE "
+              f"lr {p['pre_lr']:g}, batch {p['pre_batch']}, {p['pre_epochs']} epochs (the authors: 400), corrections "
+              f"pre-computed with temporal weight beta = {p['pre_beta']:g}. The paper's SOL row for this scenario is "
+              f"SOL_4 (the authors' Makefile), its SOL_s row has no stated look-ahead.", ""]
+    return "\n".join(lines)
+
+
+def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 0, steps: Sequence[int] = (10, 50, 199)) -> None:
+    """v_x of test simulation ``sim`` at a few steps: the projected reference, the uncorrected source and each
+    trained mode."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sc, test = data.scenario, data.test
+    steps = [s for s in steps if s < test.frames]
+    start, forces = test.velocity[sim:sim + 1, 0], test.force[sim:sim + 1, :max(steps)]
+    rows = [("reference T r", test.velocity[sim:sim + 1, 1:max(steps) + 1]), ("SRC", rollout(sc, start, forces))]
+    rows += [(mode, rollout(sc, start, forces, net)) for mode, net in nets.items()]
+    fig, axes = plt.subplots(len(rows), len(steps), figsize=(2.4 * len(steps), 2.2 * len(rows)), squeeze=False)
+    scale = float(test.velocity[sim, :, 0].abs().max())
+    for r, (label, states) in enumerate(rows):
+        for c, step in enumerate(steps):
+            ax = axes[r][c]
+            ax.imshow(states[0, step - 1, 0].numpy(), origin="lower", cmap="RdBu_r", vmin=-scale, vmax=scale)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"step {step}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle("v_x, test simulation %d" % sc.test_seeds[sim], fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,84 @@
+"""physopt solver-in-the-loop: reference data cached once, every mode trained once per seed and saved, a stopped
+training run continuing to the same weights as an uninterrupted one, the table beside the paper's numbers."""
+import json
+
+import pytest
+import torch
+
+from physopt.bench import solver_in_the_loop as sil
+from physopt.bench.solver_in_the_loop import PLANS, modes, run_table, table_markdown
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sol")
+    lines = []
+    table = run_table(out, "quick", seeds=(0,), command="physopt solver-in-the-loop --plan quick", log=lines.append)
+    return out, table, lines
+
+
+def test_every_mode_trains_once_and_the_table_is_written(quick):
+    out, table, lines = quick
+    assert modes(PLANS["quick"]) == ["NON", "SOL_3", "PRE"]
+    assert {p.stem for p in (out / "seed0").glob("*.pt")} == {"NON", "SOL_3", "PRE"}
+    assert sum("trained," in line for line in lines) == 3
+    assert sum("simulated" in line for line in lines) == 2
+    n_test = len(PLANS["quick"].scenario.test_seeds)
+    assert len(table["source_mae"]) == n_test and all(v > 0 for v in table["source_mae"])
+    assert all(len(table["mae"]["0"][m]) == n_test for m in table["modes"])
+    saved = json.loads((out / "table1.json").read_text())
+    assert saved["mae"] == table["mae"]
+    text = (out / "table1.md").read_text()
+    assert "| SRC (no correction) |" in text and "| SOL_3 |" in text and "0.248 +- 0.019" in text
+    assert (out / "rollout.png").stat().st_size > 5_000
+
+
+def test_a_rerun_loads_data_and_weights_and_gives_the_same_table(quick):
+    out, table, _ = quick
+    lines = []
+    again = run_table(out, "quick", seeds=(0,), log=lines.append)
+    assert not any("trained" in line or "simulated" in line for line in lines)
+    assert again["mae"] == table["mae"] and again["source_mae"] == table["source_mae"]
+
+
+def test_a_stopped_run_continues_to_the_uninterrupted_weights(tmp_path, monkeypatch):
+    plan = PLANS["quick"]
+    data = sil.Data(tmp_path / "data", plan, lambda m: None)
+    reference, _ = sil.train_mode(tmp_path / "whole", plan, data, "SOL_3", 0, lambda m: None)
+    calls = {"n": 0}
+    real = sil.unrolled_loss
+
+    def stop_at_the_fourth_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sil, "unrolled_loss", stop_at_the_fourth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        sil.train_mode(tmp_path / "split", plan, data, "SOL_3", 0, lambda m: None, checkpoint_every_s=0.0)
+    assert (tmp_path / "split" / "SOL_3.partial.pt").exists()
+    monkeypatch.setattr(sil, "unrolled_loss", real)
+    lines = []
+    resumed, history = sil.train_mode(tmp_path / "split", plan, data, "SOL_3", 0, lines.append)
+    assert any("continues at epoch 1, batch 3" in line for line in lines)
+    assert not (tmp_path / "split" / "SOL_3.partial.pt").exists()
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_unknown_modes_and_weights_of_another_plan_are_refused(quick, tmp_path):
+    out, _, _ = quick
+    with pytest.raises(ValueError, match="unknown mode"):
+        run_table(tmp_path, "quick", mode_names=["SOL_99"], log=lambda m: None)
+    other = sil.SolPlan(scenario=PLANS["quick"].scenario, epochs=2, batch=2, look_aheads=(1,), pre=False,
+                        features=4, blocks=1, kernel=3)
+    with pytest.raises(ValueError, match="another plan"):
+        run_table(out, other, seeds=(0,), log=lambda m: None)
+
+
+def test_markdown_reports_the_seed_spread_for_several_seeds(quick):
+    _, table, _ = quick
+    two = dict(table, seeds=[0, 1], mae={"0": table["mae"]["0"], "1": table["mae"]["0"]})
+    text = table_markdown(two)
+    assert "standard deviation of the 2 seed means" in text
