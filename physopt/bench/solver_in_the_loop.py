@@ -117,7 +117,9 @@ def _pre_loss(net: Correction, pairs, index: torch.Tensor, data: Data) -> torch.
 
 def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: Callable[[str], None],
                checkpoint_every_s: float = 600.0) -> tuple[Correction, dict[str, Any]]:
-    """Train (or load) one correction network; returns it and its history {losses per epoch, seconds, iterations}."""
+    """Train (or load) one correction network; returns it and its history: mean training loss and test MAE after
+    each epoch (monitoring only: nothing is selected on it), iterations and wall seconds (the per-epoch test
+    rollouts included)."""
     final, partial = out / f"{mode}.pt", out / f"{mode}.partial.pt"
     identity = {"plan": dataclasses.asdict(plan), "mode": mode, "seed": seed}
     net = _network(plan, data, seed)
@@ -130,7 +132,8 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
     pre = mode == "PRE"
     lr, epochs = (plan.pre_lr, plan.pre_epochs) if pre else (plan.lr, plan.epochs)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    state = {"epoch": 0, "batch": 0, "losses": [], "epoch_loss": 0.0, "seconds": 0.0, "iterations": 0}
+    state = {"epoch": 0, "batch": 0, "losses": [], "test_mae": [], "epoch_loss": 0.0, "seconds": 0.0,
+             "iterations": 0}
     if partial.exists():
         saved = torch.load(partial, weights_only=False)
         if saved.get("identity") == identity:
@@ -175,10 +178,15 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
                 save_partial()
                 last_save = time.perf_counter()
         state["losses"].append(state["epoch_loss"] / max(len(batches), 1))
-        log(f"  seed {seed}: {mode} epoch {state['epoch'] + 1}/{epochs}, mean loss {state['losses'][-1]:.4g}")
+        net.eval()
+        state["test_mae"].append(float(rollout_error(data.scenario, data.test, net).mean()))
+        net.train()
+        log(f"  seed {seed}: {mode} epoch {state['epoch'] + 1}/{epochs}, mean loss {state['losses'][-1]:.4g}, "
+            f"test MAE {state['test_mae'][-1]:.4f}")
         state.update(epoch=state["epoch"] + 1, batch=0, epoch_loss=0.0)
     state["seconds"] = base_seconds + time.perf_counter() - started
-    history = {"losses": state["losses"], "iterations": state["iterations"], "seconds": state["seconds"]}
+    history = {"losses": state["losses"], "test_mae": state["test_mae"], "iterations": state["iterations"],
+               "seconds": state["seconds"]}
     atomic_save(final, {"state": net.state_dict(), "history": history, "identity": identity,
                         "provenance": provenance()})
     partial.unlink(missing_ok=True)
