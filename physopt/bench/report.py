@@ -18,8 +18,9 @@ PM = " ± "
 BENCHMARK_FILES = {"timing.txt": "Timing", "step_timing.txt": "Simulation step timing",
                    "inference.txt": "Inference vs iterative solver", "speed.txt": "Speed per iteration vs Adam",
                    "spread_timing.txt": "HIG spread over processes"}
-#: tables written as Markdown (physopt pde-control), included as they are under a section of this title
-MARKDOWN_FILES = {"table1.md": "PDE control (Burgers), Table 1"}
+#: tables written as Markdown (physopt pde-control, physopt solver-in-the-loop), included as they are, each under its
+#: own first heading
+MARKDOWN_FILES = ("table1.md",)
 
 
 def section_title(summary: dict[str, Any], rel_dir: str) -> str:
@@ -160,9 +161,10 @@ def _write_report(root: Path, intro: str) -> Path:
                      path.read_text().rstrip(), "```", ""]
     for path in sorted(p for name in MARKDOWN_FILES for p in root.glob(f"**/{name}")):
         body = path.read_text().rstrip().splitlines()
+        title = path.name
         if body and body[0].startswith("# "):
-            body = body[1:]
-        sections += [f"## {MARKDOWN_FILES[path.name]}: {path.parent.relative_to(root).as_posix()}", *body, ""]
+            title, body = body[0][2:].strip(), body[1:]
+        sections += [f"## {title}: {path.parent.relative_to(root).as_posix()}", *body, ""]
     out = root / "README.md"
     atomic_write(out, "\n".join(head + sections))
     return out

@@ -32,10 +32,12 @@ def test_report_overview_orders_optimizers_as_the_files_do(tmp_path, cli):
     assert "| sgd (1 of 2 diverged) |" in (tmp_path / "README.md").read_text()
 
 
-def test_report_includes_the_pde_control_table_as_markdown(tmp_path, cli):
+def test_report_includes_markdown_tables_under_their_own_headings(tmp_path, cli):
     (tmp_path / "pde-control").mkdir()
     (tmp_path / "pde-control" / "table1.md").write_text("# PDE control\n\n| scheme | force |\n|---|---|\n| refined | 14 |\n")
+    (tmp_path / "sol").mkdir()
+    (tmp_path / "sol" / "table1.md").write_text("# Solver-in-the-Loop\n\n| mode | MAE |\n|---|---|\n| NON | 0.2 |\n")
     code, _, _ = cli("report", str(tmp_path))
     text = (tmp_path / "README.md").read_text()
-    assert code == 0 and "## PDE control (Burgers), Table 1: pde-control" in text
-    assert "| refined | 14 |" in text and "# PDE control\n" not in text
+    assert code == 0 and "## PDE control: pde-control" in text and "## Solver-in-the-Loop: sol" in text
+    assert "| refined | 14 |" in text and "| NON | 0.2 |" in text and "# PDE control\n" not in text
