@@ -17,13 +17,15 @@ independent reference (dense matrices, analytic solutions, scipy, PhiFlow) in ``
   and explicit diffusion (PDE-control paper, Holl et al. 2020).
 * :mod:`~problems.solvers.forced_burgers`: the 2-D forced viscous Burgers equation on a periodic staggered grid,
   travelling-wave forcing and the staggered restriction T (Solver-in-the-Loop, Um et al. 2020).
+* :mod:`~problems.solvers.open_flow`: 2-D incompressible flow on an open staggered grid with a fixed obstacle, as
+  PhiFlow 1.x computes it (Solver-in-the-Loop's wake flow).
 * :class:`SimulationError`: raised for a state a solver cannot step from (also ``problems.SimulationError``).
 
 The solvers import nothing from ``problems``' task modules (tests/test_layers.py checks it).
 """
 from __future__ import annotations
 
-from . import burgers, forced_burgers, grids, integrators, schroedinger, staggered
+from . import burgers, forced_burgers, grids, integrators, open_flow, schroedinger, staggered
 from .burgers import BurgersStabilityError, burgers_step
 from .errors import SimulationError
 from .grids import (dirichlet_laplace_eigenvalues, dst1, fft_wavenumbers_squared, laplace_dirichlet,
@@ -35,7 +37,7 @@ from .staggered import (CFLWarning, advect_centred, advect_velocity, centre_of_m
                         divergence, fluid_step, maccormack, project, semi_lagrangian)
 
 __all__ = [
-    "burgers", "forced_burgers", "grids", "integrators", "schroedinger", "staggered", "SimulationError",
+    "burgers", "forced_burgers", "grids", "integrators", "open_flow", "schroedinger", "staggered", "SimulationError",
     "laplace_dirichlet", "dst1", "dirichlet_laplace_eigenvalues", "solve_poisson_dirichlet", "fft_wavenumbers_squared",
     "spectral_diffusion", "periodic_laplace_eigenvalues", "solve_poisson_periodic", "smooth_noise",
     "rk4_step", "integrate",
