@@ -499,8 +499,10 @@ def cmd_pde_control(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     plan = names(args.plan, tuple(PLANS), "plan")[0]
     seeds = int_list(args.seeds, "--seeds", minimum=0)
+    device = resolve_device(args.timing_device)
+    timer = None if args.no_timing else (lambda *a: time_inference(*a, device=device))
     data = run_table(args.out, plan, seeds, command=command_line(args), log=(lambda m: None) if args.quiet else log,
-                     timer=None if args.no_timing else time_inference)
+                     timer=timer, timing_device=str(device))
     from .bench.pde_control import table_markdown
     print(table_markdown(data))
     return 0
@@ -863,6 +865,8 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
     pc.add_argument("--no-timing", action="store_true", help="skip the inference timing (time it alone: timing "
                     "beside other work is not comparable)")
+    pc.add_argument("--timing-device", default="cpu", help="device of the inference timing (training and evaluation "
+                    "run on the CPU): cpu, cuda, cuda:N or auto")
     add_out(pc, "results/pde-control", "stage checkpoints (seed<S>/), table1.json, table1.md and fig4.png")
     add_quiet(pc)
 

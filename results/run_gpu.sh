@@ -22,6 +22,11 @@ if [ "$part" = timings ]; then
     physopt tangentprop-bench --orders 1-9 --repeats 5 --device cuda --out results/cuda/tangentprop
     physopt hig-timing --setups poisson-hig --routes factored,gram,svd --dtypes float32,float64 --repeats 1 \
         --device cuda --out results/cuda/hig-timing-poisson
+    # PDE-control Table 1: the committed CPU-trained models, inference timed on the GPU (issue 21)
+    mkdir -p results/cuda/pde-control && cp -r results/pde-control/seed0 results/pde-control/seed1 \
+        results/pde-control/seed2 results/cuda/pde-control/
+    physopt pde-control --plan cpu --seeds 0,1,2 --timing-device cuda --out results/cuda/pde-control
+    rm -r results/cuda/pde-control/seed0 results/cuda/pde-control/seed1 results/cuda/pde-control/seed2
 elif [ "$part" = paper ]; then
     physopt bench --preset paper --device cuda --out results --problems "${PROBLEMS:-poisson,heat,hig-toy}" \
         ${KEEP_STALE:+--keep-stale}

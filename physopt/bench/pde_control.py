@@ -202,7 +202,7 @@ Timer = Callable[[Any, ControlSetup, dict[str, tuple[str, nn.Module]], TablePlan
 
 def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[int] = (0,), *,
               command: str | None = None, log: Callable[[str], None] = print,
-              timer: Timer | None = None) -> dict[str, Any]:
+              timer: Timer | None = None, timing_device: str = "cpu") -> dict[str, Any]:
     """Train (or load) every stage for each seed, evaluate on the held-out tasks, time inference with ``timer``
     (:func:`physopt.timing.pde_control.time_inference`; None: no times) on the last seed's models and write
     OUT/table1.json, OUT/table1.md and OUT/fig4.png. Returns the table's data."""
@@ -226,6 +226,8 @@ def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[in
     data = {"command": command, "plan": dataclasses.asdict(plan_obj), "seeds": list(seeds),
             "machine": machine_info(torch.device("cpu")), "provenance": provenance(),
             "force_integral": {str(s): rows for s, rows in per_seed.items()}, "inference_ms": timings,
+            "inference_device": (machine_info(torch.device(timing_device)).get("gpu") or "the CPU")
+            if timings else None,
             "paper": {k: {"force": v[0], "spread": v[1], "ms": v[2]} for k, v in PAPER_TABLE1.items()},
             "training_seconds": {str(s): {k: h["seconds"] for k, h in hs.items()} for s, hs in histories.items()}}
     atomic_write(out / "table1.json", json.dumps(data, indent=1))
@@ -266,7 +268,8 @@ def table_markdown(data: dict[str, Any]) -> str:
              f"{data['machine'].get('torch')}; {_made_by(data['provenance'])}", "",
              f"Force integral sum_t sum_x |F_t(x)| per task, mean over {data['plan']['held_out']} held-out tasks "
              f"(seeds {', '.join(map(str, seeds))}; +- {spread}). Inference: milliseconds per task, "
-             f"{data['plan']['held_out']} tasks in one batch on the CPU (paper: a GTX 1080 Ti).", "",
+             f"{data['plan']['held_out']} tasks in one batch on {data.get('inference_device') or 'the CPU'} "
+             f"(paper: a GTX 1080 Ti).", "",
              "| scheme, loss | force integral | per seed | inference ms | paper: force | paper: ms |",
              "|---|---|---|---|---|---|"]
     shooting = [(f"shooting/{its}", f"iterative optim., {its} its") for its in data["plan"]["shooting_iterations"]]

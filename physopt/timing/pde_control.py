@@ -2,6 +2,7 @@
 on the shared timing kernel: all held-out tasks in one batch, milliseconds per task."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -18,18 +19,22 @@ __all__ = ["time_inference"]
 
 
 def time_inference(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]],
-                   plan: TablePlan) -> dict[str, float]:
-    """Median milliseconds per task of every model's scheme and of shooting for each iteration count."""
-    tasks = test.initial.shape[0]
+                   plan: TablePlan, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Median milliseconds per task of every model's scheme and of shooting for each iteration count, all held-out
+    tasks in one batch on ``device`` (the models are copied there)."""
+    device = torch.device(device)
+    initial, target = test.initial.to(device), test.target.to(device)
+    tasks = initial.shape[0]
     calls: dict[str, Any] = {}
     for key, (scheme, model) in models.items():
-        calls[key] = lambda scheme=scheme, model=model: execute(scheme, model, test.initial, test.target, setup)
+        on_device = copy.deepcopy(model).to(device)
+        calls[key] = lambda scheme=scheme, model=on_device: execute(scheme, model, initial, target, setup)
     for its in plan.shooting_iterations:
-        calls[f"shooting/{its}"] = lambda its=its: shoot(test.initial, test.target, setup, its, plan.shooting_lr)
+        calls[f"shooting/{its}"] = lambda its=its: shoot(initial, target, setup, its, plan.shooting_lr)
     times = {}
     for key, fn in calls.items():
         grad = torch.enable_grad() if key.startswith("shooting") else torch.no_grad()
         with grad:
-            timing = time_call(fn, "cpu", min_runs=3)
+            timing = time_call(fn, device, min_runs=3)
         times[key] = 1e3 * timing.median_s / tasks
     return times
