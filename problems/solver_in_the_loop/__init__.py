@@ -2,8 +2,10 @@
 trained without interaction (NON), on pre-computed corrections (PRE) or through the differentiable solver over n
 look-ahead steps (SOL_n).
 
-* :mod:`~problems.solver_in_the_loop.setup`: scenarios (reference and source grids, the projection T); today the
-  forced advection-diffusion (2-D Burgers) scenario;
+* :mod:`~problems.solver_in_the_loop.setup`: scenarios (reference and source grids, the projection T): the forced
+  advection-diffusion (2-D Burgers) scenario;
+* :mod:`~problems.solver_in_the_loop.wake`: the unsteady wake flow behind a cylinder (settings, T, reference runs;
+  its training is still to be wired into the bench);
 * :mod:`~problems.solver_in_the_loop.data`: reference simulations projected to the source grid;
 * :mod:`~problems.solver_in_the_loop.networks`: the authors' residual convolutional correction network;
 * :mod:`~problems.solver_in_the_loop.training`: the unrolled SOL_n loss, rollouts, the MAE metric and window batches.
