@@ -27,7 +27,7 @@ from problems.pde_control.setup import ControlSetup
 from problems.pde_control.training import cfe_supervised_loss, diff_physics_loss, fit, op_supervised_loss, shoot
 
 from .provenance import provenance
-from .storage import atomic_write, machine_info
+from .storage import atomic_write, machine_info, markdown_header
 from .train import atomic_save
 
 __all__ = ["TablePlan", "PLANS", "PAPER_TABLE1", "run_table", "ROWS"]
@@ -252,20 +252,12 @@ def _row_stats(data: dict[str, Any], key: str) -> tuple[float, float, list[float
     return mean, spread, means
 
 
-def _made_by(made: dict[str, Any]) -> str:
-    dirty = ", uncommitted changes" if made.get("git_dirty") else ""
-    return f"physopt {made.get('physopt', '?')} (commit {str(made.get('git_commit'))[:7]}{dirty})"
-
-
 def table_markdown(data: dict[str, Any]) -> str:
     """Table 1 beside the paper's numbers, with the command and machine."""
     seeds = data["seeds"]
     spread = ("standard error over the held-out tasks" if len(seeds) == 1 else
               f"standard deviation of the {len(seeds)} seed means")
-    lines = ["# PDE control, Burgers: Table 1 re-measured", "",
-             f"Command: `{data['command']}`", "",
-             f"Machine: {data['machine'].get('cpu')}, {data['machine'].get('torch_threads')} torch threads, torch "
-             f"{data['machine'].get('torch')}; {_made_by(data['provenance'])}", "",
+    lines = [*markdown_header("PDE control, Burgers: Table 1 re-measured", data),
              f"Force integral sum_t sum_x |F_t(x)| per task, mean over {data['plan']['held_out']} held-out tasks "
              f"(seeds {', '.join(map(str, seeds))}; +- {spread}). Inference: milliseconds per task, "
              f"{data['plan']['held_out']} tasks in one batch on {data.get('inference_device') or 'the CPU'} "

@@ -24,7 +24,7 @@ from problems.solver_in_the_loop import (Correction, ForcedBurgers, Simulations,
 from problems.solver_in_the_loop.pre import precompute_corrections
 
 from .provenance import provenance
-from .storage import atomic_write, machine_info
+from .storage import atomic_write, machine_info, markdown_header
 from .train import atomic_save
 
 __all__ = ["SolPlan", "PLANS", "PAPER_BURGERS", "modes", "run_table", "table_markdown"]
@@ -240,11 +240,7 @@ def table_markdown(table: dict[str, Any]) -> str:
     sc = p["scenario"]
     spread = ("standard deviation over the test simulations" if len(seeds) == 1 else
               f"standard deviation of the {len(seeds)} seed means")
-    lines = ["# Solver-in-the-Loop, forced advection-diffusion (Burgers): Table 1 re-measured", "",
-             f"Command: `{table['command']}`", "",
-             f"Machine: {table['machine'].get('cpu')}, {table['machine'].get('torch_threads')} torch threads, torch "
-             f"{table['machine'].get('torch')}; physopt {table['provenance'].get('physopt')} (commit "
-             f"{str(table['provenance'].get('git_commit'))[:7]})", "",
+    lines = [*markdown_header("Solver-in-the-Loop, forced advection-diffusion (Burgers): Table 1 re-measured", table),
              f"Mean absolute error of the velocity against the projected reference over {sc['frames'] - 1}-step "
              f"rollouts of the {len(src)} test simulations (seeds {', '.join(map(str, seeds))}; +- {spread}); "
              f"improvement = 1 - MAE / MAE(SRC).", "",

@@ -64,6 +64,15 @@ def machine_label(machine: dict[str, Any]) -> str:
     return f"{machine.get('gpu') or machine.get('cpu', '?')}, {machine.get('torch_threads', '?')} torch threads"
 
 
+def markdown_header(title: str, data: dict[str, Any]) -> list[str]:
+    """The head of a Markdown results table: its title, the command and the machine and physopt that made it (from
+    ``data``'s 'command', 'machine' (``machine_info``) and 'provenance' records)."""
+    machine = data.get("machine", {})
+    return [f"# {title}", "", f"Command: `{data.get('command')}`", "",
+            f"Machine: {machine_label(machine)}, torch {machine.get('torch', '?')}; "
+            f"{provenance_label(data.get('provenance'))}", ""]
+
+
 def write_benchmark(out: str | Path, name: str, command: str | None, device: torch.device, text: str,
                     payload: dict[str, Any]) -> Path:
     """A benchmark's output: ``out/name.json`` (command, machine, provenance and ``payload``) and ``out/name.txt``

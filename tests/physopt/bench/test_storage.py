@@ -98,3 +98,14 @@ def test_the_summary_and_the_curves_round_trip(tmp_path):
         {"optimizer": opt, "seed": 0, "iteration": c.iteration, "time_s": c.time_s, "loss": c.loss,
          "x_error": c.x_error, "train_loss": c.train_loss, "le": c.extra["le"]}
         for opt, r in (("adam", runs[0]), ("sip", runs[1])) for c in r.curve]
+
+
+def test_markdown_header_names_the_command_machine_and_physopt_that_made_a_table():
+    from physopt.bench.storage import markdown_header
+    data = {"command": "physopt pde-control --seeds 0", "machine": {"cpu": "AMD EPYC", "torch_threads": 1,
+                                                                    "torch": "2.13.0"},
+            "provenance": {"physopt": "0.2.0", "git_commit": "0123456789abcdef", "git_dirty": False}}
+    lines = markdown_header("A table", data)
+    assert lines[0] == "# A table" and lines[2] == "Command: `physopt pde-control --seeds 0`"
+    assert lines[4].startswith("Machine: AMD EPYC, 1 torch threads, torch 2.13.0; ")
+    assert "0123456789" in lines[4]
