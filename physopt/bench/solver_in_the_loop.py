@@ -20,22 +20,28 @@ import torch
 from torch import nn
 
 from problems.solver_in_the_loop import (Correction, ForcedBurgers, Simulations, data_statistics, rollout,
-                                         rollout_error, simulate, unrolled_loss, window_batches)
+                                         rollout_error, unrolled_loss, window_batches)
 from problems.solver_in_the_loop.pre import precompute_corrections
+from problems.solver_in_the_loop.wake import WakeFlow
 
 from .provenance import provenance
 from .storage import atomic_write, machine_info, markdown_header
 from .train import atomic_save
 
-__all__ = ["SolPlan", "PLANS", "PAPER_BURGERS", "modes", "run_table", "table_markdown"]
+__all__ = ["SolPlan", "PLANS", "PAPER", "modes", "run_table", "table_markdown"]
+
+
+#: the layout of the weight files; a file of another layout is refused instead of loaded
+FORMAT = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class SolPlan:
-    """Training and evaluation settings. Authors' Burgers Makefile: Adam lr 1e-4, batch 5, 100 epochs (an epoch is
-    every (simulation, start frame) window once: 2 (200 - n) iterations), NON n = 1, SOL n = 4; PRE Adam lr 1e-3,
-    batch 32, 400 epochs. The epochs are cut to what a 2-core CPU can do (``epochs``, ``pre_epochs``)."""
-    scenario: ForcedBurgers = ForcedBurgers()
+    """Training and evaluation settings. The authors' Makefiles: Burgers Adam lr 1e-4, batch 5, 100 epochs (an epoch
+    is every (simulation, start frame) window once: 2 (200 - n) iterations), NON n = 1, SOL n = 4; wake flow Adam lr
+    1e-4, batch 3, 100 epochs over 6 simulations of 500 frames, SOL n = 32; PRE Adam lr 1e-3, batch 32, 400 epochs.
+    The epochs are cut to what a 2-core CPU can do (``epochs``, ``pre_epochs``)."""
+    scenario: Any = ForcedBurgers()             # ForcedBurgers or WakeFlow
     epochs: int = 5
     batch: int = 5
     lr: float = 1e-4
@@ -55,11 +61,21 @@ PLANS = {"cpu": SolPlan(),
          "quick": SolPlan(scenario=ForcedBurgers(reference_resolution=32, source_resolution=8, warmup=2, frames=12,
                                                  training_seeds=(0, 1), test_seeds=(100,)),
                           epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, features=4, blocks=1,
-                          kernel=3)}
+                          kernel=3),
+         "wake-cpu": SolPlan(scenario=WakeFlow(), epochs=1, batch=3, look_aheads=(1, 4, 16), pre_epochs=5),
+         "wake-quick": SolPlan(scenario=WakeFlow(reference_resolution=16, source_resolution=4, warmup=3, frames=8,
+                                                 training_re=(1.6e5, 6.4e5), test_re=(3.2e5,)),
+                               epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, features=4,
+                               blocks=1, kernel=3)}
 
-#: Table 1 of the paper, adv.-diff. (Burgers) row: MAE mean, spread; improvement over SRC in percent
-PAPER_BURGERS = {"SRC": (0.248, 0.019, None), "PRE": (0.218, 0.017, 12), "NON": (0.159, 0.015, 36),
-                 "SOL_s": (0.152, 0.015, 39), "SOL": (0.158, 0.017, 36)}
+#: Table 1 of the paper per scenario: MAE mean, spread, improvement over SRC in percent; the look-ahead of its SOL row
+#: (the authors' Makefiles: SOL_4 for Burgers, SOL_32 for the wake flow) and the scenario's name
+PAPER = {"ForcedBurgers": {"name": "forced advection-diffusion (Burgers)", "sol": 4,
+                           "rows": {"SRC": (0.248, 0.019, None), "PRE": (0.218, 0.017, 12), "NON": (0.159, 0.015, 36),
+                                    "SOL_s": (0.152, 0.015, 39), "SOL": (0.158, 0.017, 36)}},
+         "WakeFlow": {"name": "wake flow", "sol": 32,
+                      "rows": {"SRC": (0.146, 0.004, None), "PRE": (0.031, 0.010, 79), "NON": (0.049, 0.012, 67),
+                               "SOL_s": (0.041, 0.009, 72), "SOL": (0.013, 0.003, 91)}}}
 
 
 def modes(plan: SolPlan) -> list[str]:
@@ -82,36 +98,37 @@ class Data:
 
     def __init__(self, directory: Path, plan: SolPlan, log: Callable[[str], None]):
         self.scenario = plan.scenario
-        self.train = self._load(directory / "train.pt", plan.scenario.training_seeds, log)
-        self.test = self._load(directory / "test.pt", plan.scenario.test_seeds, log)
-        self.velocity_std, self.force_std = data_statistics(self.train)
+        self.train = self._load(directory / "train.pt", "train", log)
+        self.test = self._load(directory / "test.pt", "test", log)
+        self.velocity_std, self.condition_std = data_statistics(self.train)
 
-    def _load(self, path: Path, seeds: Sequence[int], log: Callable[[str], None]) -> Simulations:
-        identity = {"scenario": dataclasses.asdict(self.scenario), "seeds": list(seeds)}
+    def _load(self, path: Path, which: str, log: Callable[[str], None]) -> Simulations:
+        identity = {"scenario": type(self.scenario).__name__, "settings": dataclasses.asdict(self.scenario),
+                    "set": which}
         if path.exists():
             saved = torch.load(path, weights_only=False)
             if saved.get("identity") == identity:
-                return Simulations(saved["velocity"], saved["force"])
+                return Simulations(saved["velocity"], saved["condition"])
             log(f"  {path} holds other simulations than this plan asks for: regenerating it")
         start = time.perf_counter()
-        sims = simulate(self.scenario, seeds)
-        atomic_save(path, {"identity": identity, "velocity": sims.velocity, "force": sims.force,
+        sims = self.scenario.simulate(which)
+        atomic_save(path, {"identity": identity, "velocity": sims.velocity, "condition": sims.condition,
                            "provenance": provenance()})
-        log(f"  simulated {len(seeds)} reference runs in {time.perf_counter() - start:.0f} s -> {path}")
+        log(f"  simulated {len(sims)} reference runs in {time.perf_counter() - start:.0f} s -> {path}")
         return sims
 
 
 def _network(plan: SolPlan, data: Data, seed: int) -> Correction:
     with torch.random.fork_rng(devices=[]):          # the same initial weights for every mode of a seed
         torch.manual_seed(seed)
-        return Correction(data.velocity_std, data.force_std, features=plan.features, blocks=plan.blocks,
-                          kernel=plan.kernel)
+        return Correction(data.velocity_std, data.condition_std, **data.scenario.correction_layout,
+                          features=plan.features, blocks=plan.blocks, kernel=plan.kernel)
 
 
 def _pre_loss(net: Correction, pairs, index: torch.Tensor, data: Data) -> torch.Tensor:
     """Mean squared error of the standardised correction (the authors' PRE networks regress standardised labels)."""
     sigma = data.velocity_std.reshape(2, 1, 1)
-    predicted = net(pairs.inputs[index], pairs.forces[index])
+    predicted = net(pairs.inputs[index], pairs.conditions[index])
     return ((predicted - pairs.corrections[index]) / sigma).pow(2).mean()
 
 
@@ -121,12 +138,13 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
     each epoch (monitoring only: nothing is selected on it), iterations and wall seconds (the per-epoch test
     rollouts included)."""
     final, partial = out / f"{mode}.pt", out / f"{mode}.partial.pt"
-    identity = {"plan": dataclasses.asdict(plan), "mode": mode, "seed": seed}
+    identity = {"format": FORMAT, "plan": dataclasses.asdict(plan), "mode": mode, "seed": seed}
     net = _network(plan, data, seed)
     if final.exists():
         saved = torch.load(final, weights_only=False)
         if saved.get("identity") != identity:
-            raise ValueError(f"{final} was trained with another plan; use another --out (or delete the file)")
+            raise ValueError(f"{final} was trained with another plan or by another version of this command; use "
+                             f"another --out (or delete the file)")
         net.load_state_dict(saved["state"])
         return net, saved["history"]
     pre = mode == "PRE"
@@ -225,7 +243,9 @@ def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int]
     table = {"command": command, "plan": dataclasses.asdict(plan_obj), "seeds": list(seeds), "modes": chosen,
              "machine": machine_info(torch.device("cpu")), "provenance": provenance(),
              "source_mae": source, "mae": errors, "training": histories,
-             "paper": {k: {"mae": v[0], "spread": v[1], "improvement": v[2]} for k, v in PAPER_BURGERS.items()}}
+             "scenario": type(sc).__name__, "paper_sol": PAPER[type(sc).__name__]["sol"],
+             "paper": {k: {"mae": v[0], "spread": v[1], "improvement": v[2]}
+                       for k, v in PAPER[type(sc).__name__]["rows"].items()}}
     atomic_write(out / "table1.json", json.dumps(table, indent=1))
     atomic_write(out / "table1.md", table_markdown(table))
     plot_rollout(data, nets, out / "rollout.png")
@@ -233,20 +253,23 @@ def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int]
 
 
 def table_markdown(table: dict[str, Any]) -> str:
-    """MAE and improvement over SRC per mode, beside the paper's adv.-diff. row."""
+    """MAE and improvement over SRC per mode, beside the paper's row for the scenario."""
     seeds, src = table["seeds"], table["source_mae"]
     src_mean = sum(src) / len(src)
     p = table["plan"]
     sc = p["scenario"]
     spread = ("standard deviation over the test simulations" if len(seeds) == 1 else
               f"standard deviation of the {len(seeds)} seed means")
-    lines = [*markdown_header("Solver-in-the-Loop, forced advection-diffusion (Burgers): Table 1 re-measured", table),
+    scenario = table.get("scenario", "ForcedBurgers")
+    paper_src = table["paper"]["SRC"]
+    lines = [*markdown_header(f"Solver-in-the-Loop, {PAPER[scenario]['name']}: Table 1 re-measured", table),
              f"Mean absolute error of the velocity against the projected reference over {sc['frames'] - 1}-step "
              f"rollouts of the {len(src)} test simulations (seeds {', '.join(map(str, seeds))}; +- {spread}); "
              f"improvement = 1 - MAE / MAE(SRC).", "",
              "| mode | MAE | per seed | improvement | paper: MAE | paper: improvement |", "|---|---|---|---|---|---|",
-             f"| SRC (no correction) | {src_mean:.3f} +- {_stats(src)[1]:.3f} | - | - | 0.248 +- 0.019 | - |"]
-    paper_key = {"NON": "NON", "PRE": "PRE", "SOL_4": "SOL"}
+             f"| SRC (no correction) | {src_mean:.3f} +- {_stats(src)[1]:.3f} | - | - | "
+             f"{paper_src['mae']} +- {paper_src['spread']} | - |"]
+    paper_key = {"NON": "NON", "PRE": "PRE", f"SOL_{table.get('paper_sol', 4)}": "SOL"}
     for mode in table["modes"]:
         per_seed = [table["mae"][str(s)][mode] for s in seeds if mode in table["mae"].get(str(s), {})]
         if not per_seed:
@@ -261,20 +284,23 @@ def table_markdown(table: dict[str, Any]) -> str:
     lines += ["", f"Training: Adam lr {p['lr']:g}, batch {p['batch']}, {p['epochs']} epochs (the authors: 100); PRE "
               f"lr {p['pre_lr']:g}, batch {p['pre_batch']}, {p['pre_epochs']} epochs (the authors: 400), corrections "
               f"pre-computed with temporal weight beta = {p['pre_beta']:g}. The paper's SOL row for this scenario is "
-              f"SOL_4 (the authors' Makefile), its SOL_s row has no stated look-ahead.", ""]
+              f"SOL_{table.get('paper_sol', 4)} (the authors' Makefile), its SOL_s row has no stated look-ahead.", ""]
     return "\n".join(lines)
 
 
-def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 0, steps: Sequence[int] = (10, 50, 199)) -> None:
-    """v_x of test simulation ``sim`` at a few steps: the projected reference, the uncorrected source and each
-    trained mode."""
+def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 0,
+                 steps: Sequence[int] | None = None) -> None:
+    """v_x of test simulation ``sim`` at a few steps (default: 1/20, 1/4 and all of the stored frames): the projected
+    reference, the uncorrected source and each trained mode."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sc, test = data.scenario, data.test
-    steps = [s for s in steps if s < test.frames]
-    start, forces = test.velocity[sim:sim + 1, 0], test.force[sim:sim + 1, :max(steps)]
+    last = test.frames - 1
+    steps = sorted({max(1, last // 20), max(1, last // 4), last}) if steps is None else [s for s in steps
+                                                                                          if 1 <= s <= last]
+    start, forces = test.velocity[sim:sim + 1, 0], test.condition[sim:sim + 1, :max(steps)]
     rows = [("reference T r", test.velocity[sim:sim + 1, 1:max(steps) + 1]), ("SRC", rollout(sc, start, forces))]
     rows += [(mode, rollout(sc, start, forces, net)) for mode, net in nets.items()]
     fig, axes = plt.subplots(len(rows), len(steps), figsize=(2.4 * len(steps), 2.2 * len(rows)), squeeze=False)
@@ -288,7 +314,7 @@ def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 
                 ax.set_title(f"step {step}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
-    fig.suptitle("v_x, test simulation %d" % sc.test_seeds[sim], fontsize=10)
+    fig.suptitle(f"v_x, test simulation {sim + 1}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

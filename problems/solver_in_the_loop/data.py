@@ -21,9 +21,11 @@ __all__ = ["Simulations", "simulate"]
 
 
 class Simulations(NamedTuple):
-    """Projected reference data: ``velocity`` T r and ``force`` T f, each (S, frames, 2, n, n) on the source grid."""
+    """Projected reference data on the source grid: ``velocity`` T r (S, frames, *state) and ``condition``
+    (S, frames, ...), what drives the solver and the correction besides the state: the force T f (S, frames, 2, n, n)
+    of the forced Burgers scenario, the Reynolds-number parameter (S, frames) of the wake flow."""
     velocity: Tensor
-    force: Tensor
+    condition: Tensor
 
     def __len__(self) -> int:  # type: ignore[override]
         return self.velocity.shape[0]
@@ -33,15 +35,15 @@ class Simulations(NamedTuple):
         return self.velocity.shape[1]
 
     def to(self, device=None, dtype=None) -> "Simulations":
-        return Simulations(self.velocity.to(device=device, dtype=dtype), self.force.to(device=device, dtype=dtype))
+        return Simulations(self.velocity.to(device=device, dtype=dtype), self.condition.to(device=device, dtype=dtype))
 
     @staticmethod
     def cat(parts: Sequence["Simulations"]) -> "Simulations":
-        return Simulations(torch.cat([p.velocity for p in parts]), torch.cat([p.force for p in parts]))
+        return Simulations(torch.cat([p.velocity for p in parts]), torch.cat([p.condition for p in parts]))
 
     def windows(self, sims: Tensor, starts: Tensor, steps: int) -> tuple[Tensor, Tensor]:
-        """Windows of ``steps`` + 1 frames from (simulation, start frame) pairs: velocities and forces, each
-        (B, steps + 1, 2, n, n). ProblemError if a window runs past the stored frames."""
+        """Windows of ``steps`` + 1 frames from (simulation, start frame) pairs: velocities (B, steps + 1, *state) and
+        conditions (B, steps + 1, ...). ProblemError if a window runs past the stored frames."""
         if not isinstance(steps, int) or steps < 1:
             raise ProblemError(f"solver-in-the-loop: the look-ahead must be an integer >= 1, got {steps!r}")
         if starts.numel() and int(starts.max()) + steps >= self.frames:
@@ -49,7 +51,7 @@ class Simulations(NamedTuple):
                                f"runs past the {self.frames} stored frames; start windows at frame <= "
                                f"{self.frames - 1 - steps} or use a shorter look-ahead")
         index = starts[:, None] + torch.arange(steps + 1, device=starts.device)
-        return self.velocity[sims[:, None], index], self.force[sims[:, None], index]
+        return self.velocity[sims[:, None], index], self.condition[sims[:, None], index]
 
 
 def simulate(scenario: ForcedBurgers, seeds: Sequence[int], dtype: torch.dtype = torch.float32) -> Simulations:

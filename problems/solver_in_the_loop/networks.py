@@ -17,6 +17,7 @@ so it goes in and out as two image channels.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..base import ProblemError
@@ -54,29 +55,56 @@ class ResidualConvNet(nn.Module):
 
 
 class Correction(nn.Module):
-    """C(s, f) = sigma_v * net([s / sigma_v, f / sigma_f]) for staggered fields s, f (B, 2, n, n).
+    """C(s, c) = sigma_v * net([s / sigma_v, c / sigma_c]) for staggered states s (B, 2, h, w) and the step's
+    condition c.
 
-    ``velocity_std`` and ``force_std`` (2 values each, per component) are the standard deviations of |v| and |f|
-    over the training frames (the authors' data statistics); ``force_std`` None builds the unforced variant.
+    ``velocity_std`` (2 values, per component) and ``condition_std`` are the training data statistics
+    (:func:`~problems.solver_in_the_loop.training.data_statistics`). ``condition`` says what c is: 'field' (the
+    force, (B, 2, h, w): two more input channels), 'scalar' (one number per example, the wake flow's re: one constant
+    input channel) or None (no condition). With ``padded`` the states are padded staggered tensors (B, 2, H+1, W+1)
+    of an open grid: the net sees the H x W cells (the last face of each axis dropped, as the authors do) and its
+    output is padded back with zeros.
     """
 
-    def __init__(self, velocity_std: Tensor, force_std: Tensor | None = None, **net_kwargs):
+    def __init__(self, velocity_std: Tensor, condition_std: Tensor | None = None, condition: str | None = "field",
+                 padded: bool = False, **net_kwargs):
         super().__init__()
+        if condition not in ("field", "scalar", None):
+            raise ValueError(f"unknown condition kind {condition!r}; choose 'field', 'scalar' or None")
+        if condition is not None and condition_std is None:
+            raise ValueError(f"a '{condition}' condition needs its standard deviation (condition_std)")
+        self.condition, self.padded = condition, padded
         self.register_buffer("velocity_std", torch.as_tensor(velocity_std, dtype=torch.float32).reshape(2, 1, 1))
-        self.forced = force_std is not None
-        if self.forced:
-            self.register_buffer("force_std", torch.as_tensor(force_std, dtype=torch.float32).reshape(2, 1, 1))
-        self.net = ResidualConvNet(4 if self.forced else 2, 2, **net_kwargs)
+        if condition is not None:
+            self.register_buffer("condition_std", torch.as_tensor(condition_std, dtype=torch.float32).reshape(-1, 1, 1))
+        extra = {"field": 2, "scalar": 1, None: 0}[condition]
+        self.net = ResidualConvNet(2 + extra, 2, **net_kwargs)
 
-    def forward(self, state: Tensor, force: Tensor | None = None) -> Tensor:
+    @property
+    def forced(self) -> bool:
+        return self.condition is not None
+
+    def _cells(self, x: Tensor) -> Tensor:
+        return x[..., :-1, :-1] if self.padded else x
+
+    def forward(self, state: Tensor, condition: Tensor | None = None) -> Tensor:
         if state.dim() != 4 or state.shape[1] != 2:
             raise ProblemError(f"solver-in-the-loop: the correction takes staggered states (batch, 2, n, n), got "
                                f"{tuple(state.shape)}")
-        features = [state / self.velocity_std]
-        if self.forced:
-            if force is None or force.shape != state.shape:
+        cells = self._cells(state)
+        features = [cells / self.velocity_std]
+        if self.condition == "field":
+            if condition is None or condition.shape != state.shape:
                 raise ProblemError(f"solver-in-the-loop: this correction needs the force (batch, 2, n, n) beside the "
                                    f"state {tuple(state.shape)}, got "
-                                   f"{None if force is None else tuple(force.shape)}")
-            features.append(force / self.force_std)
-        return self.net(torch.cat(features, dim=1)) * self.velocity_std
+                                   f"{None if condition is None else tuple(condition.shape)}")
+            features.append(self._cells(condition) / self.condition_std)
+        elif self.condition == "scalar":
+            if condition is None or condition.shape != state.shape[:1]:
+                raise ProblemError(f"solver-in-the-loop: this correction needs one condition value per example "
+                                   f"(batch,) = ({state.shape[0]},), got "
+                                   f"{None if condition is None else tuple(condition.shape)}")
+            constant = (condition.to(cells.dtype) / self.condition_std.reshape(())).reshape(-1, 1, 1, 1)
+            features.append(constant.expand(-1, 1, *cells.shape[-2:]))
+        out = self.net(torch.cat(features, dim=1)) * self.velocity_std
+        return F.pad(out, (0, 1, 0, 1)) if self.padded else out

@@ -14,42 +14,43 @@ corrected by C_pre, never by itself.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ..base import ProblemError
 from .data import Simulations
-from .setup import ForcedBurgers
 
 __all__ = ["PreCorrections", "precompute_corrections"]
 
 
 class PreCorrections(tuple):
-    """(inputs, forces, corrections), each (S * (frames - 1), 2, n, n): the source states P_s(s~_t) the corrector
-    saw, the force of that step and the correction c_t it applied."""
+    """(inputs, conditions, corrections), each (S * (frames - 1), ...): the source states P_s(s~_t) the corrector
+    saw, the condition of that step (force or re) and the correction c_t it applied."""
 
-    def __new__(cls, inputs: Tensor, forces: Tensor, corrections: Tensor):
-        return super().__new__(cls, (inputs, forces, corrections))
+    def __new__(cls, inputs: Tensor, conditions: Tensor, corrections: Tensor):
+        return super().__new__(cls, (inputs, conditions, corrections))
 
     inputs = property(lambda self: self[0])
-    forces = property(lambda self: self[1])
+    conditions = property(lambda self: self[1])
     corrections = property(lambda self: self[2])
 
 
 @torch.no_grad()
-def precompute_corrections(scenario: ForcedBurgers, sims: Simulations, beta: float = 1.0) -> PreCorrections:
+def precompute_corrections(scenario: Any, sims: Simulations, beta: float = 1.0) -> PreCorrections:
     """Co-simulate every simulation with the time-regularised corrector (``beta`` = 1 as in the authors' code;
     beta = 0 puts the source exactly on T r at every step) and return the training pairs."""
     if not beta >= 0:
         raise ProblemError(f"solver-in-the-loop: the temporal weight beta must be >= 0, got {beta!r}")
     state = sims.velocity[:, 0]
     previous = torch.zeros_like(state)
-    inputs, forces, corrections = [], [], []
+    inputs, conditions, corrections = [], [], []
     for t in range(sims.frames - 1):
-        source = scenario.step(state, sims.force[:, t])
+        source = scenario.step(state, sims.condition[:, t])
         correction = (sims.velocity[:, t + 1] - source + beta * previous) / (1 + beta)
         inputs.append(source)
-        forces.append(sims.force[:, t])
+        conditions.append(sims.condition[:, t])
         corrections.append(correction)
         state, previous = source + correction, correction
-    return PreCorrections(*(torch.stack(x, 1).flatten(0, 1) for x in (inputs, forces, corrections)))
+    return PreCorrections(*(torch.stack(x, 1).flatten(0, 1) for x in (inputs, conditions, corrections)))

@@ -82,6 +82,21 @@ class ForcedBurgers:
         self.check_state(reference, "reference")
         return fb.restrict(reference, self.factor)
 
+    #: the correction network's input layout: the force as two more channels, periodic n x n states
+    correction_layout = {"condition": "field", "padded": False}
+
+    def simulate(self, which: str):
+        """The 'train' or 'test' reference runs (:func:`problems.solver_in_the_loop.data.simulate`)."""
+        from .data import simulate
+        seeds = {"train": self.training_seeds, "test": self.test_seeds}.get(which)
+        if seeds is None:
+            raise ValueError(f"unknown set {which!r}; choose 'train' or 'test'")
+        return simulate(self, seeds)
+
+    def mean_absolute_error(self, a: Tensor, b: Tensor) -> Tensor:
+        """mean |a - b| over everything but the leading (simulation) dimension."""
+        return (a - b).abs().flatten(1).mean(dim=1)
+
     def check_state(self, velocity: Tensor, grid: str = "source", name: str = "state") -> None:
         """ProblemError unless ``velocity`` is a floating staggered field (..., 2, n, n) of that grid."""
         n = self._resolution(grid)

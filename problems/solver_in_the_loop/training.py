@@ -13,7 +13,7 @@ projected reference, and the improvement 1 - MAE / MAE_SRC.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -21,68 +21,77 @@ from torch.utils.checkpoint import checkpoint
 
 from ..base import ProblemError
 from .data import Simulations
-from .setup import ForcedBurgers
+
+#: a scenario: ForcedBurgers or WakeFlow (step, check_state, mean_absolute_error)
+Scenario = Any
 
 __all__ = ["CorrectionFn", "data_statistics", "corrected_step", "unrolled_loss", "rollout", "rollout_error",
            "improvement", "window_batches"]
 
-#: a correction C(state, force) -> additive field of the state's shape
+#: a correction C(state, condition) -> additive field of the state's shape
 CorrectionFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def data_statistics(sims: Simulations) -> tuple[Tensor, Tensor]:
-    """(sigma_v, sigma_f): the standard deviation of |v| and of |f| per component over all frames, each (2,)."""
+    """(sigma_v, sigma_c): the standard deviation of |v| per component over all frames (2,), and of the condition:
+    per component for a field (the force, (2,)), over the simulations for a number per simulation (re, (1,))."""
     def std(x: Tensor) -> Tensor:
         return x.abs().transpose(0, 2).reshape(2, -1).double().std(dim=1, unbiased=False).float()
-    return std(sims.velocity), std(sims.force)
+    condition = sims.condition
+    if condition.dim() == 2:                                      # one number per frame, constant per simulation
+        return std(sims.velocity), condition[:, 0].abs().double().std(unbiased=False).float().reshape(1)
+    return std(sims.velocity), std(condition)
 
 
-def corrected_step(scenario: ForcedBurgers, state: Tensor, force: Tensor, correction: CorrectionFn | None) -> Tensor:
-    """s~_{t+1} = P_s(s~_t, f_t) + C(P_s(s~_t, f_t), f_t); without a correction just P_s (the SRC rollout)."""
-    s = scenario.step(state, force)
-    return s if correction is None else s + correction(s, force)
+def corrected_step(scenario: Scenario, state: Tensor, condition: Tensor, correction: CorrectionFn | None) -> Tensor:
+    """s~_{t+1} = P_s(s~_t, c_t) + C(P_s(s~_t, c_t), c_t) with c_t the step's condition (force or re); without a
+    correction just P_s (the SRC rollout)."""
+    s = scenario.step(state, condition)
+    return s if correction is None else s + correction(s, condition)
 
 
-def unrolled_loss(scenario: ForcedBurgers, correction: CorrectionFn, velocity: Tensor, force: Tensor,
+def unrolled_loss(scenario: Scenario, correction: CorrectionFn, velocity: Tensor, condition: Tensor,
                   velocity_std: Tensor, steps: int, checkpoint_steps: bool = False) -> Tensor:
-    """L_n for windows ``velocity``, ``force`` (B, n + 1, 2, N, N) (frame 0 is the start, T r_t); ``steps`` = n.
+    """L_n for windows ``velocity`` (B, n + 1, 2, ...) and ``condition`` (B, n + 1, ...) (frame 0 is the start,
+    T r_t); ``steps`` = n.
 
     With ``checkpoint_steps`` every corrected step is recomputed in the backward pass instead of stored (memory
     O(1) in n instead of O(n) activations of the network)."""
-    if velocity.dim() != 5 or velocity.shape[1] < steps + 1 or force.shape[:2] != velocity.shape[:2]:
-        raise ProblemError(f"solver-in-the-loop: windows must be (batch, {steps + 1}, 2, n, n) velocities and forces, "
-                           f"got {tuple(velocity.shape)} and {tuple(force.shape)}")
+    if velocity.dim() != 5 or velocity.shape[1] < steps + 1 or condition.shape[:2] != velocity.shape[:2]:
+        raise ProblemError(f"solver-in-the-loop: windows must be (batch, {steps + 1}, 2, h, w) velocities and "
+                           f"(batch, {steps + 1}, ...) conditions, got {tuple(velocity.shape)} and "
+                           f"{tuple(condition.shape)}")
     sigma = velocity_std.to(velocity).reshape(2, 1, 1)
     state, total = velocity[:, 0], velocity.new_zeros(())
 
-    def step(s: Tensor, f: Tensor) -> Tensor:
-        return corrected_step(scenario, s, f, correction)
+    def step(s: Tensor, c: Tensor) -> Tensor:
+        return corrected_step(scenario, s, c, correction)
 
     for k in range(steps):
         if checkpoint_steps and torch.is_grad_enabled():
-            state = checkpoint(step, state, force[:, k], use_reentrant=False)
+            state = checkpoint(step, state, condition[:, k], use_reentrant=False)
         else:
-            state = step(state, force[:, k])
+            state = step(state, condition[:, k])
         total = total + 0.5 * ((velocity[:, k + 1] - state) / sigma).pow(2).sum()
     return total / steps
 
 
 @torch.no_grad()
-def rollout(scenario: ForcedBurgers, start: Tensor, forces: Tensor, correction: CorrectionFn | None = None) -> Tensor:
-    """States s~_1 ... s~_T of a (corrected) source rollout from ``start`` (B, 2, N, N) driven by ``forces``
-    (B, T, 2, N, N) (f_0 ... f_{T-1}); returns (B, T, 2, N, N)."""
+def rollout(scenario: Scenario, start: Tensor, conditions: Tensor, correction: CorrectionFn | None = None) -> Tensor:
+    """States s~_1 ... s~_T of a (corrected) source rollout from ``start`` (B, 2, h, w) driven by ``conditions``
+    (B, T, ...) (c_0 ... c_{T-1}); returns (B, T, 2, h, w)."""
     scenario.check_state(start, name="start state")
-    if forces.dim() != 5 or forces.shape[0] != start.shape[0] or forces.shape[2:] != start.shape[1:]:
-        raise ProblemError(f"solver-in-the-loop: forces must be (batch, steps, 2, n, n) matching the start state "
-                           f"{tuple(start.shape)}, got {tuple(forces.shape)}")
+    if conditions.dim() < 2 or conditions.shape[0] != start.shape[0]:
+        raise ProblemError(f"solver-in-the-loop: conditions must be (batch, steps, ...) for the start state "
+                           f"{tuple(start.shape)}, got {tuple(conditions.shape)}")
     states, s = [], start
-    for k in range(forces.shape[1]):
-        s = corrected_step(scenario, s, forces[:, k], correction)
+    for k in range(conditions.shape[1]):
+        s = corrected_step(scenario, s, conditions[:, k], correction)
         states.append(s)
     return torch.stack(states, 1)
 
 
-def rollout_error(scenario: ForcedBurgers, sims: Simulations, correction: CorrectionFn | None = None,
+def rollout_error(scenario: Scenario, sims: Simulations, correction: CorrectionFn | None = None,
                   steps: int | None = None) -> Tensor:
     """Mean absolute error of the rollout from frame 0 against the projected reference over ``steps`` steps
     (default: all stored frames), per simulation (S,)."""
@@ -90,8 +99,8 @@ def rollout_error(scenario: ForcedBurgers, sims: Simulations, correction: Correc
     if not 1 <= steps < sims.frames:
         raise ProblemError(f"solver-in-the-loop: cannot roll out {steps} steps from {sims.frames} stored frames; "
                            f"use 1 to {sims.frames - 1}")
-    states = rollout(scenario, sims.velocity[:, 0], sims.force[:, :steps], correction)
-    return (states - sims.velocity[:, 1:steps + 1]).abs().mean(dim=(1, 2, 3, 4))
+    states = rollout(scenario, sims.velocity[:, 0], sims.condition[:, :steps], correction)
+    return scenario.mean_absolute_error(states, sims.velocity[:, 1:steps + 1])
 
 
 def improvement(error: Tensor, source_error: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..base import ProblemError
 from ..solvers import open_flow as of
+from .data import Simulations
 
 __all__ = ["WakeFlow", "WakeSimulations", "restrict_velocity", "restrict_marker", "simulate_wake"]
 
@@ -79,6 +80,54 @@ class WakeFlow:
         v[:, 1, :, :g.width] = 1.0
         v[:, 0, hs // 2 + 10:hs // 2 + 20, ws // 2 - 2:ws // 2 + 2] = 1.0
         return v
+
+
+    # ---- the source solver and the scenario protocol of the training code ----------------------------------------
+
+    #: the correction network's input layout: one constant re channel, padded staggered states
+    correction_layout = {"condition": "scalar", "padded": True}
+
+    def projection(self, which: str = "source") -> of.OpenProjection:
+        """The pressure projection of that grid (dense and differentiable on the source grid, sparse on the
+        reference grid), built once."""
+        key = (self, which)
+        if key not in _PROJECTIONS:
+            _PROJECTIONS[key] = of.OpenProjection(self.solid(which), "dense" if which == "source" else "sparse")
+        return _PROJECTIONS[key]
+
+    def step(self, velocity: Tensor, re: Tensor) -> Tensor:
+        """One source step P_s of padded staggered states (B, 2, 65, 33) with re (B,) (no marker: the training and
+        the metric use the velocity only)."""
+        self.check_state(velocity)
+        g = self.grid("source")
+        alpha = self.alpha(re.to(velocity.dtype), "source").reshape(-1, 1, 1)
+        return of.flow_step(velocity, None, dt=self.dt, dx=g.dx, alpha=alpha, projection=self.projection())[0]
+
+    def check_state(self, velocity: Tensor, grid: str = "source", name: str = "state") -> None:
+        """ProblemError unless ``velocity`` is a padded staggered state of that grid."""
+        try:
+            self.grid(grid).check(velocity)
+        except ValueError as err:
+            raise ProblemError(f"wake flow: the {grid} {name} does not fit: {err}") from None
+
+    def mean_absolute_error(self, a: Tensor, b: Tensor) -> Tensor:
+        """mean |a - b| over the real faces (not the padding) and every other dimension but the first."""
+        g = self.grid("source")
+        mask = of.pack(torch.ones(g.height, g.width + 1), torch.ones(g.height + 1, g.width)).to(a)
+        diff = ((a - b).abs() * mask).flatten(1).sum(dim=1)
+        return diff / (mask.sum() * a[0].numel() / mask.numel())
+
+    def simulate(self, which: str) -> "Simulations":
+        """The 'train' (training re) or 'test' (test re) reference runs as training data: velocities, and re as the
+        per-frame condition (S, frames)."""
+        re = {"train": self.training_re, "test": self.test_re}.get(which)
+        if re is None:
+            raise ValueError(f"unknown set {which!r}; choose 'train' or 'test'")
+        sims = simulate_wake(self, re)
+        return Simulations(sims.velocity, sims.re[:, None].expand(-1, sims.velocity.shape[1]).contiguous())
+
+
+_PROJECTIONS: dict = {}
 
 
 def restrict_velocity(velocity: Tensor, factor: int) -> Tensor:

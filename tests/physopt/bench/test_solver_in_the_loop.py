@@ -82,3 +82,13 @@ def test_markdown_reports_the_seed_spread_for_several_seeds(quick):
     two = dict(table, seeds=[0, 1], mae={"0": table["mae"]["0"], "1": table["mae"]["0"]})
     text = table_markdown(two)
     assert "standard deviation of the 2 seed means" in text
+
+
+def test_the_wake_flow_runs_through_the_same_pipeline(tmp_path):
+    lines = []
+    table = run_table(tmp_path, "wake-quick", seeds=(0,), log=lines.append)
+    assert table["scenario"] == "WakeFlow" and table["paper_sol"] == 32
+    assert {p.stem for p in (tmp_path / "seed0").glob("*.pt")} == {"NON", "SOL_3", "PRE"}
+    assert all(v > 0 for v in table["source_mae"])
+    text = (tmp_path / "table1.md").read_text()
+    assert "Solver-in-the-Loop, wake flow" in text and "0.146 +- 0.004" in text

@@ -12,9 +12,9 @@ def test_frames_follow_the_reference_solver():
     """With T = identity (reference grid = source grid) frame j+1 is P(frame j, force j) exactly."""
     sc = ForcedBurgers(reference_resolution=16, source_resolution=16, length=16.0, warmup=2, frames=5)
     sims = simulate(sc, [0, 1], dtype=torch.float64)
-    assert sims.velocity.shape == sims.force.shape == (2, 5, 2, 16, 16)
+    assert sims.velocity.shape == sims.condition.shape == (2, 5, 2, 16, 16)
     for j in range(4):
-        torch.testing.assert_close(sims.velocity[:, j + 1], sc.step(sims.velocity[:, j], sims.force[:, j]),
+        torch.testing.assert_close(sims.velocity[:, j + 1], sc.step(sims.velocity[:, j], sims.condition[:, j]),
                                    atol=1e-12, rtol=0)
 
 
@@ -31,7 +31,7 @@ def test_windows_and_their_bounds():
     v, f = sims.windows(torch.tensor([1, 0]), torch.tensor([2, 0]), steps=3)
     assert v.shape == f.shape == (2, 4, 2, 8, 8)
     torch.testing.assert_close(v[0], sims.velocity[1, 2:6])
-    torch.testing.assert_close(f[1], sims.force[0, 0:4])
+    torch.testing.assert_close(f[1], sims.condition[0, 0:4])
     with pytest.raises(ProblemError, match="runs past the 6 stored frames"):
         sims.windows(torch.tensor([0]), torch.tensor([3]), steps=3)
     assert len(Simulations.cat([sims, sims])) == 4

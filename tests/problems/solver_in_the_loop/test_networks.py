@@ -32,5 +32,23 @@ def test_bad_input_is_named():
         forced(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8))
     with pytest.raises(ProblemError, match="needs the force"):
         forced(torch.zeros(2, 2, 8, 8))
-    unforced = Correction(torch.ones(2))
+    unforced = Correction(torch.ones(2), condition=None)
     assert unforced(torch.zeros(1, 2, 8, 8)).shape == (1, 2, 8, 8)
+
+
+def test_the_wake_layout_sees_the_cells_and_a_constant_re_channel():
+    torch.manual_seed(0)
+    net = Correction(torch.tensor([0.5, 0.5]), torch.tensor([2e6]), condition="scalar", padded=True, features=4,
+                     blocks=1, kernel=3)
+    state = torch.randn(2, 2, 9, 5)
+    out = net(state, torch.tensor([1.6e5, 3.2e5]))
+    assert out.shape == state.shape
+    assert out[:, :, -1, :].abs().max() == 0 and out[:, :, :, -1].abs().max() == 0     # padded back with zeros
+    changed = state.clone()
+    changed[:, :, -1, :] = 99.0                                                         # the dropped faces
+    torch.testing.assert_close(net(changed, torch.tensor([1.6e5, 3.2e5])), out)
+    assert not torch.allclose(net(state, torch.tensor([5e6, 5e6])), out)
+    with pytest.raises(ProblemError, match="one condition value per example"):
+        net(state, torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="unknown condition kind"):
+        Correction(torch.ones(2), torch.ones(1), condition="vector")

@@ -16,9 +16,9 @@ def sims():
 
 def test_without_the_temporal_weight_the_source_is_put_back_on_the_reference(sims):
     pairs = precompute_corrections(SMALL, sims, beta=0.0)
-    assert pairs.inputs.shape == pairs.forces.shape == pairs.corrections.shape == (12, 2, 8, 8)
+    assert pairs.inputs.shape == pairs.conditions.shape == pairs.corrections.shape == (12, 2, 8, 8)
     expected = sims.velocity[:, 1:] - SMALL.step(sims.velocity[:, :-1].flatten(0, 1),
-                                                 sims.force[:, :-1].flatten(0, 1)).unflatten(0, (2, 6))
+                                                 sims.condition[:, :-1].flatten(0, 1)).unflatten(0, (2, 6))
     torch.testing.assert_close(pairs.corrections, expected.flatten(0, 1), atol=1e-12, rtol=0)
 
 
@@ -35,7 +35,7 @@ def test_each_correction_minimises_the_regularised_objective(sims):
         assert gradient.abs().max() < 1e-12
         if t < 5:
             torch.testing.assert_close(inputs[:, t + 1], SMALL.step(inputs[:, t] + corrections[:, t],
-                                                                    sims.force[:, t + 1]), atol=1e-12, rtol=0)
+                                                                    sims.condition[:, t + 1]), atol=1e-12, rtol=0)
         previous = corrections[:, t]
 
 

@@ -62,12 +62,12 @@ def test_checkpointed_steps_give_the_same_gradients(sims):
 def test_source_rollout_error_and_improvement(sims):
     s, errors = sims.velocity[:, 0], []
     for j in range(1, 6):
-        s = SMALL.step(s, sims.force[:, j - 1])
+        s = SMALL.step(s, sims.condition[:, j - 1])
         errors.append((s - sims.velocity[:, j]).abs().mean(dim=(1, 2, 3)))
     src = rollout_error(SMALL, sims, steps=5)
     torch.testing.assert_close(src, torch.stack(errors, 1).mean(1))
     assert (src > 0).all()
-    states = rollout(SMALL, sims.velocity[:, 0], sims.force[:, :5])
+    states = rollout(SMALL, sims.velocity[:, 0], sims.condition[:, :5])
     assert states.shape == (2, 5, 2, 8, 8)
     torch.testing.assert_close(improvement(src / 4, src), torch.full_like(src, 0.75))
     with pytest.raises(ProblemError, match="cannot roll out 8 steps from 8 stored frames"):

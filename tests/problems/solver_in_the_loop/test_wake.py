@@ -53,3 +53,21 @@ def test_bad_settings_and_inputs_are_refused():
         simulate_wake(SMALL, [])
     with pytest.raises(ValueError, match="unknown grid"):
         SMALL.grid("fine")
+
+
+def test_source_steps_errors_and_training_data_follow_the_scenario_protocol():
+    sims = SMALL.simulate("train")
+    assert sims.velocity.shape == (6, 4, 2, 9, 5) and sims.condition.shape == (6, 4)
+    assert torch.equal(sims.condition[:, 0], torch.tensor(SMALL.training_re, dtype=torch.float32))
+    nxt = SMALL.step(sims.velocity[:, 0], sims.condition[:, 0])
+    assert nxt.shape == (6, 2, 9, 5) and torch.isfinite(nxt).all()
+    # the error ignores the padding entries: a difference there counts nothing
+    a = torch.zeros(1, 2, 9, 5)
+    b = a.clone()
+    b[0, 0, -1, :] = 5.0
+    assert float(SMALL.mean_absolute_error(a, b)) == 0.0
+    b[0, 1, 0, 0] = 1.0
+    assert float(SMALL.mean_absolute_error(a, b)) == pytest.approx(1 / (8 * 5 + 9 * 4))
+    from problems.solver_in_the_loop import data_statistics
+    sv, sr = data_statistics(sims)
+    assert sv.shape == (2,) and sr.shape == (1,) and float(sr) > 0
