@@ -515,7 +515,11 @@ def cmd_solver_in_the_loop(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     plan = names(args.plan, tuple(PLANS), "plan")[0]
     seeds = int_list(args.seeds, "--seeds", minimum=0)
-    chosen = names(args.modes, tuple(modes(PLANS[plan])), "mode") if args.modes else None
+    from .names import unknown_name
+    allowed = {m.lower(): m for m in modes(PLANS[plan])}
+    chosen = None
+    if args.modes:
+        chosen = [allowed.get(n.lower()) or unknown_name("mode", n, list(allowed.values())) for n in names(args.modes)]
     table = run_table(args.out, plan, seeds, mode_names=chosen, command=command_line(args),
                       log=(lambda m: None) if args.quiet else log, checkpoint_every_s=args.checkpoint_every)
     print(table_markdown(table))

@@ -92,3 +92,11 @@ def test_the_wake_flow_runs_through_the_same_pipeline(tmp_path):
     assert all(v > 0 for v in table["source_mae"])
     text = (tmp_path / "table1.md").read_text()
     assert "Solver-in-the-Loop, wake flow" in text and "0.146 +- 0.004" in text
+
+
+def test_the_command_takes_modes_in_any_case_and_names_unknown_ones(cli, tmp_path):
+    code, out, _ = cli("solver-in-the-loop", "--plan", "quick", "--modes", "non,SOL_3", "--quiet", "--out",
+                       str(tmp_path))
+    assert code == 0 and "| NON |" in out and "| SOL_3 |" in out and "| PRE |" not in out
+    code, _, err = cli("solver-in-the-loop", "--plan", "quick", "--modes", "SOL_99", "--out", str(tmp_path))
+    assert code == 2 and "unknown mode 'SOL_99'" in err and "SOL_3" in err
