@@ -518,7 +518,9 @@ def cmd_solver_in_the_loop(args: argparse.Namespace) -> int:
     from .names import unknown_name
     allowed = {m.lower(): m for m in modes(PLANS[plan])}
     chosen = None
-    if args.modes:
+    if args.modes and args.modes.strip().lower() == "src":
+        chosen = []                                              # the uncorrected source alone: no training
+    elif args.modes:
         chosen = [allowed.get(n.lower()) or unknown_name("mode", n, list(allowed.values())) for n in names(args.modes)]
     table = run_table(args.out, plan, seeds, mode_names=chosen, command=command_line(args),
                       log=(lambda m: None) if args.quiet else log, checkpoint_every_s=args.checkpoint_every)
@@ -881,7 +883,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "quick or wake-quick (smoke tests)")
     sl.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     sl.add_argument("--modes", default=None, help="comma-separated modes to train (default: all of the plan: NON, "
-                    "SOL_<n> per look-ahead, PRE)")
+                    "SOL_<n> per look-ahead, PRE); SRC alone: only the uncorrected source, nothing trained")
     sl.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
     sl.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between saves of a training "
                     "run's state (a stopped run continues from its last save)")

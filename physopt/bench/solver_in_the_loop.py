@@ -223,7 +223,7 @@ def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int]
     """Train (or load) every mode for each seed, evaluate and write OUT/table1.json, table1.md and rollout.png."""
     plan_obj = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
-    chosen = list(mode_names) if mode_names else modes(plan_obj)
+    chosen = list(mode_names) if mode_names is not None else modes(plan_obj)     # []: the uncorrected source only
     unknown = sorted(set(chosen) - set(modes(plan_obj)))
     if unknown:
         raise ValueError(f"unknown mode(s) {', '.join(unknown)} for this plan; choose from {', '.join(modes(plan_obj))}")

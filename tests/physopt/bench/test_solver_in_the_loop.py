@@ -100,3 +100,9 @@ def test_the_command_takes_modes_in_any_case_and_names_unknown_ones(cli, tmp_pat
     assert code == 0 and "| NON |" in out and "| SOL_3 |" in out and "| PRE |" not in out
     code, _, err = cli("solver-in-the-loop", "--plan", "quick", "--modes", "SOL_99", "--out", str(tmp_path))
     assert code == 2 and "unknown mode 'SOL_99'" in err and "SOL_3" in err
+
+
+def test_src_alone_measures_the_uncorrected_source_without_training(cli, tmp_path):
+    code, out, _ = cli("solver-in-the-loop", "--plan", "quick", "--modes", "SRC", "--quiet", "--out", str(tmp_path))
+    assert code == 0 and "| SRC (no correction) |" in out and "| NON |" not in out
+    assert not (tmp_path / "seed0").exists() and (tmp_path / "table1.md").exists()
