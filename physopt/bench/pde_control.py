@@ -28,7 +28,7 @@ from problems.pde_control.training import cfe_supervised_loss, diff_physics_loss
 
 from .provenance import provenance
 from .storage import atomic_write, machine_info, markdown_header
-from .train import atomic_save
+from .train import atomic_save, derived_seed
 
 __all__ = ["TablePlan", "PLANS", "PAPER_TABLE1", "run_table", "ROWS"]
 
@@ -110,7 +110,7 @@ class Stages:
         return model
 
     def generator(self, name: str) -> torch.Generator:
-        return torch.Generator().manual_seed(_stage_seed(self.seed, name))
+        return torch.Generator().manual_seed(derived_seed(self.seed, name))
 
     def predictors(self) -> tuple[ObservationPredictors, ObservationPredictors, ObservationPredictors]:
         """(supervised, staggered diff. physics, refined diff. physics) observation predictors."""
@@ -161,10 +161,6 @@ def _digest(model: nn.Module) -> str:
         h.update(str(tuple(value.shape)).encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _stage_seed(seed: int, name: str) -> int:
-    return (seed * 1_000_003 + sum(ord(c) * 31 ** i for i, c in enumerate(name))) % 2 ** 31
 
 
 def _copy(module: nn.Module) -> nn.Module:

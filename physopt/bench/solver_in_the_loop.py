@@ -26,7 +26,7 @@ from problems.solver_in_the_loop.wake import WakeFlow
 
 from .provenance import provenance
 from .storage import atomic_write, machine_info, markdown_header
-from .train import atomic_save
+from .train import atomic_save, derived_seed
 
 __all__ = ["SolPlan", "PLANS", "PAPER", "modes", "run_table", "table_markdown"]
 
@@ -86,11 +86,6 @@ def modes(plan: SolPlan) -> list[str]:
 
 def _look_ahead(mode: str) -> int:
     return 1 if mode == "NON" else int(mode.split("_")[1])
-
-
-def _seed_of(seed: int, *parts: Any) -> int:
-    text = "/".join(map(str, (seed, *parts)))
-    return sum(ord(c) * 131 ** i for i, c in enumerate(text)) % 2 ** 31
 
 
 class Data:
@@ -170,7 +165,7 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
                               "identity": identity})
 
     while state["epoch"] < epochs:
-        generator = torch.Generator().manual_seed(_seed_of(seed, mode, state["epoch"]))
+        generator = torch.Generator().manual_seed(derived_seed(seed, f"{mode}/{state['epoch']}"))
         if pre:
             order = torch.randperm(len(pairs.inputs), generator=generator)
             batches = [order[i:i + plan.pre_batch] for i in range(0, len(order) - plan.pre_batch + 1, plan.pre_batch)]

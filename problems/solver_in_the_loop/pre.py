@@ -14,7 +14,7 @@ corrected by C_pre, never by itself.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -25,16 +25,12 @@ from .data import Simulations
 __all__ = ["PreCorrections", "precompute_corrections"]
 
 
-class PreCorrections(tuple):
-    """(inputs, conditions, corrections), each (S * (frames - 1), ...): the source states P_s(s~_t) the corrector
-    saw, the condition of that step (force or re) and the correction c_t it applied."""
-
-    def __new__(cls, inputs: Tensor, conditions: Tensor, corrections: Tensor):
-        return super().__new__(cls, (inputs, conditions, corrections))
-
-    inputs = property(lambda self: self[0])
-    conditions = property(lambda self: self[1])
-    corrections = property(lambda self: self[2])
+class PreCorrections(NamedTuple):
+    """Training pairs, each (S * (frames - 1), ...): the source states P_s(s~_t) the corrector saw, the condition of
+    that step (force or re) and the correction c_t it applied."""
+    inputs: Tensor
+    conditions: Tensor
+    corrections: Tensor
 
 
 @torch.no_grad()

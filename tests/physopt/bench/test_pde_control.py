@@ -73,7 +73,7 @@ def test_a_later_stage_trained_from_other_weights_is_refused(quick_table, tmp_pa
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     (copy / "seed0" / "op2-supervised.pt").unlink()
-    original = pde_control._stage_seed                  # op2 retrained on other batches: other weights
-    monkeypatch.setattr(pde_control, "_stage_seed", lambda seed, name: original(seed, name) + 1)
+    original = pde_control.derived_seed                 # op2 retrained on other batches: other weights
+    monkeypatch.setattr(pde_control, "derived_seed", lambda seed, name: original(seed, name) + 1)
     with pytest.raises(ValueError, match="op4-supervised.pt was trained from other starting weights"):
         run_table(copy, "quick", seeds=(0,), log=lambda m: None)
