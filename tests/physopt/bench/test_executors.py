@@ -94,6 +94,10 @@ def test_killing_the_submitter_loses_no_finished_run_and_the_same_command_comple
     os.killpg(first.pid, signal.SIGKILL) if _alive_group(first.pid) else None
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive_group(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -107,8 +111,10 @@ def test_ctrl_c_stops_every_worker_at_once_and_summarises_the_finished_runs(tmp_
     out = tmp_path / "res"
     argv = [sys.executable, "-m", "physopt", "compare", "exp", "--optimizers", "adam,sgd,sip", "--seeds", "0,1",
             "--iterations", "3000", "--executor", "local:2", "--out", str(out)]
+    # as in a terminal: SIGINT at its default even when the tests themselves run as a background job, which
+    # starts with SIGINT ignored (then Python installs no KeyboardInterrupt handler and Ctrl-C would be a no-op)
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_default_sigint)
     deadline = time.time() + 240
     while time.time() < deadline and not list((out / "runs").glob("*.json")):
         time.sleep(0.1)
