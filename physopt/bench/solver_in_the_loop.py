@@ -32,41 +32,53 @@ __all__ = ["SolPlan", "PLANS", "PAPER", "modes", "run_table", "table_markdown"]
 
 
 #: the layout of the weight files; a file of another layout is refused instead of loaded
-FORMAT = 2
+FORMAT = 3
+
+#: the authors' PRE learning-rate steps: (epoch from which it applies, factor), epochs counted from 1
+AUTHORS_PRE_SCHEDULE = ((81, 0.1), (121, 0.1), (161, 0.1), (181, 0.5))
 
 
 @dataclasses.dataclass(frozen=True)
 class SolPlan:
-    """Training and evaluation settings. The authors' Makefiles: Burgers Adam lr 1e-4, batch 5, 100 epochs (an epoch
-    is every (simulation, start frame) window once: 2 (200 - n) iterations), NON n = 1, SOL n = 4; wake flow Adam lr
-    1e-4, batch 3, 100 epochs over 6 simulations of 500 frames, SOL n = 32; PRE Adam lr 1e-3, batch 32, 400 epochs.
-    The epochs are cut to what a 2-core CPU can do (``epochs``, ``pre_epochs``)."""
+    """Training and evaluation settings; the defaults are the authors' (their Makefiles and ``mars_moon`` net):
+    Burgers Adam lr 1e-4, batch 5, 100 epochs (an epoch is every (simulation, start frame) window once:
+    2 (200 - n) iterations), NON n = 1, SOL n = 4; the wake flow batch 3 over 6 simulations of 500 frames, SOL n = 32;
+    PRE Adam lr 1e-3, batch 32, 400 epochs with the learning-rate steps of ``AUTHORS_PRE_SCHEDULE``; the correction
+    net 12 convolutions of 32 features, 5x5, Glorot-initialised. The CPU plans say what they cut."""
     scenario: Any = ForcedBurgers()             # ForcedBurgers or WakeFlow
-    epochs: int = 5
+    epochs: int = 100
     batch: int = 5
     lr: float = 1e-4
-    look_aheads: tuple[int, ...] = (1, 4, 16)
+    look_aheads: tuple[int, ...] = (1, 4)
     pre: bool = True
-    pre_epochs: int = 20
+    pre_epochs: int = 400
     pre_batch: int = 32
     pre_lr: float = 1e-3
+    pre_schedule: tuple[tuple[int, float], ...] = AUTHORS_PRE_SCHEDULE
     pre_beta: float = 1.0
     checkpoint_from: int = 8            # recompute the corrected steps in the backward pass from this look-ahead on
     features: int = 32
     blocks: int = 5
     kernel: int = 5
+    zero_output: bool = False           # True: the net's last convolution starts at zero (C = 0, the source solver)
 
 
-PLANS = {"cpu": SolPlan(),
+#: the CPU cuts: the paper text's smaller net (10 convolutions of 16 features, 3x3: 13x cheaper than the authors'
+#: 12 x 32 x 5x5) started at C = 0, and fewer epochs (the same number for every trained mode)
+_CPU_NET = {"features": 16, "blocks": 4, "kernel": 3, "zero_output": True}
+_TINY = {"features": 4, "blocks": 1, "kernel": 3}
+
+PLANS = {"cpu": SolPlan(epochs=10, look_aheads=(1, 4, 16), pre_epochs=50, **_CPU_NET),
+         "paper": SolPlan(),
          "quick": SolPlan(scenario=ForcedBurgers(reference_resolution=32, source_resolution=8, warmup=2, frames=12,
                                                  training_seeds=(0, 1), test_seeds=(100,)),
-                          epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, features=4, blocks=1,
-                          kernel=3),
-         "wake-cpu": SolPlan(scenario=WakeFlow(), epochs=1, batch=3, look_aheads=(1, 4, 16), pre_epochs=5),
+                          epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, **_TINY),
+         "wake-cpu": SolPlan(scenario=WakeFlow(), epochs=5, batch=3, look_aheads=(1, 4, 16), pre_epochs=20,
+                             **_CPU_NET),
+         "wake-paper": SolPlan(scenario=WakeFlow(), batch=3, look_aheads=(1, 32)),
          "wake-quick": SolPlan(scenario=WakeFlow(reference_resolution=16, source_resolution=4, warmup=3, frames=8,
                                                  training_re=(1.6e5, 6.4e5), test_re=(3.2e5,)),
-                               epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, features=4,
-                               blocks=1, kernel=3)}
+                               epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, **_TINY)}
 
 #: Table 1 of the paper per scenario: MAE mean, spread, improvement over SRC in percent; the look-ahead of its SOL row
 #: (the authors' Makefiles: SOL_4 for Burgers, SOL_32 for the wake flow) and the scenario's name
@@ -117,7 +129,8 @@ def _network(plan: SolPlan, data: Data, seed: int) -> Correction:
     with torch.random.fork_rng(devices=[]):          # the same initial weights for every mode of a seed
         torch.manual_seed(seed)
         return Correction(data.velocity_std, data.condition_std, **data.scenario.correction_layout,
-                          features=plan.features, blocks=plan.blocks, kernel=plan.kernel)
+                          features=plan.features, blocks=plan.blocks, kernel=plan.kernel,
+                          zero_output=plan.zero_output)
 
 
 def _pre_loss(net: Correction, pairs, index: torch.Tensor, data: Data) -> torch.Tensor:
@@ -125,6 +138,12 @@ def _pre_loss(net: Correction, pairs, index: torch.Tensor, data: Data) -> torch.
     sigma = data.velocity_std.reshape(2, 1, 1)
     predicted = net(pairs.inputs[index], pairs.conditions[index])
     return ((predicted - pairs.corrections[index]) / sigma).pow(2).mean()
+
+
+def pre_learning_rate(plan: SolPlan, epoch: int) -> float:
+    """PRE's learning rate in ``epoch`` (counted from 1): pre_lr times every factor of the schedule whose epoch has
+    been reached."""
+    return plan.pre_lr * math.prod(factor for start, factor in plan.pre_schedule if epoch >= start)
 
 
 def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: Callable[[str], None],
@@ -165,6 +184,9 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
                               "identity": identity})
 
     while state["epoch"] < epochs:
+        if pre:
+            for group in optimizer.param_groups:
+                group["lr"] = pre_learning_rate(plan, state["epoch"] + 1)
         generator = torch.Generator().manual_seed(derived_seed(seed, f"{mode}/{state['epoch']}"))
         if pre:
             order = torch.randperm(len(pairs.inputs), generator=generator)
@@ -279,7 +301,11 @@ def table_markdown(table: dict[str, Any]) -> str:
     lines += ["", f"Training: Adam lr {p['lr']:g}, batch {p['batch']}, {p['epochs']} epochs (the authors: 100); PRE "
               f"lr {p['pre_lr']:g}, batch {p['pre_batch']}, {p['pre_epochs']} epochs (the authors: 400), corrections "
               f"pre-computed with temporal weight beta = {p['pre_beta']:g}. The paper's SOL row for this scenario is "
-              f"SOL_{table.get('paper_sol', 4)} (the authors' Makefile), its SOL_s row has no stated look-ahead.", ""]
+              f"SOL_{table.get('paper_sol', 4)} (the authors' Makefile), its SOL_s row has no stated look-ahead. "
+              f"Correction net: {2 * p.get('blocks', 5) + 2} convolutions of {p.get('features', 32)} features, "
+              f"{p.get('kernel', 5)}x{p.get('kernel', 5)}, "
+              f"{'the last one started at zero' if p.get('zero_output') else 'Glorot-initialised'} (the authors: 12 "
+              f"of 32, 5x5, Glorot-initialised).", ""]
     return "\n".join(lines)
 
 

@@ -106,3 +106,22 @@ def test_src_alone_measures_the_uncorrected_source_without_training(cli, tmp_pat
     code, out, _ = cli("solver-in-the-loop", "--plan", "quick", "--modes", "SRC", "--quiet", "--out", str(tmp_path))
     assert code == 0 and "| SRC (no correction) |" in out and "| NON |" not in out
     assert not (tmp_path / "seed0").exists() and (tmp_path / "table1.md").exists()
+
+
+def test_the_paper_plans_are_the_authors_settings_and_the_cpu_plans_cut_only_net_and_epochs():
+    assert modes(PLANS["paper"]) == ["NON", "SOL_4", "PRE"] and modes(PLANS["wake-paper"]) == ["NON", "SOL_32", "PRE"]
+    paper, cpu = PLANS["paper"], PLANS["cpu"]
+    assert (paper.epochs, paper.batch, paper.lr, paper.pre_epochs, paper.pre_batch, paper.pre_lr) == \
+        (100, 5, 1e-4, 400, 32, 1e-3)
+    assert (paper.features, paper.blocks, paper.kernel, paper.zero_output) == (32, 5, 5, False)
+    cut = {"epochs", "pre_epochs", "look_aheads", "features", "blocks", "kernel", "zero_output"}
+    for name, base in (("cpu", "paper"), ("wake-cpu", "wake-paper")):
+        a, b = PLANS[name], PLANS[base]
+        assert {f for f in a.__dataclass_fields__ if getattr(a, f) != getattr(b, f)} <= cut
+
+
+def test_pre_follows_the_authors_learning_rate_steps():
+    plan = PLANS["paper"]
+    rates = [sil.pre_learning_rate(plan, e) for e in (1, 80, 81, 121, 161, 181, 400)]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 5e-7, 5e-7])
+    assert sil.pre_learning_rate(PLANS["cpu"], 50) == 1e-3

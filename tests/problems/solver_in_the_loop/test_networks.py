@@ -52,3 +52,15 @@ def test_the_wake_layout_sees_the_cells_and_a_constant_re_channel():
         net(state, torch.tensor([1.0]))
     with pytest.raises(ValueError, match="unknown condition kind"):
         Correction(torch.ones(2), torch.ones(1), condition="vector")
+
+
+def test_a_zero_output_net_starts_as_the_source_solver_and_still_learns():
+    torch.manual_seed(0)
+    net = Correction(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0]), features=4, blocks=1, kernel=3,
+                     zero_output=True)
+    state, force = torch.randn(2, 2, 8, 8), torch.randn(2, 2, 8, 8)
+    assert net(state, force).abs().max() == 0                                   # C = 0: the uncorrected source
+    net(state, force).sub(1).pow(2).sum().backward()
+    assert net.net.out.weight.grad.abs().max() > 0                              # the last layer gets a gradient
+    default = Correction(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0]), features=4, blocks=1, kernel=3)
+    assert default(state, force).abs().max() > 0                                # Glorot (Keras' default) otherwise
