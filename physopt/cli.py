@@ -884,7 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(smoke tests)")
     sl.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     sl.add_argument("--modes", default=None, help="comma-separated modes to train (default: all of the plan: NON, "
-                    "SOL_<n> per look-ahead, PRE); SRC alone: only the uncorrected source, nothing trained")
+                    "SOL_<n> per look-ahead, SIP_<n>, PRE); SRC alone: only the uncorrected source, nothing trained")
     sl.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
     sl.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between saves of a training "
                     "run's state (a stopped run continues from its last save)")

@@ -50,6 +50,7 @@ class SolPlan:
     batch: int = 5
     lr: float = 1e-4
     look_aheads: tuple[int, ...] = (1, 4)
+    sip_look_aheads: tuple[int, ...] = ()       # SIP_n: the look-ahead without gradients between steps (not the authors')
     pre: bool = True
     pre_epochs: int = 400
     pre_batch: int = 32
@@ -68,13 +69,14 @@ class SolPlan:
 _CPU_NET = {"features": 16, "blocks": 4, "kernel": 3, "zero_output": True}
 _TINY = {"features": 4, "blocks": 1, "kernel": 3}
 
-PLANS = {"cpu": SolPlan(epochs=10, look_aheads=(1, 4, 16), pre_epochs=50, **_CPU_NET),
+PLANS = {"cpu": SolPlan(epochs=10, look_aheads=(1, 4, 16), sip_look_aheads=(4,), pre_epochs=50, **_CPU_NET),
          "paper": SolPlan(),
          "quick": SolPlan(scenario=ForcedBurgers(reference_resolution=32, source_resolution=8, warmup=2, frames=12,
                                                  training_seeds=(0, 1), test_seeds=(100,)),
-                          epochs=1, batch=2, look_aheads=(1, 3), pre_epochs=1, pre_batch=4, **_TINY),
-         "wake-cpu": SolPlan(scenario=WakeFlow(), epochs=5, batch=3, look_aheads=(1, 4, 16), pre_epochs=20,
-                             **_CPU_NET),
+                          epochs=1, batch=2, look_aheads=(1, 3), sip_look_aheads=(3,), pre_epochs=1, pre_batch=4,
+                          **_TINY),
+         "wake-cpu": SolPlan(scenario=WakeFlow(), epochs=5, batch=3, look_aheads=(1, 4, 16), sip_look_aheads=(16,),
+                             pre_epochs=20, **_CPU_NET),
          "wake-paper": SolPlan(scenario=WakeFlow(), batch=3, look_aheads=(1, 32)),
          "wake-quick": SolPlan(scenario=WakeFlow(reference_resolution=16, source_resolution=4, warmup=3, frames=8,
                                                  training_re=(1.6e5, 6.4e5), test_re=(3.2e5,)),
@@ -91,13 +93,22 @@ PAPER = {"ForcedBurgers": {"name": "forced advection-diffusion (Burgers)", "sol"
 
 
 def modes(plan: SolPlan) -> list[str]:
-    """The trained modes of a plan: NON (look-ahead 1), SOL_n for every other look-ahead, PRE."""
+    """The trained modes of a plan: NON (look-ahead 1), SOL_n for every other look-ahead, SIP_n, PRE."""
     names = ["NON" if n == 1 else f"SOL_{n}" for n in plan.look_aheads]
-    return names + (["PRE"] if plan.pre else [])
+    return names + [f"SIP_{n}" for n in plan.sip_look_aheads] + (["PRE"] if plan.pre else [])
 
 
 def _look_ahead(mode: str) -> int:
     return 1 if mode == "NON" else int(mode.split("_")[1])
+
+
+#: the plan fields that list modes; they do not change how one mode trains, so they are not part of its identity
+_MODE_LISTS = ("look_aheads", "sip_look_aheads", "pre")
+
+
+def _identity(plan: SolPlan, mode: str, seed: int) -> dict[str, Any]:
+    settings = {k: v for k, v in dataclasses.asdict(plan).items() if k not in _MODE_LISTS}
+    return {"format": FORMAT, "plan": settings, "mode": mode, "seed": seed}
 
 
 class Data:
@@ -152,7 +163,7 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
     each epoch (monitoring only: nothing is selected on it), iterations and wall seconds (the per-epoch test
     rollouts included)."""
     final, partial = out / f"{mode}.pt", out / f"{mode}.partial.pt"
-    identity = {"format": FORMAT, "plan": dataclasses.asdict(plan), "mode": mode, "seed": seed}
+    identity = _identity(plan, mode, seed)
     net = _network(plan, data, seed)
     if final.exists():
         saved = torch.load(final, weights_only=False)
@@ -175,6 +186,7 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
             log(f"  seed {seed}: {mode} continues at epoch {state['epoch'] + 1}, batch {state['batch']}")
     pairs = precompute_corrections(data.scenario, data.train, plan.pre_beta) if pre else None
     steps = 0 if pre else _look_ahead(mode)
+    sip = mode.startswith("SIP_")                   # no gradient from one step into the next
     last_save = started = time.perf_counter()
     base_seconds = state["seconds"]
 
@@ -200,7 +212,8 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
             else:
                 v, f = data.train.windows(*batches[b], steps)
                 loss = unrolled_loss(data.scenario, net, v, f, data.velocity_std, steps,
-                                     checkpoint_steps=steps >= plan.checkpoint_from)
+                                     checkpoint_steps=steps >= plan.checkpoint_from,
+                                     detach_states=sip)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"{mode} seed {seed}: the training loss became {value} in epoch "
@@ -302,6 +315,8 @@ def table_markdown(table: dict[str, Any]) -> str:
               f"lr {p['pre_lr']:g}, batch {p['pre_batch']}, {p['pre_epochs']} epochs (the authors: 400), corrections "
               f"pre-computed with temporal weight beta = {p['pre_beta']:g}. The paper's SOL row for this scenario is "
               f"SOL_{table.get('paper_sol', 4)} (the authors' Makefile), its SOL_s row has no stated look-ahead. "
+              f"SIP_n (not in the paper): the look-ahead of SOL_n without gradients from one step into the next, "
+              f"each correction trained towards the reference on the model's own rollout. "
               f"Correction net: {2 * p.get('blocks', 5) + 2} convolutions of {p.get('features', 32)} features, "
               f"{p.get('kernel', 5)}x{p.get('kernel', 5)}, "
               f"{'the last one started at zero' if p.get('zero_output') else 'Glorot-initialised'} (the authors: 12 "

@@ -51,12 +51,17 @@ def corrected_step(scenario: Scenario, state: Tensor, condition: Tensor, correct
 
 
 def unrolled_loss(scenario: Scenario, correction: CorrectionFn, velocity: Tensor, condition: Tensor,
-                  velocity_std: Tensor, steps: int, checkpoint_steps: bool = False) -> Tensor:
+                  velocity_std: Tensor, steps: int, checkpoint_steps: bool = False,
+                  detach_states: bool = False) -> Tensor:
     """L_n for windows ``velocity`` (B, n + 1, 2, ...) and ``condition`` (B, n + 1, ...) (frame 0 is the start,
     T r_t); ``steps`` = n.
 
     With ``checkpoint_steps`` every corrected step is recomputed in the backward pass instead of stored (memory
-    O(1) in n instead of O(n) activations of the network)."""
+    O(1) in n instead of O(n) activations of the network). With ``detach_states`` no gradient flows from one step
+    into the next (the SIP_n variant): each term is then 1/2 ||(c*_k - C(P_s(s~_{k-1}))) / sigma||^2 with the target
+    c*_k = T r_{t+k} - P_s(s~_{k-1}) on the model's own rollout, the exact inverse of the additive correction for
+    its own step, so the correction learns on the states its earlier corrections lead to without back-propagation
+    through the solver."""
     if velocity.dim() != 5 or velocity.shape[1] < steps + 1 or condition.shape[:2] != velocity.shape[:2]:
         raise ProblemError(f"solver-in-the-loop: windows must be (batch, {steps + 1}, 2, h, w) velocities and "
                            f"(batch, {steps + 1}, ...) conditions, got {tuple(velocity.shape)} and "
@@ -68,6 +73,8 @@ def unrolled_loss(scenario: Scenario, correction: CorrectionFn, velocity: Tensor
         return corrected_step(scenario, s, c, correction)
 
     for k in range(steps):
+        if detach_states:
+            state = state.detach()
         if checkpoint_steps and torch.is_grad_enabled():
             state = checkpoint(step, state, condition[:, k], use_reentrant=False)
         else:

@@ -1,5 +1,6 @@
 """physopt solver-in-the-loop: reference data cached once, every mode trained once per seed and saved, a stopped
 training run continuing to the same weights as an uninterrupted one, the table beside the paper's numbers."""
+import dataclasses
 import json
 
 import pytest
@@ -19,9 +20,9 @@ def quick(tmp_path_factory):
 
 def test_every_mode_trains_once_and_the_table_is_written(quick):
     out, table, lines = quick
-    assert modes(PLANS["quick"]) == ["NON", "SOL_3", "PRE"]
-    assert {p.stem for p in (out / "seed0").glob("*.pt")} == {"NON", "SOL_3", "PRE"}
-    assert sum("trained," in line for line in lines) == 3
+    assert modes(PLANS["quick"]) == ["NON", "SOL_3", "SIP_3", "PRE"]
+    assert {p.stem for p in (out / "seed0").glob("*.pt")} == {"NON", "SOL_3", "SIP_3", "PRE"}
+    assert sum("trained," in line for line in lines) == 4
     assert sum("simulated" in line for line in lines) == 2
     n_test = len(PLANS["quick"].scenario.test_seeds)
     assert len(table["source_mae"]) == n_test and all(v > 0 for v in table["source_mae"])
@@ -75,6 +76,10 @@ def test_unknown_modes_and_weights_of_another_plan_are_refused(quick, tmp_path):
                         features=4, blocks=1, kernel=3)
     with pytest.raises(ValueError, match="another plan"):
         run_table(out, other, seeds=(0,), log=lambda m: None)
+    fewer = dataclasses.replace(PLANS["quick"], look_aheads=(1,), sip_look_aheads=(), pre=False)
+    lines = []                      # a plan listing fewer modes reuses the weights of the modes it keeps
+    run_table(out, fewer, seeds=(0,), log=lines.append)
+    assert not any("trained" in line for line in lines)
 
 
 def test_markdown_reports_the_seed_spread_for_several_seeds(quick):
@@ -114,7 +119,7 @@ def test_the_paper_plans_are_the_authors_settings_and_the_cpu_plans_cut_only_net
     assert (paper.epochs, paper.batch, paper.lr, paper.pre_epochs, paper.pre_batch, paper.pre_lr) == \
         (100, 5, 1e-4, 400, 32, 1e-3)
     assert (paper.features, paper.blocks, paper.kernel, paper.zero_output) == (32, 5, 5, False)
-    cut = {"epochs", "pre_epochs", "look_aheads", "features", "blocks", "kernel", "zero_output"}
+    cut = {"epochs", "pre_epochs", "look_aheads", "sip_look_aheads", "features", "blocks", "kernel", "zero_output"}
     for name, base in (("cpu", "paper"), ("wake-cpu", "wake-paper")):
         a, b = PLANS[name], PLANS[base]
         assert {f for f in a.__dataclass_fields__ if getattr(a, f) != getattr(b, f)} <= cut

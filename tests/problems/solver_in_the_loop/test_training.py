@@ -59,6 +59,37 @@ def test_checkpointed_steps_give_the_same_gradients(sims):
     assert grads[0].abs().sum() > 0
 
 
+def test_sip_look_ahead_is_supervised_training_on_the_models_own_rollout(sims):
+    """SIP_n: the same value as SOL_n, and the gradient of per-step targets c*_k = T r_{t+k} - P_s(s~_{k-1}) computed
+    along the corrected rollout without gradients (an independent construction)."""
+    net = small_correction(sims)
+    v, f = sims.windows(torch.tensor([0, 1]), torch.tensor([0, 2]), steps=3)
+    sv = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    sigma = sv.reshape(2, 1, 1)
+    with torch.no_grad():
+        states, s = [], v[:, 0]
+        for k in range(3):
+            states.append(s)
+            s = corrected_step(SMALL, s, f[:, k], net)
+    net.zero_grad()
+    proxy = 0
+    for k, previous in enumerate(states):
+        p = SMALL.step(previous, f[:, k])
+        target = v[:, k + 1] - p
+        proxy = proxy + 0.5 * (((target - net(p, f[:, k])) / sigma) ** 2).sum()
+    (proxy / 3).backward()
+    expected = torch.cat([q.grad.flatten() for q in net.parameters()])
+    for ckpt in (False, True):
+        net.zero_grad()
+        loss = unrolled_loss(SMALL, net, v, f, sv, steps=3, detach_states=True, checkpoint_steps=ckpt)
+        torch.testing.assert_close(loss, unrolled_loss(SMALL, net, v, f, sv, steps=3))
+        loss.backward()
+        torch.testing.assert_close(torch.cat([q.grad.flatten() for q in net.parameters()]), expected)
+    net.zero_grad()
+    unrolled_loss(SMALL, net, v, f, sv, steps=3).backward()
+    assert not torch.allclose(torch.cat([q.grad.flatten() for q in net.parameters()]), expected)   # SOL_3 differs
+
+
 def test_source_rollout_error_and_improvement(sims):
     s, errors = sims.velocity[:, 0], []
     for j in range(1, 6):
