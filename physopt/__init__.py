@@ -4,7 +4,8 @@
 * :class:`NewtonUpdate`, :class:`GaussNewtonUpdate` - generic SIP physics updates for any differentiable simulator.
 * :class:`HIG` / :class:`GaussNewton` - half-inverse gradients (Schnell et al., ICLR 2022) and mini-batch
   Gauss-Newton; functional layer :func:`hig_direction`, :func:`half_inverse`, :func:`per_example_jacobian`.
-* :func:`phiml_physics` - a simulation written with phiml / PhiFlow as a batched torch physics for all of them.
+* :func:`phiml_physics` - a simulation written with phiml / PhiFlow as a batched torch physics for all of them;
+  :func:`staggered` declares a PhiFlow staggered grid for it.
 
 Names are imported on first use (PEP 562), so ``import physopt`` and ``physopt --help`` do not load torch.
 """
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "SIP": "sip", "sip_loss": "sip", "sip_backward": "sip", "check_physics_update": "sip", "PhysicsUpdateError": "sip",
     "NewtonUpdate": "updates", "GaussNewtonUpdate": "updates", "saddle_free_newton_step": "updates",
-    "phiml_physics": "phiml_physics",
+    "phiml_physics": "phiml_physics", "staggered": "phiml_physics",
     "HIG": "hig", "GaussNewton": "hig", "HIGStats": "hig", "hig_direction": "hig",
     "half_inverse": "hig", "HalfInversionError": "hig",
     "per_example_jacobian": "hig", "JacobianError": "hig", "MemoryBoundError": "hig",
@@ -37,9 +38,11 @@ __all__ = [*_EXPORTS, "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        for other, where in _EXPORTS.items():      # all of the module's names at once: importing physopt.phiml_physics
+            if where == _EXPORTS[name]:            # binds the submodule to the name of its function, undone here
+                globals()[other] = getattr(module, other)
+        return globals()[name]
     raise AttributeError(f"module 'physopt' has no attribute '{name}'")
 
 
@@ -53,5 +56,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .names import (UnknownNameError, describe, find_entry_point, import_object, installed_entry_points,
                         is_import_path, load_entry_point, lookup, unknown_name)
     from .sip import SIP, PhysicsUpdateError, check_physics_update, sip_backward, sip_loss
-    from .phiml_physics import phiml_physics
+    from .phiml_physics import phiml_physics, staggered
     from .updates import GaussNewtonUpdate, NewtonUpdate, saddle_free_newton_step

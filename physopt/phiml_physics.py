@@ -18,12 +18,14 @@ generic updates' ``autograd`` route exist (:mod:`physopt.hig.per_example`, :mod:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["phiml_physics", "PhimlPhysics"]
+__all__ = ["phiml_physics", "PhimlPhysics", "staggered", "Staggered"]
 
 BATCH = "examples"
 
@@ -37,6 +39,111 @@ def _phiml():
     return math
 
 
+def _phiflow():
+    try:
+        from phi import flow
+    except ImportError as err:
+        raise ImportError("staggered grids need PhiFlow: pip install 'physopt[phiflow]'") from err
+    return flow
+
+
+@dataclasses.dataclass(frozen=True)
+class Staggered:
+    """A staggered (MAC) grid as a torch tensor (batch, d, *faces), for x, y or args of :func:`phiml_physics`.
+
+    Component k (the k-th dimension of ``resolution``, in its order) holds the velocity on the faces normal to that
+    axis. How many faces a component has along each axis depends on the boundary, as PhiFlow stores it: n per
+    axis for periodic boundaries; n + 1 along its own axis where the boundary faces carry values (zero-gradient),
+    n - 1 where the boundary fixes them (zero). The torch tensor holds every component in one array, each axis as
+    long as its longest component (``faces``), each component in the leading corner and zeros after it.
+    """
+    resolution: Any                 # a phiml spatial Shape with sizes, e.g. spatial(x=32, y=16)
+    boundary: Any                   # a phiml extrapolation (PERIODIC, ZERO, ZERO_GRADIENT, ...)
+    bounds: Any = None              # a PhiFlow Box; default: unit cells
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.resolution.names)
+
+    def component_sizes(self) -> list[tuple[int, ...]]:
+        """Faces per axis of each component, as PhiFlow lays them out for this boundary."""
+        flow = _phiflow()
+        values = flow.StaggeredGrid(0, self.boundary, bounds=self.bounds, **self._sizes()).values
+        return [tuple(int(values[{"~vector": c}].shape.get_size(n)) for n in self.names) for c in self.names]
+
+    def faces(self) -> tuple[int, ...]:
+        """The torch shape after the batch: (d, longest component per axis)."""
+        sizes = self.component_sizes()
+        return (len(sizes), *(max(s[a] for s in sizes) for a in range(len(self.names))))
+
+    def _sizes(self) -> dict[str, int]:
+        return dict(zip(self.names, (int(n) for n in self.resolution.sizes)))
+
+    def wrap(self, t: Tensor, batch: Any, what: str) -> Any:
+        """torch (b, d, *faces) -> a PhiFlow StaggeredGrid, each component a view of ``t``."""
+        flow = _phiflow()
+        expected = self.faces()
+        if tuple(t.shape[1:]) != expected:
+            raise ValueError(f"{what} has shape {tuple(t.shape)}, but {self} is (batch, {', '.join(map(str, expected))}"
+                             f"): {len(self.names)} components ({', '.join(self.names)}), faces per axis as the "
+                             f"{self.boundary} boundary stores them")
+        sizes = self.component_sizes()
+        vector = flow.dual(vector=",".join(self.names))
+        if all(size == sizes[0] for size in sizes):            # periodic: one uniform tensor, wrapped as it is
+            values = flow.math.wrap(t, batch, vector, flow.spatial(*self.names).with_sizes(sizes[0]))
+            return flow.StaggeredGrid(values, self.boundary, bounds=self.bounds, **self._sizes())
+        components = []
+        for k, size in enumerate(sizes):
+            view = t[(slice(None), k, *(slice(0, n) for n in size))]
+            components.append(flow.math.wrap(view, batch, flow.spatial(*self.names).with_sizes(size)))
+        values = flow.math.stack(components, vector)
+        return flow.StaggeredGrid(values, self.boundary, bounds=self.bounds, **self._sizes())
+
+    def native(self, field: Any, batch: str, b: int) -> Tensor:
+        """A PhiFlow StaggeredGrid of this layout -> torch (b, d, *faces), shorter components zero-padded."""
+        if not getattr(field, "is_staggered", False):
+            raise TypeError(f"the phiml function returned {type(field).__name__}"
+                            f"{'' if not hasattr(field, 'is_staggered') else ' (not staggered)'}, but y = {self} "
+                            f"declares a staggered grid: return the StaggeredGrid")
+        resolution = field.resolution
+        if set(resolution.names) != set(self.names) or any(resolution.get_size(n) != s
+                                                           for n, s in self._sizes().items()):
+            raise ValueError(f"the phiml function returned a staggered grid of resolution {resolution}, but y = "
+                             f"{self} was declared")
+        if batch not in field.values.shape or field.values.shape.get_size(batch) != b:
+            raise ValueError(f"the phiml function returned shape {field.values.shape}, which lost the batch "
+                             f"dimension '{batch}' of size {b}: keep it (do not sum or index over it)")
+        sizes = self.component_sizes()
+        if all(size == sizes[0] for size in sizes):            # periodic: one uniform tensor, no copy
+            return field.values.native([batch, "~vector", *self.names])
+        faces = self.faces()[1:]
+        out = []
+        for c, size in zip(self.names, sizes):
+            part = field.values[{"~vector": c}].native([batch, *self.names])
+            pad = [p for n, full in zip(reversed(size), reversed(faces)) for p in (0, full - n)]
+            out.append(F.pad(part, pad))
+        return torch.stack(out, 1)
+
+    def __str__(self) -> str:
+        return f"staggered({self.resolution}, {self.boundary})"
+
+
+def staggered(resolution: Any, boundary: Any, bounds: Any = None) -> Staggered:
+    """Declare a staggered grid for :func:`phiml_physics` (x, y or args): ``resolution`` a phiml spatial Shape with
+    sizes (its order is the order of the torch axes and of the components), ``boundary`` the phiml extrapolation
+    and ``bounds`` the PhiFlow Box (default: unit cells). See :class:`Staggered` for the torch layout."""
+    math = _phiml()
+    if not isinstance(resolution, math.Shape) or resolution.spatial_rank != resolution.rank or not resolution.rank \
+            or any(not isinstance(n, int) for n in resolution.sizes):
+        raise ValueError(f"staggered() needs the grid's spatial dimensions with sizes, e.g. spatial(x=32, y=16), got "
+                         f"{resolution}")
+    return Staggered(resolution, boundary, bounds)
+
+
+_NOT_TORCH = ("the phiml function computed on the {} backend, not torch: keep every tensor on torch (no "
+              "math.numpy(...) or numpy arrays inside), so that autograd sees it")
+
+
 class PhimlPhysics:
     """``P(x, *args) -> y`` over a function ``fn(X, *Args)`` of phiml tensors (see :func:`phiml_physics`)."""
 
@@ -45,6 +152,8 @@ class PhimlPhysics:
         if not callable(fn):
             raise TypeError(f"phiml_physics needs the simulation as a callable fn(x, *args), got {type(fn).__name__}")
         for what, shape in (("x", x), ("y", y), *((f"args[{i}]", a) for i, a in enumerate(args) if a is not None)):
+            if isinstance(shape, Staggered):
+                continue
             if not isinstance(shape, math.Shape):
                 raise TypeError(f"phiml_physics: {what} must declare the non-batch dimensions as a phiml Shape, e.g. "
                                 f"spatial('x,y') or spatial('x') & channel(vector='u,v'), got {type(shape).__name__}")
@@ -56,6 +165,8 @@ class PhimlPhysics:
 
     def _wrap(self, t: Tensor, dims: Any, what: str) -> Any:
         math = _phiml()
+        if isinstance(dims, Staggered):
+            return dims.wrap(t, math.batch(BATCH), what)
         if t.dim() != dims.rank + 1:
             raise ValueError(f"{what} has shape {tuple(t.shape)}, but {dims} declares {dims.rank} dimension(s) after "
                              f"the batch: it must be (batch, {', '.join(dims.names)})")
@@ -74,19 +185,27 @@ class PhimlPhysics:
             wrapped = [self._wrap(a, d, f"args[{i}]") if (isinstance(a, Tensor) and d is not None) else a
                        for i, (a, d) in enumerate(zip(args, self.args + (None,) * len(args)))]
             out = self.fn(self._wrap(x, self.x, "x"), *wrapped)
+            if isinstance(self.y, Staggered):
+                native = self.y.native(out, BATCH, x.shape[0])
+                self._check_backend(native)
+                return native
             values = out if isinstance(out, math.Tensor) else getattr(out, "values", out)   # a PhiFlow Field
             if not isinstance(values, math.Tensor):
                 raise TypeError(f"the phiml function returned {type(out).__name__}; it must return a phiml tensor "
                                 f"or a PhiFlow field")
             backend = math.choose_backend(values).name
             if backend != "torch":
-                raise TypeError(f"the phiml function computed on the {backend} backend, not torch: keep every tensor "
-                                f"on torch (no math.numpy(...) or numpy arrays inside), so that autograd sees it")
+                raise TypeError(_NOT_TORCH.format(backend))
             self._check_output(values, x.shape[0])
             native = values.native([BATCH, *self.y.names])
-        if not isinstance(native, Tensor):
-            raise TypeError(f"the phiml function's result is {type(native).__name__}, not a torch tensor")
+        self._check_backend(native)
         return native
+
+    @staticmethod
+    def _check_backend(native: Any) -> None:
+        if not isinstance(native, Tensor):
+            raise TypeError(f"the phiml function's result is {type(native).__name__}, not a torch tensor: keep "
+                            f"every tensor on torch (no math.numpy(...) or numpy arrays inside)")
 
     def _check_output(self, values: Any, b: int) -> None:
         shape = values.shape
@@ -116,10 +235,12 @@ def phiml_physics(fn: Callable[..., Any], x: Any, y: Any, args: tuple[Any, ...] 
         fn: the simulation, written with phiml / PhiFlow; it receives x as a phiml tensor with the batch dimension
             ``examples`` and the declared dimensions, and must keep ``examples`` in its result.
         x: the non-batch dimensions of the torch input, in order, as a phiml Shape (``spatial('x,y')``,
-            ``spatial('x') & channel(vector='u,v')``); sizes are optional and checked where given.
-        y: the non-batch dimensions of the result, in the order the torch output gets them.
-        args: optional Shapes for tensor arguments of ``P(x, *args)`` (None for one passed through unchanged);
-            tensor arguments are split per example like x (dim 0 is the batch).
+            ``spatial('x') & channel(vector='u,v')``); sizes are optional and checked where given. Or a staggered
+            grid, :func:`staggered` (fn then receives a PhiFlow StaggeredGrid).
+        y: the non-batch dimensions of the result, in the order the torch output gets them (or :func:`staggered`:
+            fn returns a StaggeredGrid; its components are padded to one tensor, one copy).
+        args: optional Shapes (or :func:`staggered`) for tensor arguments of ``P(x, *args)`` (None for one passed
+            through unchanged); tensor arguments are split per example like x (dim 0 is the batch).
 
     Returns:
         ``P(x, *args) -> y`` as torch tensors, zero-copy, under phiml precision of x's dtype; usable as

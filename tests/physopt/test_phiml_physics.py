@@ -127,3 +127,90 @@ def test_a_phiml_simulation_that_stops_the_gradient_is_named():
     with pytest.raises(ValueError, match="does not depend differentiably"):
         physopt.GaussNewtonUpdate(frozen, derivatives="autograd")(torch.randn(3, 4, dtype=torch.float64),
                                                                    torch.zeros(3, 4, dtype=torch.float64))
+
+
+# ---- staggered grids -------------------------------------------------------------------------------------------
+
+def _flow():
+    return pytest.importorskip("phi.torch.flow")
+
+
+def torch_staggered_diffusion(v, amount=0.1):
+    """Explicit diffusion of each component of a periodic staggered field (b, 2, nx, ny), unit cells: the plain-torch
+    twin of PhiFlow's diffuse.explicit on a periodic StaggeredGrid (every component has n x n faces there)."""
+    lap = sum(torch.roll(v, s, d) for d in (2, 3) for s in (1, -1)) - 4 * v
+    return v + amount * lap
+
+
+@pytest.mark.parametrize("boundary", ["PERIODIC", "ZERO", "ZERO_GRADIENT"])
+def test_a_staggered_grid_crosses_in_phiflows_layout_each_component_padded(boundary):
+    flow = _flow()
+    bc = getattr(flow.extrapolation, boundary)
+    grid = physopt.staggered(spatial(x=5, y=4), bc)
+    sizes = {"PERIODIC": [(5, 4), (5, 4)], "ZERO": [(4, 4), (5, 3)], "ZERO_GRADIENT": [(6, 4), (5, 5)]}[boundary]
+    assert grid.component_sizes() == sizes                        # PhiFlow's own face counts for the boundary
+    assert grid.faces() == (2, max(s[0] for s in sizes), max(s[1] for s in sizes))
+    seen = {}
+
+    def keep(v):
+        seen["grid"] = v
+        seen["components"] = [v.values[{"~vector": c}].native(["examples", "x", "y"]) for c in "xy"]
+        return v
+
+    P = physopt.phiml_physics(keep, x=grid, y=grid)
+    x = torch.randn(3, *grid.faces(), dtype=torch.float64, requires_grad=True)
+    y = P(x)
+    assert seen["grid"].is_staggered and seen["grid"].resolution.sizes == (5, 4)
+    for k, (c, (a, b)) in enumerate(zip("xy", sizes)):
+        assert seen["components"][k].data_ptr() == x[:, k].data_ptr()              # a view, no copy
+        torch.testing.assert_close(seen["components"][k], x[:, k, :a, :b])
+        assert y[:, k, a:].abs().sum() == 0 and y[:, k, :, b:].abs().sum() == 0
+        torch.testing.assert_close(y[:, k, :a, :b], x[:, k, :a, :b])
+    assert (y.data_ptr() == x.data_ptr()) == (boundary == "PERIODIC")             # periodic: no copy either way
+    (g,) = torch.autograd.grad(y.sum(), x)                    # the padding is no input: no gradient reaches it
+    assert g.sum().item() == sum(a * b for a, b in sizes) * 3
+
+
+def test_staggered_phiflow_physics_is_its_torch_twin_with_gradients_hig_and_updates():
+    flow = _flow()
+    grid = physopt.staggered(spatial(x=6, y=6), flow.extrapolation.PERIODIC)
+    P = physopt.phiml_physics(lambda v: flow.diffuse.explicit(v, 0.1, 1.0), x=grid, y=grid)
+    x = torch.randn(4, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    y = P(x)
+    torch.testing.assert_close(y, torch_staggered_diffusion(x), rtol=1e-12, atol=1e-13)
+    w = torch.randn_like(y)
+    (g,) = torch.autograd.grad((y * w).sum(), x)
+    (expected,) = torch.autograd.grad((torch_staggered_diffusion(x) * w).sum(), x)
+    torch.testing.assert_close(g, expected, rtol=1e-12, atol=1e-13)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(72, 32), nn.Tanh(), nn.Linear(32, 72), nn.Unflatten(1, (2, 6, 6)))
+    net = net.double()
+    inputs, target = torch.randn(5, 2, 6, 6, dtype=torch.float64), torch.randn(5, 2, 6, 6, dtype=torch.float64)
+    loss = lambda y, t: 0.5 * (y - t).square().sum((1, 2, 3))                          # noqa: E731
+    got = hig_direction(net, inputs, lambda v, t: P(v), loss, target, route="gram")[0]
+    ref = hig_direction(net, inputs, lambda v, t: torch_staggered_diffusion(v), loss, target, route="gram",
+                        jacobian="vmap")[0]
+    a, b = (torch.cat([d[k].reshape(-1) for k in sorted(d)]) for d in (got, ref))
+    assert ((a - b).norm() / b.norm()).item() < 1e-8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        update = physopt.GaussNewtonUpdate(P)(x.detach(), target[:4])
+    ref_update = physopt.GaussNewtonUpdate(torch_staggered_diffusion, derivatives="func")(x.detach(), target[:4])
+    assert ((update - ref_update).norm() / ref_update.norm()).item() < 1e-8
+
+
+def test_bad_staggered_declarations_inputs_and_results_are_named():
+    flow = _flow()
+    grid = physopt.staggered(spatial(x=5, y=4), flow.extrapolation.ZERO_GRADIENT)
+    with pytest.raises(ValueError, match="with sizes"):
+        physopt.staggered(spatial("x,y"), flow.extrapolation.ZERO)
+    P = physopt.phiml_physics(lambda v: v, x=grid, y=grid)
+    with pytest.raises(ValueError, match=r"\(batch, 2, 6, 5\).*zero-gradient"):
+        P(torch.randn(3, 2, 5, 4, dtype=torch.float64))
+    centred = physopt.phiml_physics(lambda v: v.at_centers(), x=grid, y=grid)
+    with pytest.raises(TypeError, match="not staggered"):
+        centred(torch.randn(3, *grid.faces(), dtype=torch.float64))
+    other = physopt.phiml_physics(lambda v: v, x=grid, y=physopt.staggered(spatial(x=4, y=4),
+                                                                           flow.extrapolation.ZERO_GRADIENT))
+    with pytest.raises(ValueError, match="resolution"):
+        other(torch.randn(3, *grid.faces(), dtype=torch.float64))
