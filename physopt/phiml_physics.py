@@ -19,6 +19,7 @@ generic updates' ``autograd`` route exist (:mod:`physopt.hig.per_example`, :mod:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import torch
@@ -65,16 +66,26 @@ class Staggered:
     def names(self) -> tuple[str, ...]:
         return tuple(self.resolution.names)
 
-    def component_sizes(self) -> list[tuple[int, ...]]:
-        """Faces per axis of each component, as PhiFlow lays them out for this boundary."""
+    @functools.cached_property
+    def _layout(self) -> tuple[tuple[int, ...], ...]:
+        """Faces per axis of each component, read once from a zero grid of PhiFlow's (not on every physics call)."""
         flow = _phiflow()
         values = flow.StaggeredGrid(0, self.boundary, bounds=self.bounds, **self._sizes()).values
-        return [tuple(int(values[{"~vector": c}].shape.get_size(n)) for n in self.names) for c in self.names]
+        return tuple(tuple(int(values[{"~vector": c}].shape.get_size(n)) for n in self.names) for c in self.names)
+
+    def component_sizes(self) -> list[tuple[int, ...]]:
+        """Faces per axis of each component, as PhiFlow lays them out for this boundary."""
+        return list(self._layout)
 
     def faces(self) -> tuple[int, ...]:
         """The torch shape after the batch: (d, longest component per axis)."""
-        sizes = self.component_sizes()
+        sizes = self._layout
         return (len(sizes), *(max(s[a] for s in sizes) for a in range(len(self.names))))
+
+    @property
+    def _uniform(self) -> bool:
+        """Every component has the same faces (periodic boundaries): one tensor, no padding."""
+        return all(size == self._layout[0] for size in self._layout)
 
     def _sizes(self) -> dict[str, int]:
         return dict(zip(self.names, (int(n) for n in self.resolution.sizes)))
@@ -87,16 +98,13 @@ class Staggered:
             raise ValueError(f"{what} has shape {tuple(t.shape)}, but {self} is (batch, {', '.join(map(str, expected))}"
                              f"): {len(self.names)} components ({', '.join(self.names)}), faces per axis as the "
                              f"{self.boundary} boundary stores them")
-        sizes = self.component_sizes()
         vector = flow.dual(vector=",".join(self.names))
-        if all(size == sizes[0] for size in sizes):            # periodic: one uniform tensor, wrapped as it is
-            values = flow.math.wrap(t, batch, vector, flow.spatial(*self.names).with_sizes(sizes[0]))
-            return flow.StaggeredGrid(values, self.boundary, bounds=self.bounds, **self._sizes())
-        components = []
-        for k, size in enumerate(sizes):
-            view = t[(slice(None), k, *(slice(0, n) for n in size))]
-            components.append(flow.math.wrap(view, batch, flow.spatial(*self.names).with_sizes(size)))
-        values = flow.math.stack(components, vector)
+        if self._uniform:                                      # periodic: one uniform tensor, wrapped as it is
+            values = flow.math.wrap(t, batch, vector, flow.spatial(*self.names).with_sizes(self._layout[0]))
+        else:
+            values = flow.math.stack([flow.math.wrap(t[(slice(None), k, *(slice(0, n) for n in size))], batch,
+                                                     flow.spatial(*self.names).with_sizes(size))
+                                      for k, size in enumerate(self._layout)], vector)
         return flow.StaggeredGrid(values, self.boundary, bounds=self.bounds, **self._sizes())
 
     def native(self, field: Any, batch: str, b: int) -> Tensor:
@@ -110,15 +118,12 @@ class Staggered:
                                                            for n, s in self._sizes().items()):
             raise ValueError(f"the phiml function returned a staggered grid of resolution {resolution}, but y = "
                              f"{self} was declared")
-        if batch not in field.values.shape or field.values.shape.get_size(batch) != b:
-            raise ValueError(f"the phiml function returned shape {field.values.shape}, which lost the batch "
-                             f"dimension '{batch}' of size {b}: keep it (do not sum or index over it)")
-        sizes = self.component_sizes()
-        if all(size == sizes[0] for size in sizes):            # periodic: one uniform tensor, no copy
+        _check_batch(field.values.shape, b)
+        if self._uniform:                                      # periodic: one uniform tensor, no copy
             return field.values.native([batch, "~vector", *self.names])
         faces = self.faces()[1:]
         out = []
-        for c, size in zip(self.names, sizes):
+        for c, size in zip(self.names, self._layout):
             part = field.values[{"~vector": c}].native([batch, *self.names])
             pad = [p for n, full in zip(reversed(size), reversed(faces)) for p in (0, full - n)]
             out.append(F.pad(part, pad))
@@ -140,8 +145,11 @@ def staggered(resolution: Any, boundary: Any, bounds: Any = None) -> Staggered:
     return Staggered(resolution, boundary, bounds)
 
 
-_NOT_TORCH = ("the phiml function computed on the {} backend, not torch: keep every tensor on torch (no "
-              "math.numpy(...) or numpy arrays inside), so that autograd sees it")
+def _check_batch(shape: Any, b: int) -> None:
+    """The result must keep the batch dimension ``examples`` with its b examples."""
+    if BATCH not in shape or shape.get_size(BATCH) != b:
+        raise ValueError(f"the phiml function returned shape {shape}, which lost the batch dimension '{BATCH}' of "
+                         f"size {b}: keep it (do not sum or index over it)")
 
 
 class PhimlPhysics:
@@ -187,31 +195,30 @@ class PhimlPhysics:
             out = self.fn(self._wrap(x, self.x, "x"), *wrapped)
             if isinstance(self.y, Staggered):
                 native = self.y.native(out, BATCH, x.shape[0])
-                self._check_backend(native)
-                return native
-            values = out if isinstance(out, math.Tensor) else getattr(out, "values", out)   # a PhiFlow Field
-            if not isinstance(values, math.Tensor):
-                raise TypeError(f"the phiml function returned {type(out).__name__}; it must return a phiml tensor "
-                                f"or a PhiFlow field")
-            backend = math.choose_backend(values).name
-            if backend != "torch":
-                raise TypeError(_NOT_TORCH.format(backend))
-            self._check_output(values, x.shape[0])
-            native = values.native([BATCH, *self.y.names])
-        self._check_backend(native)
-        return native
-
-    @staticmethod
-    def _check_backend(native: Any) -> None:
+            else:
+                native = self._native(out, x.shape[0])
         if not isinstance(native, Tensor):
             raise TypeError(f"the phiml function's result is {type(native).__name__}, not a torch tensor: keep "
                             f"every tensor on torch (no math.numpy(...) or numpy arrays inside)")
+        return native
+
+    def _native(self, out: Any, b: int) -> Any:
+        """A phiml tensor or a PhiFlow field's values -> the native tensor in the declared order of y."""
+        math = _phiml()
+        values = out if isinstance(out, math.Tensor) else getattr(out, "values", out)   # a PhiFlow Field
+        if not isinstance(values, math.Tensor):
+            raise TypeError(f"the phiml function returned {type(out).__name__}; it must return a phiml tensor "
+                            f"or a PhiFlow field")
+        backend = math.choose_backend(values).name
+        if backend != "torch":
+            raise TypeError(f"the phiml function computed on the {backend} backend, not torch: keep every tensor "
+                            f"on torch (no math.numpy(...) or numpy arrays inside), so that autograd sees it")
+        self._check_output(values, b)
+        return values.native([BATCH, *self.y.names])
 
     def _check_output(self, values: Any, b: int) -> None:
         shape = values.shape
-        if BATCH not in shape or shape.get_size(BATCH) != b:
-            raise ValueError(f"the phiml function returned shape {shape}, which lost the batch dimension '{BATCH}' "
-                             f"of size {b}: keep it (do not sum or index over it)")
+        _check_batch(shape, b)
         others = shape.without(BATCH)
         missing = [n for n in self.y.names if n not in others]
         extra = [n for n in others.names if n not in self.y.names]

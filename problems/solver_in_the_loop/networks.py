@@ -12,7 +12,7 @@ the one that produced Table 1.
 
 With ``zero_output`` the last convolution starts at zero, so the corrected solver starts as the source solver
 (C = 0) and training only ever adds to it. With Glorot's init instead the first corrections are large: on forced
-Burgers the first NON epoch's loss is about 50x that of no correction, and the net did not recover within 12 epochs
+Burgers the first NON epoch's loss is about 70x that of no correction, and the net did not recover within 12 epochs
 (docs/solver-in-the-loop.md).
 
 The net sees the state (and the force, for the forced Burgers scenario) divided by their training standard
