@@ -99,3 +99,19 @@ def test_every_ratio_the_readme_quotes_is_in_the_generated_report():
     assert quoted, "the README quotes no ratio: update this test"
     missing = sorted(q for q in quoted if not re.search(rf"(?<![\w.]){re.escape(q)}", report))
     assert not missing, f"README.md quotes {missing}, which results/README.md does not contain"
+
+
+def test_phiflow_divergence_table_is_regenerated_from_the_curves_and_adams_differences_are_rounding_sized():
+    """results/phiflow/divergence.md comes from the committed curves; for Adam (same update on both physics) PhiFlow
+    vs torch after 10 iterations stays within 10x of the 1- vs 2-thread control: the physics adds no difference."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("divergence", RESULTS / "run_phiflow_divergence.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.table() == (RESULTS / "phiflow" / "divergence.md").read_text(), \
+        "stale: python results/run_phiflow_divergence.py"
+    curves = {name: module.losses(directory) for name, directory in module.RUNS.items()}
+    for seed in map(str, SEEDS):
+        base = curves["torch"]["adam", seed, 10]
+        phiflow, control = (abs(curves[n]["adam", seed, 10] / base - 1) for n in ("phiflow", "torch-1-thread"))
+        assert phiflow <= 10 * max(control, 1e-6), seed
