@@ -523,7 +523,8 @@ def cmd_solver_in_the_loop(args: argparse.Namespace) -> int:
     elif args.modes:
         chosen = [allowed.get(n.lower()) or unknown_name("mode", n, list(allowed.values())) for n in names(args.modes)]
     table = run_table(args.out, plan, seeds, mode_names=chosen, command=command_line(args),
-                      log=(lambda m: None) if args.quiet else log, checkpoint_every_s=args.checkpoint_every)
+                      log=(lambda m: None) if args.quiet else log, checkpoint_every_s=args.checkpoint_every,
+                      train=not args.trained_only)
     print(table_markdown(table))
     return 0
 
@@ -885,6 +886,8 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     sl.add_argument("--modes", default=None, help="comma-separated modes to train (default: all of the plan: NON, "
                     "SOL_<n> per look-ahead, SIP_<n>, PRE); SRC alone: only the uncorrected source, nothing trained")
+    sl.add_argument("--trained-only", action="store_true", help="train nothing: the table of the runs already "
+                    "trained (an interim table while others train; the rest shown as -)")
     sl.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
     sl.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between saves of a training "
                     "run's state (a stopped run continues from its last save)")

@@ -249,8 +249,11 @@ def _stats(values: Sequence[float]) -> tuple[float, float]:
 
 def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int] = (0,), *,
               mode_names: Sequence[str] | None = None, command: str | None = None,
-              log: Callable[[str], None] = print, checkpoint_every_s: float = 600.0) -> dict[str, Any]:
-    """Train (or load) every mode for each seed, evaluate and write OUT/table1.json, table1.md and rollout.png."""
+              log: Callable[[str], None] = print, checkpoint_every_s: float = 600.0,
+              train: bool = True) -> dict[str, Any]:
+    """Train (or load) every mode for each seed, evaluate and write OUT/table1.json, table1.md and rollout.png.
+    ``train=False``: evaluate only the (seed, mode) pairs whose final weights exist (an interim table while other
+    runs still train; the rest are left out of the table and shown as '-')."""
     plan_obj = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
     chosen = list(mode_names) if mode_names is not None else modes(plan_obj)     # []: the uncorrected source only
@@ -265,6 +268,9 @@ def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int]
     nets: dict[str, Correction] = {}
     for seed in seeds:
         for mode in chosen:
+            if not train and not (out / f"seed{seed}" / f"{mode}.pt").exists():
+                log(f"  seed {seed}: {mode} not trained yet, left out")
+                continue
             net, history = train_mode(out / f"seed{seed}", plan_obj, data, mode, seed, log, checkpoint_every_s)
             net.eval()
             errors.setdefault(str(seed), {})[mode] = rollout_error(sc, data.test, net).tolist()
@@ -300,17 +306,23 @@ def table_markdown(table: dict[str, Any]) -> str:
              f"| SRC (no correction) | {src_mean:.3f} +- {_stats(src)[1]:.3f} | - | - | "
              f"{paper_src['mae']} +- {paper_src['spread']} | - |"]
     paper_key = {"NON": "NON", "PRE": "PRE", f"SOL_{table.get('paper_sol', 4)}": "SOL"}
+    missing = False
     for mode in table["modes"]:
         per_seed = [table["mae"][str(s)][mode] for s in seeds if mode in table["mae"].get(str(s), {})]
         if not per_seed:
             continue
         means = [sum(e) / len(e) for e in per_seed]
+        cells = [f"{sum(e) / len(e):.3f}" if (e := table["mae"].get(str(s), {}).get(mode)) else "-" for s in seeds]
+        missing = missing or "-" in cells
         mean, sd = _stats(per_seed[0]) if len(means) == 1 else _stats(means)
         paper = table["paper"].get(paper_key.get(mode, ""))
         paper_cells = ("- | -" if paper is None else
                        f"{paper['mae']} +- {paper['spread']} | {paper['improvement']}%")
-        lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {' / '.join(f'{m:.3f}' for m in means)} | "
+        lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {' / '.join(cells)} | "
                      f"{100 * (1 - mean / src_mean):.0f}% | {paper_cells} |")
+    if missing:
+        lines += ["", "Interim: '-' marks a seed whose run was not trained when this table was written; such a row's "
+                  "mean and spread are over the seeds it has (over the test simulations where it has one)."]
     lines += ["", f"Training: Adam lr {p['lr']:g}, batch {p['batch']}, {p['epochs']} epochs (the authors: 100); PRE "
               f"lr {p['pre_lr']:g}, batch {p['pre_batch']}, {p['pre_epochs']} epochs (the authors: 400), corrections "
               f"pre-computed with temporal weight beta = {p['pre_beta']:g}. The paper's SOL row for this scenario is "

@@ -31,6 +31,7 @@ def test_every_mode_trains_once_and_the_table_is_written(quick):
     assert saved["mae"] == table["mae"]
     text = (out / "table1.md").read_text()
     assert "| SRC (no correction) |" in text and "| SOL_3 |" in text and "0.248 +- 0.019" in text
+    assert "Interim" not in text
     assert (out / "rollout.png").stat().st_size > 5_000
 
 
@@ -130,3 +131,22 @@ def test_pre_follows_the_authors_learning_rate_steps():
     rates = [sil.pre_learning_rate(plan, e) for e in (1, 80, 81, 121, 161, 181, 400)]
     assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 5e-7, 5e-7])
     assert sil.pre_learning_rate(PLANS["cpu"], 50) == 1e-3
+
+
+def test_trained_only_tables_what_is_trained_and_marks_the_rest(quick, tmp_path, cli):
+    import shutil
+    out = tmp_path / "sol"
+    shutil.copytree(quick[0], out)
+    (out / "seed0" / "PRE.pt").unlink()                      # PRE of seed 0 not trained yet; seed 1 nothing
+    lines = []
+    table = run_table(out, "quick", seeds=(0, 1), log=lines.append, train=False)
+    assert not any("trained," in line for line in lines) and not (out / "seed1").exists()
+    assert not (out / "seed0" / "PRE.pt").exists()
+    assert table["mae"]["0"].keys() == {"NON", "SOL_3", "SIP_3"} and "1" not in table["mae"]
+    text = table_markdown(table)
+    non = sum(table["mae"]["0"]["NON"]) / len(table["mae"]["0"]["NON"])
+    assert f"| NON | {non:.3f} +- " in text and f"| {non:.3f} / - |" in text
+    assert "| PRE |" not in text and "Interim: '-' marks a seed" in text
+    code, printed, _ = cli("solver-in-the-loop", "--plan", "quick", "--seeds", "0,1", "--trained-only", "--quiet",
+                           "--out", str(out))
+    assert code == 0 and "| SOL_3 |" in printed and not (out / "seed1").exists()
