@@ -765,8 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "processes or machines share one study (default: in memory)")
     u.add_argument("--study-name", default=None, help="--space: the study's name in the storage (default "
                    "PROBLEM-OPTIMIZER)")
-    u.add_argument("--timeout", type=float, default=None, help="--space: stop starting trials after this many "
-                   "seconds")
+    u.add_argument("--timeout", type=positive_float, default=None, help="--space: stop starting trials after this "
+                   "many seconds")
     u.add_argument("--executor", default=None, help="--space: local:N runs N processes on one study (default "
                    "local:1); slurm: --trials array tasks join it (a journal in --out/slurm unless --storage)")
     u.add_argument("--threads", type=count(1), default=None, help="--space: torch threads per process (default: "
@@ -880,8 +880,8 @@ def build_parser() -> argparse.ArgumentParser:
     sl = _command(sub, "solver-in-the-loop", cmd_solver_in_the_loop, "Solver-in-the-Loop's Table 1 (forced "
                   "Burgers): reference data, then NON, SOL_n and PRE corrections trained and evaluated against the "
                   "uncorrected source; resumable", "physopt solver-in-the-loop --plan quick --out /tmp/sol")
-    sl.add_argument("--plan", default="cpu", help="cpu (forced Burgers, the committed table), wake-cpu (the wake flow), "
-                    "paper or wake-paper (the authors' net, epochs and look-aheads: for a GPU), quick or wake-quick "
+    sl.add_argument("--plan", default="cpu", help="cpu (forced Burgers, the committed table), wake-cpu (the wake "
+                    "flow), paper or wake-paper (the authors' net, epochs and look-aheads: for a GPU), quick or wake-quick "
                     "(smoke tests)")
     sl.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     sl.add_argument("--modes", default=None, help="comma-separated modes to train (default: all of the plan: NON, "
@@ -889,8 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--trained-only", action="store_true", help="train nothing: the table of the runs already "
                     "trained (an interim table while others train; the rest shown as -)")
     sl.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
-    sl.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between saves of a training "
-                    "run's state (a stopped run continues from its last save)")
+    sl.add_argument("--checkpoint-every", type=positive_float, default=600.0, help="seconds between saves of a "
+                    "training run's state (a stopped run continues from its last save)")
     add_out(sl, "results/solver-in-the-loop", "data/ (reference simulations), seed<S>/ (weights), table1.json, "
             "table1.md and rollout.png")
     add_quiet(sl)

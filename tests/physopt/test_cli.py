@@ -60,6 +60,8 @@ def test_orders_and_number_lists_parse_ranges_and_name_the_flag():
     (["compare", "exp", "--iterations", "0"], "argument --iterations: must be >= 1, got 0"),
     (["compare", "exp", "--time-budget", "-1"], "argument --time-budget: must be a finite number > 0, got -1"),
     (["speed", "--repeats", "x"], "argument --repeats: expected an integer, got 'x'"),
+    (["solver-in-the-loop", "--checkpoint-every", "nan"], "argument --checkpoint-every: must be a finite number > 0"),
+    (["tune", "exp", "--timeout", "-5"], "argument --timeout: must be a finite number > 0, got -5"),
 ])
 def test_flag_values_are_checked_by_the_parser_in_one_line(capsys, argv, message):
     from physopt.cli import main
