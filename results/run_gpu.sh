@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 part=${1:?usage: run_gpu.sh timings|paper}
 mkdir -p results/cuda
 if [ "$part" = timings ]; then
-    python -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee results/cuda/pytest-gpu.txt
+    python -m pytest -m gpu -n 0 -q -p no:cacheprovider 2>&1 | tee results/cuda/pytest-gpu.txt
     physopt speed --preset paper --repeats 3 --in-process --device cuda --out results/cuda/speed
     physopt hig-timing --setups oscillators,quantum-dipole --routes factored,gram,svd --dtypes float32,float64 \
         --repeats 3 --device cuda --out results/cuda/hig-timing-small

@@ -1,8 +1,12 @@
 """Shared fixtures: every device test runs on the CPU, and on CUDA (marked `gpu`) where one exists."""
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# under pytest-xdist (-n), the cores shared by the worker processes, so that they do not oversubscribe them
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, torch.get_num_threads() // _workers)))
 
 DEVICES = [
     "cpu",

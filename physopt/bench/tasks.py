@@ -180,6 +180,7 @@ def _train_rank(rank: int, world: int, task: RunTask, tmp: str, threads: int) ->
                            process_group=dist.group.WORLD)
         if rank == 0:
             torch.save(result.to_json(), Path(tmp) / "result.pt")
+        dist.barrier()              # every message delivered before either process tears the group down
     finally:
         dist.destroy_process_group()
 

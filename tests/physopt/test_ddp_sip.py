@@ -49,6 +49,7 @@ def worker(rank, world, init_file, out):
     train(p, ddp, batches(p), part=(rank, world))
     if rank == 0:
         torch.save(ddp.module.state_dict(), out)
+    dist.barrier()                  # every message delivered before either process tears gloo down
     dist.destroy_process_group()
 
 

@@ -28,6 +28,7 @@ def _worker(rank, init, out):
     try:
         results = {opt: run(opt, 2, dist.group.WORLD).to_json() for opt in CASES}
         torch.save(results, f"{out}/rank{rank}.pt")
+        dist.barrier()              # every message delivered before either process tears gloo down
     finally:
         dist.destroy_process_group()
 

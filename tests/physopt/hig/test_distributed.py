@@ -71,6 +71,7 @@ def _step_worker(rank, init, out, setup):
     try:
         for kappa in KAPPAS:
             torch.save(updates(setup, kappa, part=(rank, 2), group=dist.group.WORLD), f"{out}/{kappa}_{rank}.pt")
+        dist.barrier()              # every message delivered before either process tears gloo down
     finally:
         dist.destroy_process_group()
 
@@ -106,6 +107,7 @@ def _bad_worker(rank, init, out, case):
             message = str(err)
         with open(f"{out}/error{rank}.txt", "w") as f:
             f.write(message)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
