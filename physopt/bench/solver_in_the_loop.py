@@ -65,8 +65,9 @@ class SolPlan:
 
 
 #: the CPU cuts: the paper text's smaller net (10 convolutions of 16 features, 3x3: 13x cheaper than the authors'
-#: 12 x 32 x 5x5) started at C = 0, and fewer epochs (the same number for every trained mode)
-_CPU_NET = {"features": 16, "blocks": 4, "kernel": 3, "zero_output": True}
+#: 12 x 32 x 5x5) started at C = 0, and fewer epochs (the same number for every trained mode). No recomputation of
+#: the look-ahead's steps: this net's activations over 16 steps take about 100 MB, and recomputing them costs time
+_CPU_NET = {"features": 16, "blocks": 4, "kernel": 3, "zero_output": True, "checkpoint_from": 1_000}
 _TINY = {"features": 4, "blocks": 1, "kernel": 3}
 
 PLANS = {"cpu": SolPlan(epochs=10, look_aheads=(1, 4, 16), sip_look_aheads=(4,), pre_epochs=50, **_CPU_NET),
@@ -102,13 +103,22 @@ def _look_ahead(mode: str) -> int:
     return 1 if mode == "NON" else int(mode.split("_")[1])
 
 
-#: the plan fields that list modes; they do not change how one mode trains, so they are not part of its identity
-_MODE_LISTS = ("look_aheads", "sip_look_aheads", "pre")
+#: plan fields that do not change how one mode trains, so they are not part of its identity: the lists of modes, and
+#: where recomputation starts (memory only: recomputed steps are bitwise the steps they replace on the CPU, tested)
+_NOT_IDENTITY = ("look_aheads", "sip_look_aheads", "pre", "checkpoint_from")
 
 
 def _identity(plan: SolPlan, mode: str, seed: int) -> dict[str, Any]:
-    settings = {k: v for k, v in dataclasses.asdict(plan).items() if k not in _MODE_LISTS}
+    settings = {k: v for k, v in dataclasses.asdict(plan).items() if k not in _NOT_IDENTITY}
     return {"format": FORMAT, "plan": settings, "mode": mode, "seed": seed}
+
+
+def _same_run(saved: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
+    """Whether a saved identity is ``identity``, ignoring the non-identity fields that older files recorded."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("plan"), dict):
+        return False
+    plan = {k: v for k, v in saved["plan"].items() if k not in _NOT_IDENTITY}
+    return {**saved, "plan": plan} == identity
 
 
 class Data:
@@ -167,7 +177,7 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
     net = _network(plan, data, seed)
     if final.exists():
         saved = torch.load(final, weights_only=False)
-        if saved.get("identity") != identity:
+        if not _same_run(saved.get("identity"), identity):
             raise ValueError(f"{final} was trained with another plan or by another version of this command; use "
                              f"another --out (or delete the file)")
         net.load_state_dict(saved["state"])
@@ -179,7 +189,7 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
              "iterations": 0}
     if partial.exists():
         saved = torch.load(partial, weights_only=False)
-        if saved.get("identity") == identity:
+        if _same_run(saved.get("identity"), identity):
             net.load_state_dict(saved["net"])
             optimizer.load_state_dict(saved["optimizer"])
             state = saved["state"]

@@ -77,10 +77,27 @@ def test_unknown_modes_and_weights_of_another_plan_are_refused(quick, tmp_path):
                         features=4, blocks=1, kernel=3)
     with pytest.raises(ValueError, match="another plan"):
         run_table(out, other, seeds=(0,), log=lambda m: None)
-    fewer = dataclasses.replace(PLANS["quick"], look_aheads=(1,), sip_look_aheads=(), pre=False)
-    lines = []                      # a plan listing fewer modes reuses the weights of the modes it keeps
+    fewer = dataclasses.replace(PLANS["quick"], look_aheads=(1,), sip_look_aheads=(), pre=False, checkpoint_from=1)
+    lines = []          # a plan listing fewer modes, or recomputing other steps, reuses the weights of its modes
     run_table(out, fewer, seeds=(0,), log=lines.append)
     assert not any("trained" in line for line in lines)
+
+
+def test_weights_saved_with_the_older_identity_that_held_checkpoint_from_still_load(quick, tmp_path):
+    import shutil
+    out = tmp_path / "sol"
+    shutil.copytree(quick[0], out, ignore=shutil.ignore_patterns("data"))
+    (out / "data").symlink_to(quick[0] / "data")
+    saved = torch.load(out / "seed0" / "NON.pt", weights_only=False)
+    saved["identity"]["plan"]["checkpoint_from"] = 8
+    torch.save(saved, out / "seed0" / "NON.pt")
+    lines = []
+    table = run_table(out, "quick", seeds=(0,), mode_names=["NON"], log=lines.append)
+    assert not any("trained" in line for line in lines) and table["mae"]["0"]["NON"] == quick[1]["mae"]["0"]["NON"]
+    saved["identity"]["plan"]["lr"] = 1.0                       # a setting that does change training still counts
+    torch.save(saved, out / "seed0" / "NON.pt")
+    with pytest.raises(ValueError, match="another plan"):
+        run_table(out, "quick", seeds=(0,), mode_names=["NON"], log=lambda m: None)
 
 
 def test_markdown_reports_the_seed_spread_for_several_seeds(quick):
@@ -120,7 +137,8 @@ def test_the_paper_plans_are_the_authors_settings_and_the_cpu_plans_cut_only_net
     assert (paper.epochs, paper.batch, paper.lr, paper.pre_epochs, paper.pre_batch, paper.pre_lr) == \
         (100, 5, 1e-4, 400, 32, 1e-3)
     assert (paper.features, paper.blocks, paper.kernel, paper.zero_output) == (32, 5, 5, False)
-    cut = {"epochs", "pre_epochs", "look_aheads", "sip_look_aheads", "features", "blocks", "kernel", "zero_output"}
+    cut = {"epochs", "pre_epochs", "look_aheads", "sip_look_aheads", "features", "blocks", "kernel", "zero_output",
+           "checkpoint_from"}                                      # the last: memory only, no recomputation
     for name, base in (("cpu", "paper"), ("wake-cpu", "wake-paper")):
         a, b = PLANS[name], PLANS[base]
         assert {f for f in a.__dataclass_fields__ if getattr(a, f) != getattr(b, f)} <= cut

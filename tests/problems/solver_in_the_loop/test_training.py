@@ -46,7 +46,8 @@ def test_the_look_ahead_loss_averages_every_intermediate_state(sims):
     torch.testing.assert_close(unrolled_loss(SMALL, net, v, f, sv, steps=3), sum(terms) / 3)
 
 
-def test_checkpointed_steps_give_the_same_gradients(sims):
+def test_checkpointed_steps_give_bitwise_the_same_gradients(sims):
+    """Recomputation is a memory setting only (so it is not part of a trained mode's identity)."""
     net = small_correction(sims)
     v, f = sims.windows(torch.tensor([0, 1]), torch.tensor([0, 1]), steps=4)
     sv = torch.ones(2, dtype=torch.float64)
@@ -55,8 +56,7 @@ def test_checkpointed_steps_give_the_same_gradients(sims):
         net.zero_grad()
         unrolled_loss(SMALL, net, v, f, sv, steps=4, checkpoint_steps=ckpt).backward()
         grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-12, rtol=1e-10)
-    assert grads[0].abs().sum() > 0
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().sum() > 0
 
 
 def test_sip_look_ahead_is_supervised_training_on_the_models_own_rollout(sims):
