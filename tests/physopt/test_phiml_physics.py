@@ -91,6 +91,24 @@ def test_hig_trains_a_network_through_the_phiml_simulation(heat):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_sip_with_the_generic_gauss_newton_update_trains_a_network_through_the_phiml_simulation(heat):
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 16)).double()
+    update = physopt.GaussNewtonUpdate(heat, damping=1e-6)
+    sip = physopt.SIP(net.parameters(), inverse=update, base=torch.optim.Adam, lr=1e-2)
+    x_true = torch.randn(32, 16, dtype=torch.float64)
+    y_star = torch_heat(x_true)
+    losses = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # the one-time notice of the autograd fallback
+        for _ in range(30):
+            sip.zero_grad()
+            x = net(y_star)
+            losses.append(float(0.5 * (heat(x.detach()) - y_star).square().sum(-1).mean()))
+            sip.step(x, y_star)
+    assert losses[-1] < 0.2 * losses[0]
+
+
 @pytest.mark.parametrize("fn, y, match", [
     (lambda v: math.sum(v, "x"), spatial("x"), "dimension 'x' is missing"),
     (lambda v: math.expand(v, channel(c=2)), spatial("x"), "dimension 'c' is not declared"),
