@@ -175,7 +175,7 @@ def resolve_device(device: str = "auto"):
     if dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
         raise ValueError(f"--device '{device}' is not a device physopt trains on; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch sees no CUDA device "
+        raise ValueError(f"device '{device}' was requested but torch sees no CUDA device "
                          f"(torch {torch.__version__}); use --device cpu or auto")
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
         raise ValueError(f"--device '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
@@ -233,12 +233,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     import torch
-    from problems import get_problem
+    from problems import get_problem, problem_class
 
     from .bench.compare import compare
     from .bench.methods import canonical_optimizers
     from .bench.summary import format_summary
 
+    problem_class(args.problem)                  # an unknown problem is named before any other complaint
     config = problem_config(args)
     seeds = int_list(args.seeds, "--seeds", 0) if args.seeds is not None else [0]
     evaluations = args.evaluations if args.evaluations is not None else 30
@@ -253,7 +254,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config = {**preset.config, **config}
         length = (f"{args.iterations} iterations" if args.iterations else "") + \
             (f" {args.time_budget:g} s" if args.time_budget else "")
-        from problems import problem_class
         derived = " (derived default: the problem declares no presets)" if \
             problem_class(args.problem).benchmark.derived() else ""
         print(f"preset '{args.preset}'{derived}: {length.strip()} per run, seeds {seeds}, batch "

@@ -11,6 +11,7 @@ def test_list_names_problems_and_optimizers(cli):
 
 @pytest.mark.parametrize("argv, message", [
     (["compare", "poison", "--iterations", "1"], "unknown problem 'poison'. Did you mean 'poisson'?"),
+    (["compare", "poison"], "unknown problem 'poison'. Did you mean 'poisson'?"),      # before asking for a length
     (["compare", "exp", "--optimizers", "adamw", "--iterations", "1"], "unknown optimizer 'adamw'"),
     (["compare", "exp", "--optimizers", "adam", "--iterations", "1", "--hparam", "adam.lr=-1"],
      "Invalid lr: "),
@@ -28,8 +29,10 @@ def test_bad_input_gets_a_clear_error(cli, argv, message):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_requested_without_cuda_is_a_clear_error(cli):
-    code, _, err = cli("compare", "exp", "--iterations", "1", "--device", "cuda", "--quiet")
-    assert code == 2 and "no CUDA device" in err and "--device cpu" in err
+    for device in ("cuda", "cuda:1"):
+        code, _, err = cli("compare", "exp", "--iterations", "1", "--device", device, "--quiet")
+        assert code == 2 and f"device '{device}' was requested" in err and "no CUDA device" in err
+        assert "--device cpu" in err
 
 
 def test_python_dash_m_physopt_runs_the_command():
