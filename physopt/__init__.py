@@ -6,6 +6,7 @@
   Gauss-Newton; functional layer :func:`hig_direction`, :func:`half_inverse`, :func:`per_example_jacobian`.
 * :func:`phiml_physics` - a simulation written with phiml / PhiFlow as a batched torch physics for all of them;
   :func:`staggered` declares a PhiFlow staggered grid for it.
+* :func:`compiled_physics` - a physics under ``torch.compile``, falling back to eager execution where that fails.
 
 Names are imported on first use (PEP 562), so ``import physopt`` and ``physopt --help`` do not load torch.
 """
@@ -20,6 +21,7 @@ _EXPORTS = {
     "SIP": "sip", "sip_loss": "sip", "sip_backward": "sip", "check_physics_update": "sip", "PhysicsUpdateError": "sip",
     "NewtonUpdate": "updates", "GaussNewtonUpdate": "updates", "saddle_free_newton_step": "updates",
     "phiml_physics": "phiml_physics", "staggered": "phiml_physics",
+    "compiled_physics": "compiled", "CompiledPhysics": "compiled",
     "HIG": "hig", "GaussNewton": "hig", "HIGStats": "hig", "hig_direction": "hig",
     "half_inverse": "hig", "HalfInversionError": "hig",
     "per_example_jacobian": "hig", "JacobianError": "hig", "MemoryBoundError": "hig",
@@ -51,6 +53,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .compiled import CompiledPhysics, compiled_physics
     from .hig import (HIG, GaussNewton, HalfInversionError, HIGStats, JacobianError, MemoryBoundError, half_inverse,
                       hig_direction, per_example_jacobian)
     from .names import (UnknownNameError, describe, find_entry_point, import_object, installed_entry_points,

@@ -80,6 +80,10 @@ class HIG(torch.optim.Optimizer):
             weights unchanged; finding out costs one host sync per step. ``skip``: no sync; such a step leaves the
             weights unchanged on the device, ``last_stats.ok`` is False and ``skipped_steps`` (a device tensor)
             counts it: read it where you log.
+        compile_physics: run ``physics`` under ``torch.compile`` (True, or a dict of ``torch.compile`` options),
+            falling back to the eager function with a one-time warning where compiling fails
+            (:func:`physopt.compiled_physics`): fewer, fused kernels per step; compiling takes seconds to minutes
+            once per input shape (the Jacobian's batch of b |y| rows and the guard's batch of b are two).
         process_group: spread the batch over the processes of this ``torch.distributed`` group (e.g.
             ``torch.distributed.group.WORLD``): each process steps with its own equal share of the global batch, and
             every process applies the update single-process HIG computes on the union of the shares
@@ -102,7 +106,7 @@ class HIG(torch.optim.Optimizer):
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
                  chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False,
                  jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise",
-                 process_group: Any = None):
+                 compile_physics: bool | dict[str, Any] = False, process_group: Any = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
@@ -116,8 +120,14 @@ class HIG(torch.optim.Optimizer):
         check_choice("decomposition_dtype", decomposition_dtype, (torch.float32, torch.float64))
         self.max_loss_increase = check_number("max_loss_increase", max_loss_increase, low=1, optional=True)
         defaults = _check_group(dict(lr=lr, truncation=truncation, kappa=kappa, beta=beta))
+        if not isinstance(compile_physics, (bool, dict)):
+            raise TypeError(f"compile_physics must be True, False or a dict of torch.compile options, got "
+                            f"{compile_physics!r}")
         check_batch_norm(model)
         super().__init__(list(trainable_parameters(model).values()), defaults)
+        if compile_physics is not False:
+            from ..compiled import compiled_physics
+            physics = compiled_physics(physics, **(compile_physics if isinstance(compile_physics, dict) else {}))
         self.model, self.physics, self.loss = model, physics, loss
         self.route, self.decomposition_dtype = route, decomposition_dtype
         self.memory_bound = memory_bound

@@ -1,6 +1,7 @@
 """physopt.HIG / physopt.GaussNewton: the update of the HIG paper (Eq. 7), torch.optim conventions, clear errors."""
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -308,3 +309,25 @@ def test_one_examples_output_is_probed_once_per_input_layout_and_again_if_it_cha
     assert calls.count(1) == 1
     reference = physopt.HIG(copy.deepcopy(net), physics, mse)
     torch.testing.assert_close(opt.step(inputs, target[:, :1]), reference.step(inputs, target[:, :1]))
+
+
+@pytest.mark.parametrize("jacobian", ["expand", "vmap"])
+def test_compile_physics_takes_the_same_step_as_the_eager_physics(jacobian):
+    """torch.compile of the physics (through AOTAutograd, the compiler's front end; inductor itself is tested in
+    tests/physopt/test_compiled.py) under each Jacobian engine: the same update to 1e-10 in float64."""
+    steps = []
+    for compile_physics in (False, {"backend": "aot_eager"}):
+        net, inputs, target = make(seed=3)
+        opt = physopt.HIG(net, physics=scaled_physics, loss=mse, jacobian=jacobian, compile_physics=compile_physics)
+        before = [p.detach().clone() for p in net.parameters()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)      # vmap may fall back to eager: same update
+            opt.step(inputs, target)
+        steps.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(net.parameters(), before)]))
+    assert ((steps[1] - steps[0]).norm() / steps[0].norm()).item() < 1e-10
+
+
+def test_compile_physics_must_be_a_flag_or_torch_compile_options():
+    net, _, _ = make()
+    with pytest.raises(TypeError, match="compile_physics must be True, False or a dict"):
+        physopt.HIG(net, physics=scaled_physics, loss=mse, compile_physics="yes")
