@@ -421,7 +421,7 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
     from .timing import hig
     setups, routes = names(args.setups, hig.SETUPS, "setup"), names(args.routes, hig.ROUTES, "route")
     dtypes = names(args.dtypes, ("float32", "float64"), "dtype")
-    engines = names(args.jacobians, hig.ENGINES, "jacobian engine")
+    engines = names(args.jacobians, hig.ALL_ENGINES, "jacobian engine")
     return run_micro(args, "timing", lambda device, save: hig.run(setups, routes, args.repeats, device, dtypes,
                                                                   log=log, checkpoint=save, engines=engines),
                      hig.format_rows, lambda rows: {"rows": rows})
@@ -798,7 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--routes", default="factored,gram,svd", help="comma-separated: factored, gram, svd")
     t.add_argument("--dtypes", default="float64", help="decomposition dtypes, e.g. float32,float64")
     t.add_argument("--jacobians", default="vmap,expand",
-                   help="comma-separated Jacobian engines: vmap (the earlier engine), expand (one batched backward)")
+                   help="comma-separated Jacobian engines: vmap (the earlier engine), expand (one batched "
+                   "backward), each also as vmap+compile, expand+compile (the physics under torch.compile)")
     add_repeats(t, 3)
     add_device(t)
     add_out(t, None, "timing.json and timing.txt")

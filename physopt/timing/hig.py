@@ -1,5 +1,6 @@
 """Time one HIG update and its parts (Jacobian, decomposition, apply) and its peak memory, per half-inversion route
-and Jacobian engine (``expand``: one batched backward; ``vmap``: vmap(jacrev), the earlier engine), on the
+and Jacobian engine (``expand``: one batched backward; ``vmap``: vmap(jacrev), the earlier engine; either with
+``+compile``: the physics under torch.compile, compiled in the untimed warm-up), on the
 HIG paper's setups (``physopt hig-timing``), with one Adam step at Adam's batch size for scale.
 
 Every route steps one optimizer, as training does, from the same weights each time (restored before every update);
@@ -25,6 +26,8 @@ from .kernel import AGREEMENT_RTOL, relative_difference, time_call
 SETUPS = ("oscillators", "quantum-dipole", "poisson-hig")
 ROUTES = ("factored", "gram", "svd")
 ENGINES = ("vmap", "expand")
+#: every engine, also with the physics under torch.compile (HIG's compile_physics; its compiling is in the warm-up)
+ALL_ENGINES = (*ENGINES, *(f"{e}+compile" for e in ENGINES))
 PARTS = ("jacobian", "decomposition", "apply")
 
 COLUMNS = [text_column("setup", "setup"), text_column("route", "route"), text_column("jacobian", "engine"),
@@ -58,8 +61,10 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
         key = (str(dtype).replace("torch.", ""), route, engine)
 
         model = copy.deepcopy(net)
+        base, _, compiled = engine.partition("+")
         opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"], truncation=hp["truncation"],
-                  route=route, decomposition_dtype=dtype, profile=True, jacobian=engine)
+                  route=route, decomposition_dtype=dtype, profile=True, jacobian=base,
+                  compile_physics=compiled == "compile")
 
         def update() -> None:            # one optimizer, as in training; every update from the same weights
             model.load_state_dict(net.state_dict())
@@ -144,9 +149,10 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (setup, dtype), by in groups.items():
         for route in ROUTES:
-            if (route, "vmap") in by and (route, "expand") in by:
-                out.append(_ratio(setup, dtype, by[(route, "vmap")], by[(route, "expand")], "engine"))
-        for engine in ENGINES:
+            for fast in ALL_ENGINES[1:]:          # the earlier engine (before) against each of the others
+                if (route, "vmap") in by and (route, fast) in by:
+                    out.append(_ratio(setup, dtype, by[(route, "vmap")], by[(route, fast)], "engine"))
+        for engine in ALL_ENGINES:
             for slow, fast in ROUTE_PAIRS:
                 if (slow, engine) in by and (fast, engine) in by:
                     out.append(_ratio(setup, dtype, by[(slow, engine)], by[(fast, engine)], "route"))

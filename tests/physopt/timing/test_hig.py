@@ -32,3 +32,15 @@ def test_routes_whose_updates_differ_get_no_ratio():
     assert by_pair["svd/expand", "factored/expand"]["total"] is None
     assert ("svd/expand over factored/expand: no ratio: updates differ from expand/svd/float32's by 0, 0.5 "
             "relative") in hig.format_rows(rows)
+
+
+def test_the_earlier_engine_is_compared_with_each_other_engine_compiled_or_not(cli):
+    from physopt.timing import hig
+    rows = [{"setup": "s", "route": "factored", "engine": engine, "dtype": "float64", "total_s": total,
+             "jacobian_s": total / 2, "decomposition_s": 0.1, "reference": "vmap/svd/float64", "tolerance": 1e-3,
+             "rel_diff": 1e-9} for engine, total in (("vmap", 1.0), ("expand", 0.5), ("expand+compile", 0.25))]
+    by_pair = {(q["slow"], q["fast"]): q["total"] for q in hig.ratios(rows)}
+    assert by_pair["factored/vmap", "factored/expand"] == 2.0
+    assert by_pair["factored/vmap", "factored/expand+compile"] == 4.0
+    code, _, err = cli("hig-timing", "--setups", "oscillators", "--jacobians", "expand+compiled")
+    assert code == 2 and "unknown jacobian engine 'expand+compiled'" in err and "expand+compile" in err
