@@ -20,7 +20,8 @@ class CompiledPhysics:
 
     When a call of the compiled function fails, ``fn`` itself is called with the same arguments: if it fails too, its
     error is raised (the input is at fault, not the compiler); if it works, a ``RuntimeWarning`` names the compiler's
-    error once and ``fn`` runs eagerly from then on (``fallback`` holds that error). ``fn`` must be a pure function
+    error once and ``fn`` runs eagerly from then on (``fallback`` holds that error); running out of device memory
+    is raised as it is. ``fn`` must be a pure function
     of its arguments (it may be called twice). A compiled backward pass that fails is not caught here (rare: the
     backward graph is traced with the forward).
     """
@@ -36,6 +37,8 @@ class CompiledPhysics:
         if self.fallback is None:
             try:
                 return self.compiled(*args, **kwargs)
+            except torch.cuda.OutOfMemoryError:
+                raise                            # memory, not the compiler: the eager function would need it too
             except Exception as err:         # noqa: BLE001 - decided below by running the function eagerly
                 result = self.fn(*args, **kwargs)         # raises the input's own error, if that is the cause
                 self.fallback = err

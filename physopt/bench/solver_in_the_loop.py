@@ -319,15 +319,16 @@ def table_markdown(table: dict[str, Any]) -> str:
     missing = False
     for mode in table["modes"]:
         per_seed = [table["mae"][str(s)][mode] for s in seeds if mode in table["mae"].get(str(s), {})]
-        if not per_seed:
-            continue
-        means = [sum(e) / len(e) for e in per_seed]
         cells = [f"{sum(e) / len(e):.3f}" if (e := table["mae"].get(str(s), {}).get(mode)) else "-" for s in seeds]
         missing = missing or "-" in cells
-        mean, sd = _stats(per_seed[0]) if len(means) == 1 else _stats(means)
         paper = table["paper"].get(paper_key.get(mode, ""))
         paper_cells = ("- | -" if paper is None else
                        f"{paper['mae']} +- {paper['spread']} | {paper['improvement']}%")
+        if not per_seed:                                       # not trained for any seed yet
+            lines.append(f"| {mode} | - | {' / '.join(cells)} | - | {paper_cells} |")
+            continue
+        means = [sum(e) / len(e) for e in per_seed]
+        mean, sd = _stats(per_seed[0]) if len(means) == 1 else _stats(means)
         lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {' / '.join(cells)} | "
                      f"{100 * (1 - mean / src_mean):.0f}% | {paper_cells} |")
     if missing:

@@ -180,7 +180,8 @@ def _train_rank(rank: int, world: int, task: RunTask, tmp: str, threads: int) ->
                            process_group=dist.group.WORLD)
         if rank == 0:
             torch.save(result.to_json(), Path(tmp) / "result.pt")
-        dist.barrier()              # every message delivered before either process tears the group down
+        gpu = [torch.device(recipe.device).index or 0] if cuda else None
+        dist.barrier(device_ids=gpu)             # every message delivered before either process tears down
     finally:
         dist.destroy_process_group()
 

@@ -83,7 +83,8 @@ class HIG(torch.optim.Optimizer):
         compile_physics: run ``physics`` under ``torch.compile`` (True, or a dict of ``torch.compile`` options),
             falling back to the eager function with a one-time warning where compiling fails
             (:func:`physopt.compiled_physics`): fewer, fused kernels per step; compiling takes seconds to minutes
-            once per input shape (the Jacobian's batch of b |y| rows and the guard's batch of b are two).
+            once per input shape (the Jacobian's b |y| rows, the guard's b and the first step's one-example
+            probe are three).
         process_group: spread the batch over the processes of this ``torch.distributed`` group (e.g.
             ``torch.distributed.group.WORLD``): each process steps with its own equal share of the global batch, and
             every process applies the update single-process HIG computes on the union of the shares

@@ -39,7 +39,7 @@ COLUMNS = [text_column("setup", "setup"), text_column("route", "route"), text_co
 
 #: the reference of the agreement check: the first of these (decomposition dtype, route, engine) in a run
 REFERENCE_ORDER = [(d, r, e) for d in ("float64", "float32") for r in ("svd", "factored", "gram")
-                   for e in ("vmap", "expand")]
+                   for e in ALL_ENGINES]
 
 
 def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.device,
@@ -72,10 +72,15 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
             stats.append(opt.last_stats)
             updates[key] = torch.nn.utils.parameters_to_vector(model.parameters()).detach() - before
 
+        if compiled:                          # compiling happens here, outside the timed calls and their peak
+            update()
+            stats.clear()
         t = time_call(update, device, min_runs=repeats)
         timed = stats[1:]                     # the warm-up's parts are not counted
         s = timed[-1]
+        fallback = getattr(opt.physics, "fallback", None) is not None
         rows.append({"setup": name, "route": route, "engine": engine, "dtype": key[0], "batch": b,
+                     "eager_fallback": fallback,
                      "rows": s.rows, "weights": s.cols, "kept": s.kept, "repeats": len(t.times_s),
                      "total_s": t.median_s, "total_iqr_s": t.iqr_s,
                      **{f"{k}_s": statistics.median(getattr(x, f"{k}_s") for x in timed) for k in PARTS},
@@ -138,8 +143,8 @@ def _ratio(setup: str, dtype: str, slow: dict[str, Any], fast: dict[str, Any], l
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per setup and decomposition dtype: total, Jacobian and decomposition time of the slower variant over the
-    faster: routes against each other with the same engine, and the ``vmap`` engine (before) against ``expand``
-    (after) on the same route; only where both updates agree with the reference's within the tolerance of the
+    faster: routes against each other with the same engine, and the ``vmap`` engine (before) against each other
+    engine (``expand``, ``+compile``) on the same route; only where both updates agree with the reference's within the tolerance of the
     network's dtype (:data:`~physopt.timing.kernel.AGREEMENT_RTOL`: its Jacobian is only that exact); else no ratio
     (``agrees`` False): the two do not compute the same update."""
     groups: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
@@ -174,7 +179,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     """The table (median and IQR over the timed updates; 'vs ref': each update's relative difference from the
     reference route's), then each route's time relative to the faster ones where their updates agree."""
     tolerances = sorted({r["tolerance"] for r in rows if "tolerance" in r})
-    lines = [format_table(rows, COLUMNS), "", "ratios (same setup and decomposition dtype, same run; route/jacobian "
+    fell_back = [f"{r['setup']} {r['route']}/{r['engine']}" for r in rows if r.get("eager_fallback")]
+    notes = ([f"NOTE: torch.compile failed, these ran eagerly: {', '.join(fell_back)}", ""] if fell_back else [])
+    lines = [format_table(rows, COLUMNS), "", *notes, "ratios (same setup and decomposition dtype, same run; route/jacobian "
              "engine; only where both updates agree with the reference's to " +
              " or ".join(f"{t:g}" for t in tolerances) + " relative, the precision of the network's Jacobian):"]
     for q in ratios(rows):

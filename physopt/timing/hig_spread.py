@@ -78,7 +78,7 @@ def _rank(rank: int, world: int, tmp: str, setup: str, route: str, batch: int, r
     try:
         row = _measure(setup, route, batch, world, rank, repeats, device, dist.group.WORLD)
         torch.save(row, Path(tmp) / f"row{rank}.pt")
-        dist.barrier()              # every message delivered before either process tears the group down
+        dist.barrier(device_ids=[rank] if cuda else None)    # every message delivered before the teardown
     finally:
         dist.destroy_process_group()
 

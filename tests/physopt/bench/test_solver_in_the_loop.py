@@ -164,7 +164,7 @@ def test_trained_only_tables_what_is_trained_and_marks_the_rest(quick, tmp_path,
     text = table_markdown(table)
     non = sum(table["mae"]["0"]["NON"]) / len(table["mae"]["0"]["NON"])
     assert f"| NON | {non:.3f} +- " in text and f"| {non:.3f} / - |" in text
-    assert "| PRE |" not in text and "Interim: '-' marks a seed" in text
+    assert "| PRE | - | - / - | - |" in text and "Interim: '-' marks a seed" in text
     code, printed, _ = cli("solver-in-the-loop", "--plan", "quick", "--seeds", "0,1", "--trained-only", "--quiet",
                            "--out", str(out))
     assert code == 0 and "| SOL_3 |" in printed and not (out / "seed1").exists()

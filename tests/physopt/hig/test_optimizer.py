@@ -321,8 +321,9 @@ def test_compile_physics_takes_the_same_step_as_the_eager_physics(jacobian):
         opt = physopt.HIG(net, physics=scaled_physics, loss=mse, jacobian=jacobian, compile_physics=compile_physics)
         before = [p.detach().clone() for p in net.parameters()]
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)      # vmap may fall back to eager: same update
+            warnings.simplefilter("error", RuntimeWarning)       # no fallback to eager: the compiled physics ran
             opt.step(inputs, target)
+        assert not compile_physics or opt.physics.fallback is None
         steps.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(net.parameters(), before)]))
     assert ((steps[1] - steps[0]).norm() / steps[0].norm()).item() < 1e-10
 

@@ -44,3 +44,13 @@ def test_the_earlier_engine_is_compared_with_each_other_engine_compiled_or_not(c
     assert by_pair["factored/vmap", "factored/expand+compile"] == 4.0
     code, _, err = cli("hig-timing", "--setups", "oscillators", "--jacobians", "expand+compiled")
     assert code == 2 and "unknown jacobian engine 'expand+compiled'" in err and "expand+compile" in err
+
+
+def test_a_compiled_engine_that_fell_back_to_eager_is_said_so():
+    from physopt.timing import hig
+    rows = [{"setup": "s", "route": "factored", "engine": engine, "dtype": "float64", "total_s": 1.0,
+             "jacobian_s": 0.5, "decomposition_s": 0.1, "apply_s": 0.1, "reference": "vmap/svd/float64",
+             "tolerance": 1e-3, "rel_diff": 0.0, "eager_fallback": engine.endswith("compile")}
+            for engine in ("vmap", "expand+compile")]
+    assert "torch.compile failed, these ran eagerly: s factored/expand+compile" in hig.format_rows(rows)
+    assert ("float64", "svd", "expand+compile") in hig.REFERENCE_ORDER        # a run of compiled engines only
