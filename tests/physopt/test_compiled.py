@@ -1,5 +1,6 @@
 """physopt.compiled_physics: a physics under torch.compile is the same function (values and gradients, float64), and
 where compiling fails it falls back to the eager function once, loudly; the input's own errors stay its own."""
+import shutil
 import warnings
 
 import pytest
@@ -15,6 +16,8 @@ def solver(x, scale):
     return x
 
 
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++", "cl")),
+                    reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
 def test_the_compiled_physics_has_the_values_and_gradients_of_the_eager_one():
     compiled = physopt.compiled_physics(solver)
     x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
