@@ -893,7 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--checkpoint-every", type=positive_float, default=600.0, help="seconds between saves of a "
                     "training run's state (a stopped run continues from its last save)")
     add_out(sl, "results/solver-in-the-loop", "data/ (reference simulations), seed<S>/ (weights), table1.json, "
-            "table1.md and rollout.png")
+            "table1.md, rollout.png and training.png")
     add_quiet(sl)
 
     i = _command(sub, "ns-inference", cmd_ns_inference, "trained network vs iterative inverse solver per problem "

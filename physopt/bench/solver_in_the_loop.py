@@ -3,9 +3,10 @@
 One command: generate the reference simulations (cached in OUT/data/, one file per set, written atomically), train
 the correction network for every mode and seed (NON = look-ahead 1, SOL_n for each n of the plan, PRE on
 pre-computed corrections), evaluate the corrected rollouts on the test simulations against the projected reference
-and write OUT/table1.json, OUT/table1.md and OUT/rollout.png. A training run saves its state every
-``checkpoint_every_s`` seconds (OUT/seed<S>/<mode>.partial.pt) and its final weights to OUT/seed<S>/<mode>.pt; running
-the same command again continues where it stopped, with the same result as an uninterrupted run.
+and write OUT/table1.json, OUT/table1.md, OUT/rollout.png and OUT/training.png (test MAE per epoch). A training
+run saves its state every ``checkpoint_every_s`` seconds (OUT/seed<S>/<mode>.partial.pt) and its final weights to
+OUT/seed<S>/<mode>.pt; running the same command again continues where it stopped, with the same result as an
+uninterrupted run.
 """
 from __future__ import annotations
 
@@ -295,6 +296,7 @@ def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int]
     atomic_write(out / "table1.json", json.dumps(table, indent=1))
     atomic_write(out / "table1.md", table_markdown(table))
     plot_rollout(data, nets, out / "rollout.png")
+    plot_training(table, out / "training.png")
     return table
 
 
@@ -345,6 +347,34 @@ def table_markdown(table: dict[str, Any]) -> str:
               f"{'the last one started at zero' if p.get('zero_output') else 'Glorot-initialised'} (the authors: 12 "
               f"of 32, 5x5, Glorot-initialised).", ""]
     return "\n".join(lines)
+
+
+def plot_training(table: dict[str, Any], path: Path) -> None:
+    """Test MAE after each epoch per mode (monitoring: nothing is selected on it), one line per seed, beside the
+    uncorrected source's; shows how much a mode's final figure moves from one epoch to the next."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes_ = [m for m in table["modes"] if any(m in table["training"].get(str(s), {}) for s in table["seeds"])]
+    fig, axes = plt.subplots(1, max(len(modes_), 1), figsize=(3.2 * max(len(modes_), 1), 2.8), squeeze=False,
+                             sharey=True)
+    src = sum(table["source_mae"]) / len(table["source_mae"])
+    for ax, mode in zip(axes[0], modes_):
+        for seed in table["seeds"]:
+            history = table["training"].get(str(seed), {}).get(mode)
+            if history and history.get("test_mae"):
+                ax.plot(range(1, len(history["test_mae"]) + 1), history["test_mae"], marker="o", ms=3,
+                        label=f"seed {seed}")
+        ax.axhline(src, color="grey", ls="--", lw=1, label="SRC")
+        ax.set_title(mode, fontsize=10)
+        ax.set_xlabel("epoch")
+    axes[0][0].set_ylabel("test MAE")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 0,

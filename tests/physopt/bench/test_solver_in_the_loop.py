@@ -32,7 +32,7 @@ def test_every_mode_trains_once_and_the_table_is_written(quick):
     text = (out / "table1.md").read_text()
     assert "| SRC (no correction) |" in text and "| SOL_3 |" in text and "0.248 +- 0.019" in text
     assert "Interim" not in text
-    assert (out / "rollout.png").stat().st_size > 5_000
+    assert (out / "rollout.png").stat().st_size > 5_000 and (out / "training.png").stat().st_size > 5_000
 
 
 def test_a_rerun_loads_data_and_weights_and_gives_the_same_table(quick):
