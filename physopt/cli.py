@@ -235,7 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import torch
     from problems import get_problem, problem_class
 
-    from .bench.compare import compare
+    from .bench.compare import prepare, run_comparisons
     from .bench.methods import canonical_optimizers
     from .bench.summary import format_summary
 
@@ -264,14 +264,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     problem = get_problem(args.problem, device=device, dtype=dtype, **config)
     optimizers = names(args.optimizers) or canonical_optimizers(problem)
-    progress = progress_for(args)
+    comparison = prepare(problem, optimizers, seeds=seeds, iterations=args.iterations,
+                         time_budget=args.time_budget, batch_size=args.batch_size,
+                         hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
+                         evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
+                         force=args.force, keep_stale=args.keep_stale, executor=executor_for(args), nproc=args.nproc)
+    progress = progress_for(args)            # every check passed: say what runs
     progress.log(f"physopt compare {problem.name} on {device}: {', '.join(optimizers)}; seeds {seeds}")
-    summary = compare(problem, optimizers, seeds=seeds, iterations=args.iterations,
-                      time_budget=args.time_budget, batch_size=args.batch_size,
-                      hyperparameters=optimizer_settings(args), out=args.out, resume=not args.fresh,
-                      evaluations=evaluations, held_out_size=args.held_out_size, command=command_line(args),
-                      progress=progress, force=args.force, keep_stale=args.keep_stale, executor=executor_for(args),
-                      nproc=args.nproc)
+    summary = run_comparisons([comparison], progress)[0]
     if summary is None:                         # --slurm-dry-run: nothing trained, nothing written
         return 0
     print(format_summary(summary))

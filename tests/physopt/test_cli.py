@@ -27,6 +27,11 @@ def test_bad_input_gets_a_clear_error(cli, argv, message):
     assert message in err
 
 
+def test_compare_announces_its_runs_only_once_every_check_has_passed(cli):
+    code, out, err = cli("compare", "exp", "--optimizers", "adam,adam", "--iterations", "1", "--device", "cpu")
+    assert code == 2 and "optimizers must be distinct" in err and "physopt compare exp on" not in out + err
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_requested_without_cuda_is_a_clear_error(cli):
     for device in ("cuda", "cuda:1"):
