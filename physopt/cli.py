@@ -882,8 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "Burgers): reference data, then NON, SOL_n and PRE corrections trained and evaluated against the "
                   "uncorrected source; resumable", "physopt solver-in-the-loop --plan quick --out /tmp/sol")
     sl.add_argument("--plan", default="cpu", help="cpu (forced Burgers, the committed table), wake-cpu (the wake "
-                    "flow), paper or wake-paper (the authors' net, epochs and look-aheads: for a GPU), quick or wake-quick "
-                    "(smoke tests)")
+                    "flow), paper or wake-paper (the authors' net, epochs and look-aheads: for a GPU), quick or "
+                    "wake-quick (smoke tests)")
     sl.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     sl.add_argument("--modes", default=None, help="comma-separated modes to train (default: all of the plan: NON, "
                     "SOL_<n> per look-ahead, SIP_<n>, PRE); SRC alone: only the uncorrected source, nothing trained")

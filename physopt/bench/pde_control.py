@@ -26,6 +26,7 @@ from problems.pde_control.schemes import execute
 from problems.pde_control.setup import ControlSetup
 from problems.pde_control.training import cfe_supervised_loss, diff_physics_loss, fit, op_supervised_loss, shoot
 
+from .plots import pyplot, save_figure
 from .provenance import provenance
 from .storage import atomic_write, machine_info, markdown_header
 from .train import atomic_save, derived_seed
@@ -286,10 +287,8 @@ def table_markdown(data: dict[str, Any]) -> str:
 def plot_trajectories(stages: Stages, models: dict[str, tuple[str, nn.Module]], path: Path, task: int = 0) -> None:
     """The paper's Fig. 4 for held-out task ``task``: (a) natural evolution, (b) CFE chain, (c) staggered, (d)
     refined (diff. physics), (e) the ground-truth constant force; start red, target blue, states dark to light."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from problems.solvers.burgers import rollout
+    plt = pyplot()
 
     test, setup = stages.test, stages.setup
     u0, target = test.initial[task:task + 1], test.target[task:task + 1]
@@ -314,6 +313,4 @@ def plot_trajectories(stages: Stages, models: dict[str, tuple[str, nn.Module]], 
         ax.set_xlabel("cell")
     axes[0].set_ylabel("u")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

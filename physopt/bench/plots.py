@@ -2,8 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .storage import read_curves
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend (figures are only written to files; no display)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` (its folder created) and free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: str = "x_error",
@@ -11,10 +28,7 @@ def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: 
     """Draw a 2x2 grid (loss / x_error over iterations / seconds), one colour per optimizer, a line per seed; a
     dotted vertical line in the run's colour where a schedule run switched optimizer (``switches[(optimizer,
     seed)]``: the run's ``RunResult.switches``)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = read_curves(curves_csv)
     metrics = [("loss", "held-out loss")]
     if any(r["x_error"] is not None for r in rows):
@@ -41,7 +55,4 @@ def plot_curves(curves_csv: Path, out_png: Path, title: str = "", x_error_name: 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)

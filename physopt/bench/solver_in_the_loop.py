@@ -25,6 +25,7 @@ from problems.solver_in_the_loop import (Correction, ForcedBurgers, Simulations,
 from problems.solver_in_the_loop.pre import precompute_corrections
 from problems.solver_in_the_loop.wake import WakeFlow
 
+from .plots import pyplot, save_figure
 from .provenance import provenance
 from .storage import atomic_write, machine_info, markdown_header
 from .train import atomic_save, derived_seed
@@ -109,17 +110,19 @@ def _look_ahead(mode: str) -> int:
 _NOT_IDENTITY = ("look_aheads", "sip_look_aheads", "pre", "checkpoint_from")
 
 
+def _training_settings(plan: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in plan.items() if k not in _NOT_IDENTITY}
+
+
 def _identity(plan: SolPlan, mode: str, seed: int) -> dict[str, Any]:
-    settings = {k: v for k, v in dataclasses.asdict(plan).items() if k not in _NOT_IDENTITY}
-    return {"format": FORMAT, "plan": settings, "mode": mode, "seed": seed}
+    return {"format": FORMAT, "plan": _training_settings(dataclasses.asdict(plan)), "mode": mode, "seed": seed}
 
 
 def _same_run(saved: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
     """Whether a saved identity is ``identity``, ignoring the non-identity fields that older files recorded."""
     if not isinstance(saved, dict) or not isinstance(saved.get("plan"), dict):
         return False
-    plan = {k: v for k, v in saved["plan"].items() if k not in _NOT_IDENTITY}
-    return {**saved, "plan": plan} == identity
+    return {**saved, "plan": _training_settings(saved["plan"])} == identity
 
 
 class Data:
@@ -262,9 +265,9 @@ def run_table(out: str | Path, plan: str | SolPlan = "cpu", seeds: Sequence[int]
               mode_names: Sequence[str] | None = None, command: str | None = None,
               log: Callable[[str], None] = print, checkpoint_every_s: float = 600.0,
               train: bool = True) -> dict[str, Any]:
-    """Train (or load) every mode for each seed, evaluate and write OUT/table1.json, table1.md and rollout.png.
-    ``train=False``: evaluate only the (seed, mode) pairs whose final weights exist (an interim table while other
-    runs still train; the rest are left out of the table and shown as '-')."""
+    """Train (or load) every mode for each seed, evaluate and write OUT/table1.json, table1.md, rollout.png and
+    training.png. ``train=False``: evaluate only the (seed, mode) pairs whose final weights exist (an interim table
+    while other runs still train; the others are shown as '-')."""
     plan_obj = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
     chosen = list(mode_names) if mode_names is not None else modes(plan_obj)     # []: the uncorrected source only
@@ -320,17 +323,18 @@ def table_markdown(table: dict[str, Any]) -> str:
     paper_key = {"NON": "NON", "PRE": "PRE", f"SOL_{table.get('paper_sol', 4)}": "SOL"}
     missing = False
     for mode in table["modes"]:
-        per_seed = [table["mae"][str(s)][mode] for s in seeds if mode in table["mae"].get(str(s), {})]
-        cells = [f"{sum(e) / len(e):.3f}" if (e := table["mae"].get(str(s), {}).get(mode)) else "-" for s in seeds]
-        missing = missing or "-" in cells
+        per_seed = [table["mae"].get(str(s), {}).get(mode) for s in seeds]      # None: that seed not trained yet
+        seed_means = [sum(e) / len(e) if e else None for e in per_seed]
+        cells = ["-" if m is None else f"{m:.3f}" for m in seed_means]
+        missing = missing or None in seed_means
         paper = table["paper"].get(paper_key.get(mode, ""))
         paper_cells = ("- | -" if paper is None else
                        f"{paper['mae']} +- {paper['spread']} | {paper['improvement']}%")
-        if not per_seed:                                       # not trained for any seed yet
+        means = [m for m in seed_means if m is not None]
+        if not means:                                          # not trained for any seed yet
             lines.append(f"| {mode} | - | {' / '.join(cells)} | - | {paper_cells} |")
             continue
-        means = [sum(e) / len(e) for e in per_seed]
-        mean, sd = _stats(per_seed[0]) if len(means) == 1 else _stats(means)
+        mean, sd = _stats(next(e for e in per_seed if e)) if len(means) == 1 else _stats(means)
         lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {' / '.join(cells)} | "
                      f"{100 * (1 - mean / src_mean):.0f}% | {paper_cells} |")
     if missing:
@@ -352,9 +356,7 @@ def table_markdown(table: dict[str, Any]) -> str:
 def plot_training(table: dict[str, Any], path: Path) -> None:
     """Test MAE after each epoch per mode (monitoring: nothing is selected on it), one line per seed, beside the
     uncorrected source's; shows how much a mode's final figure moves from one epoch to the next."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     modes_ = [m for m in table["modes"] if any(m in table["training"].get(str(s), {}) for s in table["seeds"])]
     fig, axes = plt.subplots(1, max(len(modes_), 1), figsize=(3.2 * max(len(modes_), 1), 2.8), squeeze=False,
@@ -372,18 +374,14 @@ def plot_training(table: dict[str, Any], path: Path) -> None:
     axes[0][0].set_ylabel("test MAE")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 0,
                  steps: Sequence[int] | None = None) -> None:
     """v_x of test simulation ``sim`` at a few steps (default: 1/20, 1/4 and all of the stored frames): the projected
     reference, the uncorrected source and each trained mode."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sc, test = data.scenario, data.test
     last = test.frames - 1
@@ -405,6 +403,4 @@ def plot_rollout(data: Data, nets: dict[str, nn.Module], path: Path, sim: int = 
                 ax.set_ylabel(label, fontsize=9)
     fig.suptitle(f"v_x, test simulation {sim + 1}", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

@@ -144,9 +144,9 @@ def _ratio(setup: str, dtype: str, slow: dict[str, Any], fast: dict[str, Any], l
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per setup and decomposition dtype: total, Jacobian and decomposition time of the slower variant over the
     faster: routes against each other with the same engine, and the ``vmap`` engine (before) against each other
-    engine (``expand``, ``+compile``) on the same route; only where both updates agree with the reference's within the tolerance of the
-    network's dtype (:data:`~physopt.timing.kernel.AGREEMENT_RTOL`: its Jacobian is only that exact); else no ratio
-    (``agrees`` False): the two do not compute the same update."""
+    engine (``expand``, ``+compile``) on the same route; only where both updates agree with the reference's within
+    the tolerance of the network's dtype (:data:`~physopt.timing.kernel.AGREEMENT_RTOL`: its Jacobian is only that
+    exact); else no ratio (``agrees`` False): the two do not compute the same update."""
     groups: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     for r in rows:
         if r["route"] not in ("adam", "eigh"):
@@ -181,8 +181,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     tolerances = sorted({r["tolerance"] for r in rows if "tolerance" in r})
     fell_back = [f"{r['setup']} {r['route']}/{r['engine']}" for r in rows if r.get("eager_fallback")]
     notes = ([f"NOTE: torch.compile failed, these ran eagerly: {', '.join(fell_back)}", ""] if fell_back else [])
-    lines = [format_table(rows, COLUMNS), "", *notes, "ratios (same setup and decomposition dtype, same run; route/jacobian "
-             "engine; only where both updates agree with the reference's to " +
+    lines = [format_table(rows, COLUMNS), "", *notes, "ratios (same setup and decomposition dtype, same run; "
+             "route/jacobian engine; only where both updates agree with the reference's to " +
              " or ".join(f"{t:g}" for t in tolerances) + " relative, the precision of the network's Jacobian):"]
     for q in ratios(rows):
         where = f"  {q['setup']} ({q['dtype']}): {q['slow']} over {q['fast']}: "

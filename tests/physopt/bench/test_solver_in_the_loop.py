@@ -2,6 +2,7 @@
 training run continuing to the same weights as an uninterrupted one, the table beside the paper's numbers."""
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -83,11 +84,16 @@ def test_unknown_modes_and_weights_of_another_plan_are_refused(quick, tmp_path):
     assert not any("trained" in line for line in lines)
 
 
-def test_weights_saved_with_the_older_identity_that_held_checkpoint_from_still_load(quick, tmp_path):
-    import shutil
+def copy_of(quick, tmp_path):
+    """The quick fixture's weights in a directory of this test's own (the cached data linked, not copied)."""
     out = tmp_path / "sol"
     shutil.copytree(quick[0], out, ignore=shutil.ignore_patterns("data"))
     (out / "data").symlink_to(quick[0] / "data")
+    return out
+
+
+def test_weights_saved_with_the_older_identity_that_held_checkpoint_from_still_load(quick, tmp_path):
+    out = copy_of(quick, tmp_path)
     saved = torch.load(out / "seed0" / "NON.pt", weights_only=False)
     saved["identity"]["plan"]["checkpoint_from"] = 8
     torch.save(saved, out / "seed0" / "NON.pt")
@@ -152,9 +158,7 @@ def test_pre_follows_the_authors_learning_rate_steps():
 
 
 def test_trained_only_tables_what_is_trained_and_marks_the_rest(quick, tmp_path, cli):
-    import shutil
-    out = tmp_path / "sol"
-    shutil.copytree(quick[0], out)
+    out = copy_of(quick, tmp_path)
     (out / "seed0" / "PRE.pt").unlink()                      # PRE of seed 0 not trained yet; seed 1 nothing
     lines = []
     table = run_table(out, "quick", seeds=(0, 1), log=lines.append, train=False)
