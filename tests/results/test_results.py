@@ -115,3 +115,12 @@ def test_phiflow_divergence_table_is_regenerated_from_the_curves_and_adams_diffe
         base = curves["torch"]["adam", seed, 10]
         phiflow, control = (abs(curves[n]["adam", seed, 10] / base - 1) for n in ("phiflow", "torch-1-thread"))
         assert phiflow <= 10 * max(control, 1e-6), seed
+
+
+@pytest.mark.parametrize("directory", ["solver-in-the-loop", "solver-in-the-loop-wake"])
+def test_solver_in_the_loop_tables_are_regenerated_from_their_json(directory):
+    from physopt.bench.solver_in_the_loop import table_markdown
+
+    table = json.loads((RESULTS / directory / "table1.json").read_text())
+    assert (RESULTS / directory / "table1.md").read_text() == table_markdown(table), \
+        f"results/{directory}/table1.md is stale: re-run the command at its top with --trained-only"

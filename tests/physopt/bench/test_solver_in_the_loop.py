@@ -113,6 +113,16 @@ def test_markdown_reports_the_seed_spread_for_several_seeds(quick):
     assert "standard deviation of the 2 seed means" in text
 
 
+def test_markdown_checks_the_final_epoch_figure_with_the_mean_of_the_last_epochs(quick):
+    _, table, _ = quick
+    history = {"test_mae": [0.9, 0.5, 0.1, 0.2, 0.3]}              # last 3 epochs: mean 0.2
+    two = dict(table, seeds=[0, 1], modes=["NON"], mae={"0": table["mae"]["0"], "1": table["mae"]["0"]},
+               training={"0": {"NON": history}, "1": {"NON": {"test_mae": [0.4]}}})
+    assert sil.last_epochs_mae(history) == pytest.approx(0.2) and sil.last_epochs_mae(None) is None
+    row = next(line for line in table_markdown(two).splitlines() if line.startswith("| NON |"))
+    assert "| 0.300: 0.200 / 0.400 |" in row                    # mean over seeds, then per seed
+
+
 def test_the_wake_flow_runs_through_the_same_pipeline(tmp_path):
     lines = []
     table = run_table(tmp_path, "wake-quick", seeds=(0,), log=lines.append)
