@@ -256,6 +256,11 @@ def train_mode(out: Path, plan: SolPlan, data: Data, mode: str, seed: int, log: 
     return net, history
 
 
+def _cells(values: Sequence[float | None]) -> str:
+    """Per-seed figures as 'a / b / c', '-' for a seed without one."""
+    return " / ".join("-" if v is None else f"{v:.3f}" for v in values)
+
+
 def _stats(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
@@ -338,21 +343,19 @@ def table_markdown(table: dict[str, Any]) -> str:
     for mode in table["modes"]:
         per_seed = [table["mae"].get(str(s), {}).get(mode) for s in seeds]      # None: that seed not trained yet
         seed_means = [sum(e) / len(e) if e else None for e in per_seed]
-        cells = ["-" if m is None else f"{m:.3f}" for m in seed_means]
         missing = missing or None in seed_means
         paper = table["paper"].get(paper_key.get(mode, ""))
         paper_cells = ("- | -" if paper is None else
                        f"{paper['mae']} +- {paper['spread']} | {paper['improvement']}%")
         means = [m for m in seed_means if m is not None]
         if not means:                                          # not trained for any seed yet
-            lines.append(f"| {mode} | - | {' / '.join(cells)} | - | - | {paper_cells} |")
+            lines.append(f"| {mode} | - | {_cells(seed_means)} | - | - | {paper_cells} |")
             continue
         mean, sd = _stats(next(e for e in per_seed if e)) if len(means) == 1 else _stats(means)
         late = [last_epochs_mae(table.get("training", {}).get(str(s), {}).get(mode)) for s in seeds]
         known = [v for v in late if v is not None]
-        late_cell = ("-" if not known else f"{sum(known) / len(known):.3f}: "
-                     + " / ".join("-" if v is None else f"{v:.3f}" for v in late))
-        lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {' / '.join(cells)} | "
+        late_cell = f"{_stats(known)[0]:.3f}: {_cells(late)}" if known else "-"
+        lines.append(f"| {mode} | {mean:.3f} +- {sd:.3f} | {_cells(seed_means)} | "
                      f"{100 * (1 - mean / src_mean):.0f}% | {late_cell} | {paper_cells} |")
     if missing:
         lines += ["", "Interim: '-' marks a seed whose run was not trained when this table was written; such a row's "
