@@ -422,8 +422,12 @@ def cmd_hig_timing(args: argparse.Namespace) -> int:
     setups, routes = names(args.setups, hig.SETUPS, "setup"), names(args.routes, hig.ROUTES, "route")
     dtypes = names(args.dtypes, ("float32", "float64"), "dtype")
     engines = names(args.jacobians, hig.ALL_ENGINES, "jacobian engine")
+    network = names(args.network_dtype, ("float32", "float64"), "network dtype")
+    if len(network) != 1:
+        raise ValueError(f"--network-dtype takes one dtype, got '{args.network_dtype}'")
     return run_micro(args, "timing", lambda device, save: hig.run(setups, routes, args.repeats, device, dtypes,
-                                                                  log=log, checkpoint=save, engines=engines),
+                                                                  log=log, checkpoint=save, engines=engines,
+                                                                  network_dtype=network[0]),
                      hig.format_rows, lambda rows: {"rows": rows})
 
 
@@ -797,9 +801,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--setups", default=",".join(from_hig), help="comma-separated problems (the HIG paper's setups)")
     t.add_argument("--routes", default="factored,gram,svd", help="comma-separated: factored, gram, svd")
     t.add_argument("--dtypes", default="float64", help="decomposition dtypes, e.g. float32,float64")
-    t.add_argument("--jacobians", default="vmap,expand",
+    t.add_argument("--jacobians", default="vmap,expand,supplied",
                    help="comma-separated Jacobian engines: vmap (the earlier engine), expand (one batched "
-                   "backward), each also as vmap+compile, expand+compile (the physics under torch.compile)")
+                   "backward), each also as vmap+compile, expand+compile (the physics under torch.compile), and "
+                   "supplied (the problem's closed-form physics Jacobian; skipped where it has none)")
+    t.add_argument("--network-dtype", default="float32", help="dtype of the problem and its network: float32 (as "
+                   "trained) or float64 (the engines' updates then agree to round-off)")
     add_repeats(t, 3)
     add_device(t)
     add_out(t, None, "timing.json and timing.txt")

@@ -220,6 +220,19 @@ def _checked_forward(physics: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return checked
 
 
+def _checked_physics_jacobian(jacobian: Callable[..., tuple[Tensor, Tensor]]) -> Callable[..., tuple[Tensor, Tensor]]:
+    def checked(self: "Problem", x: Tensor, batch: Batch | None = None, *args: Any,
+                **kw: Any) -> tuple[Tensor, Tensor]:
+        self.check_physics_input(x, batch)
+        y, J = jacobian(self, x, batch, *args, **kw)
+        if J.shape != (*y.shape, *x.shape[1:]) or y.shape[0] != x.shape[0]:
+            raise ProblemError(f"{self.name}: physics_jacobian() must return (y, dy/dx) with y of shape "
+                               f"({x.shape[0]}, ...) and dy/dx of shape (*y.shape, *x.shape[1:]); got "
+                               f"{described(y)} and {described(J)} for x of shape {tuple(x.shape)}")
+        return y, J
+    return checked
+
+
 def _checked_sample(sampler: Callable[..., Batch]) -> Callable[..., Batch]:
     def checked(self: "Problem", batch_size: int, generator: torch.Generator | None = None) -> Batch:
         _check_sample_arguments(self.name, batch_size, generator)
@@ -236,7 +249,8 @@ def _checked_sample(sampler: Callable[..., Batch]) -> Callable[..., Batch]:
 
 #: method name -> a wrapper that checks the method's input first (see Problem.__init_subclass__)
 _CHECKED_METHODS = {"loss": _checked_loss, "x_error": _checked_x_error, "inverse_update": _checked_inverse,
-                    "forward": _checked_forward, "sample": _checked_sample}
+                    "forward": _checked_forward, "sample": _checked_sample,
+                    "physics_jacobian": _checked_physics_jacobian}
 
 
 class Problem(ABC):
@@ -332,6 +346,19 @@ class Problem(ABC):
         Problems without one raise NotImplementedError."""
         raise NotImplementedError(f"problem '{self.name}' defines no SIP inverse update; use a generic one "
                                   f"(physopt.NewtonUpdate / physopt.GaussNewtonUpdate) or a gradient optimizer")
+
+    def physics_jacobian(self, x: Tensor, batch: Batch | None = None) -> tuple[Tensor, Tensor]:
+        """The physics output and its per-example Jacobian, (y, dy/dx): y = forward(x, batch) of shape (B, *y_shape)
+        and dy/dx of shape (B, *y_shape, *x_shape), dy/dx[i, k, j] = dy_i[k] / dx_i[j], where the problem has it
+        cheaper than autograd (in closed form); HIG then differentiates only the network
+        (:mod:`physopt.hig.per_example`, engine ``supplied``). Problems without one raise NotImplementedError."""
+        raise NotImplementedError(f"problem '{self.name}' supplies no physics Jacobian; HIG computes it by autograd "
+                                  f"(jacobian='expand')")
+
+    @classmethod
+    def defines_physics_jacobian(cls) -> bool:
+        """Whether this problem class overrides :meth:`physics_jacobian` (HIG then uses it by default)."""
+        return cls.physics_jacobian is not Problem.physics_jacobian
 
     @classmethod
     def defines_inverse(cls) -> bool:

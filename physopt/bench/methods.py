@@ -199,6 +199,8 @@ def _build_half_inverse(kappa: float) -> Callable[..., StepFn]:
 
     def build(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> StepFn:
         hp = {"kappa": kappa, "max_loss_increase": None, **hparams}
+        if type(problem).defines_physics_jacobian():    # the problem's closed-form dy/dx (engine 'supplied')
+            hp.setdefault("physics_jacobian", problem.physics_jacobian)
         opt = HIG(net, physics=problem.forward, loss=problem.loss, **hp)
         counter = [0]
 

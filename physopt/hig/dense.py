@@ -18,8 +18,8 @@ from torch.func import functional_call, vjp, vmap
 from .decompositions import Spectrum, gram_coefficients, gram_matrix, jt_vector, svd_coefficients
 from .memory import plan_chunks
 from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_WEIGHTS, OverJacobian, Physics, check_batch, check_batch_norm,
-                          check_nonzero, expanded_chunks, explained, jacobian_chunks, nonzero_flag, one_example,
-                          planning_output, resolve_engine, trainable_parameters)
+                          PhysicsJacobian, check_nonzero, expanded_chunks, explained, jacobian_chunks, nonzero_flag,
+                          one_example, planning_output, resolve_engine, supplied_chunks, trainable_parameters)
 from ..validation import check_choice
 
 __all__ = ["StackedJacobian", "per_example_jacobian", "DenseRoute", "build_gram", "build_svd"]
@@ -52,14 +52,16 @@ class StackedJacobian:
 def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any,
                          chunk_size: int | None = None, memory_bound: int | None = None,
                          extra_bytes: int = 0, engine: str = "auto", check: bool = True,
-                         probe: Tensor | None = None) -> StackedJacobian:
+                         probe: Tensor | None = None,
+                         physics_jacobian: PhysicsJacobian | None = None) -> StackedJacobian:
     """Stacked per-example Jacobian of  y_i = physics(model(inputs_i), *args_i)  w.r.t. all trainable weights.
 
     ``engine`` (see :mod:`physopt.hig.per_example`): ``expand`` (default) works in two stages, J_i = P_i N_i: the
     physics Jacobian P_i = dy_i/dx_i at the network output x_i = model(inputs_i) from one batched backward through
     the physics alone (each example repeated |y| times), then its rows pulled back through the network,
     P_i N_i = vjp of the network with the |y| cotangents P_i (``torch.func.vmap`` over the examples, through the
-    network only: the physics itself is never vmapped). ``vmap``: ``vmap(jacrev(y_i(theta)))`` through both.
+    network only: the physics itself is never vmapped). ``supplied``: P_i from ``physics_jacobian`` (the default
+    when one is given), then the same pull-back. ``vmap``: ``vmap(jacrev(y_i(theta)))`` through both.
 
     Args:
         model: any ``nn.Module``; evaluated with :func:`torch.func.functional_call`.
@@ -69,16 +71,18 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
         chunk_size: examples per pass; by default the largest that keeps the estimated peak under
             ``memory_bound`` (all examples when no bound is given).
         memory_bound: bytes the Jacobian computation may use, including ``extra_bytes`` (e.g. its decomposition).
-        engine: ``auto`` (= ``expand``), ``expand`` or ``vmap``.
+        engine: ``auto`` (``supplied`` with a ``physics_jacobian``, else ``expand``), ``expand``, ``vmap`` or
+            ``supplied``.
         check: raise at once when J is zero everywhere (a host sync); HIG's step passes False and reads the device
             flag ``nonzero`` with the rest of its checks.
+        physics_jacobian: ``physics_jacobian(x, *args) -> (y, dy/dx)`` (:data:`physopt.hig.per_example.PhysicsJacobian`).
 
     Raises:
         MemoryBoundError: J and ``extra_bytes`` alone exceed the bound, or not even one example fits.
         JacobianError: the physics cannot be differentiated, or the Jacobian is identically zero.
     """
     check_choice("engine", engine, JACOBIAN_ENGINES)
-    engine = resolve_engine(engine)
+    engine = resolve_engine(engine, physics_jacobian is not None)
     params = trainable_parameters(model)
     device = next(iter(params.values())).device
     check_batch_norm(model)
@@ -125,7 +129,9 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
             _, pull = vjp(lambda th: network(th, inp.unsqueeze(0)), theta)
             return vmap(lambda row: pull(row.unsqueeze(0))[0])(rows)   # (m, *shape) per weight
 
-        for start, stop, (P,), y_chunk in expanded_chunks(physics_rows, x, args, chunk_size, m):
+        chunks = (supplied_chunks(physics_jacobian, x, args, chunk_size, m) if engine == "supplied" else
+                  expanded_chunks(physics_rows, x, args, chunk_size, m))
+        for start, stop, (P,), y_chunk in chunks:
             P = P.view(stop - start, m, *x.shape[1:])
             with explained("pulling the physics Jacobian back through the network with torch.func.vmap(vjp(...))",
                            "The network must be a pure torch function of its input (no BatchNorm in training mode, "
@@ -171,10 +177,10 @@ class DenseRoute(OverJacobian):
 
 def _build(name: str, model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, *, chunk_size: int | None,
            memory_bound: int | None, extra_bytes: int, engine: str = "auto",
-           probe: Tensor | None = None) -> DenseRoute:
+           probe: Tensor | None = None, physics_jacobian: PhysicsJacobian | None = None) -> DenseRoute:
     return DenseRoute(per_example_jacobian(model, inputs, physics, *args, chunk_size=chunk_size,
                                            memory_bound=memory_bound, extra_bytes=extra_bytes, engine=engine,
-                                           check=False, probe=probe), name)
+                                           check=False, probe=probe, physics_jacobian=physics_jacobian), name)
 
 
 def build_gram(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, **plan: Any) -> DenseRoute:

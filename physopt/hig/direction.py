@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from . import dense, distributed, factored
 from .decompositions import HalfInversionError, Spectrum, check_spectral_parameters, choose_decomposition
 from .memory import decomposition_bytes
-from .per_example import (JACOBIAN_ENGINES, Physics, check_batch_norm, check_inputs, probe_output, resolve_engine,
-                          trainable_parameters, zero_jacobian_error)
+from .per_example import (JACOBIAN_ENGINES, Physics, PhysicsJacobian, check_batch_norm, check_inputs, probe_output,
+                          resolve_engine, trainable_parameters, zero_jacobian_error)
 from ..validation import check_choice, check_integer
 
 __all__ = ["HIGStats", "HIG_ROUTES", "NONFINITE", "ROUTES", "Route", "hig_direction", "loss_gradient", "diagnose"]
@@ -49,7 +49,8 @@ class Route(Protocol):
     def tensors(self) -> list[Tensor]: ...
 
 
-#: route name -> builder(model, inputs, physics, args, *, chunk_size, memory_bound, extra_bytes, engine, probe)
+#: route name -> builder(model, inputs, physics, args, *, chunk_size, memory_bound, extra_bytes, engine, probe,
+#: physics_jacobian)
 #: -> Route | None  (probe: the physics output of the first example alone, if already computed)
 ROUTES: dict[str, Callable[..., Route | None]] = {
     "factored": factored.build,
@@ -86,7 +87,7 @@ class HIGStats:
     apply_s: float | None
     loss_after: float | None = None   # the batch loss after the step (HIG's guard evaluates it)
     lr_scale: float = 1.0             # < 1 when the guard had to shrink the step (see HIG's max_loss_increase)
-    engine: str = "expand"            # how the per-example derivatives were computed (expand | vmap)
+    engine: str = "expand"            # how the per-example derivatives were computed (expand | vmap | supplied)
     ok: bool | Tensor = True          # False: NaN/inf in the step or a zero Jacobian (see HIG's on_nonfinite)
 
 
@@ -155,14 +156,15 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
                   dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
                   chunk_size: int | None = None, profile: bool = False,
                   jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise",
-                  probe: Tensor | None = None, process_group: Any = None) -> tuple[dict[str, Tensor], HIGStats]:
+                  probe: Tensor | None = None, process_group: Any = None,
+                  physics_jacobian: PhysicsJacobian | None = None) -> tuple[dict[str, Tensor], HIGStats]:
     """The functional core of :class:`physopt.HIG`: J^<beta,kappa> g per trainable parameter (not yet scaled by -eta).
 
     ``physics(model(inputs), *args) -> y`` (batched, vmap-safe), ``loss(y, *args) -> (b,)`` per-example losses.
     ``route``: ``auto`` (factored where it applies and J is wide, else gram for wide and svd for tall J) or one of
-    :data:`ROUTES`. ``jacobian``: the engine of the per-example derivatives, ``auto`` (= ``expand``, one batched
-    backward pass), ``expand`` or ``vmap`` (:mod:`physopt.hig.per_example`); both give the same direction to
-    rounding. ``stats``: also count the kept singular values and the condition number, as Python numbers (host
+    :data:`ROUTES`. ``jacobian``: the engine of the per-example derivatives, ``auto`` (``supplied`` when
+    ``physics_jacobian(x, *args) -> (y, dy/dx)`` is given, else ``expand``, one batched backward pass), ``expand``,
+    ``vmap`` or ``supplied`` (:mod:`physopt.hig.per_example`); all give the same direction to rounding. ``stats``: also count the kept singular values and the condition number, as Python numbers (host
     syncs). ``on_nonfinite``: ``raise`` a :class:`HalfInversionError` (or :class:`JacobianError` for a zero Jacobian)
     when the step is not finite, after one host sync that checks everything at once; ``skip``: no sync, the
     returned ``stats.ok`` (a device flag) says whether the direction may be applied. ``probe``: the physics output
@@ -179,6 +181,7 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     check_integer("memory_bound", memory_bound, low=1, optional=True)
     check_choice("dtype", dtype, (torch.float32, torch.float64))
     check_choice("jacobian", jacobian, JACOBIAN_ENGINES)
+    engine = resolve_engine(jacobian, physics_jacobian is not None)
     check_choice("on_nonfinite", on_nonfinite, NONFINITE)
     params = trainable_parameters(model)
     check_inputs(inputs, next(iter(params.values())))
@@ -200,7 +203,8 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
         candidates = AUTO["gram"]             # the Gram decomposition over all processes' rows, whatever the shape
     for name in candidates:
         built = ROUTES[name](model, inputs, physics, args, chunk_size=chunk_size, memory_bound=memory_bound,
-                             extra_bytes=decomposition_bytes(name, rows, n_params), engine=jacobian, probe=probe)
+                             extra_bytes=decomposition_bytes(name, rows, n_params), engine=jacobian, probe=probe,
+                             physics_jacobian=physics_jacobian)
         if built is not None:
             break
     else:
@@ -226,5 +230,5 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     counted = stats or profile
     result = HIGStats(spectrum.route, rows, n_params, built.chunk_size, spectrum.kept if counted else None,
                       spectrum.condition if counted else None, float(value) if counted else value, *times,
-                      engine=resolve_engine(jacobian), ok=bool(ok) if counted else ok)
+                      engine=engine, ok=bool(ok) if counted else ok)
     return direction, result

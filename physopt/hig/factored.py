@@ -17,9 +17,10 @@ from torch.func import functional_call
 
 from .decompositions import Spectrum, gram_coefficients
 from .memory import plan_chunks
-from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_OUTPUT, OverJacobian, Physics, check_batch, check_batch_norm,
-                          check_nonzero, expanded_chunks, jacobian_chunks, nonzero_flag, one_example, planning_output,
-                          resolve_engine, trainable_parameters)
+from .per_example import (JACOBIAN_ENGINES, JACOBIAN_OF_OUTPUT, OverJacobian, Physics, PhysicsJacobian, check_batch,
+                          check_batch_norm, check_nonzero, expanded_chunks, explained, jacobian_chunks, nonzero_flag,
+                          one_example, planning_output, repeat_examples, resolve_engine, supplied_chunks,
+                          trainable_parameters)
 from ..validation import check_choice
 
 __all__ = ["LinearFactor", "FactoredJacobian", "linear_layers", "linear_factors", "factored_gram",
@@ -87,18 +88,19 @@ def _record_layer_inputs(model: nn.Module, layers: list[tuple[str, nn.Linear]], 
 
 def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any, chunk_size: int | None = None,
                    memory_bound: int | None = None, extra_bytes: int = 0,
-                   engine: str = "auto", check: bool = True,
-                   probe: Tensor | None = None) -> FactoredJacobian | None:
+                   engine: str = "auto", check: bool = True, probe: Tensor | None = None,
+                   physics_jacobian: PhysicsJacobian | None = None) -> FactoredJacobian | None:
     """The stacked Jacobian in factored form, or None when the model is not a network of plain Linear layers
     (each applied once per example to a (b, in) input) plus parameter-free modules.
 
     D_l = dy/do_l is the derivative w.r.t. a zero perturbation added to every layer output (forward hooks), by the
     ``engine`` of :mod:`physopt.hig.per_example` (``expand``: one batched backward; ``vmap``: per-example
-    ``jacrev``); A_l from one batched forward. Memory bounding, errors and ``check`` as in
-    :func:`per_example_jacobian`.
+    ``jacrev``; ``supplied``: one batched backward through the network alone with the rows of
+    ``physics_jacobian``'s dy/dx as cotangents, D_l = (dy/dx)(dx/do_l)); A_l from one batched forward. Memory
+    bounding, errors and ``check`` as in :func:`per_example_jacobian`.
     """
     check_choice("engine", engine, JACOBIAN_ENGINES)
-    engine = resolve_engine(engine)
+    engine = resolve_engine(engine, physics_jacobian is not None)
     layers = linear_layers(model)
     if layers is None:
         return None
@@ -110,6 +112,10 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
     if A is None:
         return None
     width = sum(mod.out_features for _, mod in layers)
+    x_net = None
+    if engine == "supplied":
+        with torch.no_grad():
+            x_net = model(inputs)
     y_probe = planning_output(model, inputs, physics, args, engine, probe)
     chunk_size = plan_chunks(model, inputs, physics, args, y_probe, width, chunk_size, memory_bound, extra_bytes,
                              "the factored Jacobian")
@@ -136,13 +142,23 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
                     D[name][start * m:stop * m] = jac[name].reshape((stop - start) * m, -1)
                 y[start:stop] = y_chunk
         else:
-            def forward(inp: Tensor, *a: Any) -> tuple[Tensor, list[Tensor]]:
+            def perturbed(inp: Tensor) -> tuple[Tensor, list[Tensor]]:
                 for name in names:   # one zero perturbation per copy: its gradient is the copy's row of D
                     holder[name] = torch.zeros(inp.shape[0], widths[name], dtype=kinds[name], device=device,
                                                requires_grad=True)
-                return physics(functional_call(model, state, (inp,)), *a), [holder[name] for name in names]
+                return functional_call(model, state, (inp,)), [holder[name] for name in names]
 
-            for start, stop, grads, y_chunk in expanded_chunks(forward, inputs, args, chunk_size, m):
+            def forward(inp: Tensor, *a: Any) -> tuple[Tensor, list[Tensor]]:
+                x, leaves = perturbed(inp)
+                return physics(x, *a), leaves
+
+            if engine == "supplied":
+                chunks = ((start, stop, _pulled_back(perturbed, inputs[start:stop], P, m), y_chunk)
+                          for start, stop, (P,), y_chunk in supplied_chunks(physics_jacobian, x_net, args,
+                                                                            chunk_size, m))
+            else:
+                chunks = expanded_chunks(forward, inputs, args, chunk_size, m)
+            for start, stop, grads, y_chunk in chunks:
                 for name, grad in zip(names, grads):
                     D[name][start * m:stop * m] = grad
                 y[start:stop] = y_chunk
@@ -158,6 +174,16 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
         bias = prefix + "bias" if (mod.bias is not None and mod.bias.requires_grad) else None
         factors.append(LinearFactor(prefix + "weight", bias, a.to(dtype), D[name]))
     return FactoredJacobian(factors, y.view(b, *y_probe.shape[1:]), chunk_size, nonzero)
+
+
+def _pulled_back(perturbed: Any, inputs: Tensor, P: Tensor, m: int) -> tuple[Tensor, ...]:
+    """D_l rows of a chunk for the ``supplied`` engine: the network on every example repeated m times, one backward
+    pass with cotangent row k of dy_i/dx_i (``P``, (c m, *x_shape)) on copy k of example i."""
+    with explained("pulling the supplied physics Jacobian back through the network (jacobian='supplied')",
+                   "The network must be a plain torch function of its input (no in-place writes into it)"):
+        with torch.enable_grad():
+            x, leaves = perturbed(repeat_examples(inputs, m))
+            return torch.autograd.grad(x, leaves, P.to(x.dtype), allow_unused=True, materialize_grads=True)
 
 
 def factored_gram(factors, rows_per_example: int, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -214,8 +240,9 @@ class FactoredRoute(OverJacobian):
 
 def build(model: nn.Module, inputs: Tensor, physics: Physics, args: tuple, *, chunk_size: int | None,
           memory_bound: int | None, extra_bytes: int, engine: str = "auto",
-          probe: Tensor | None = None) -> FactoredRoute | None:
+          probe: Tensor | None = None, physics_jacobian: PhysicsJacobian | None = None) -> FactoredRoute | None:
     """The factored route, or None when the model is not a network of plain Linear layers."""
     factored = linear_factors(model, inputs, physics, *args, chunk_size=chunk_size, memory_bound=memory_bound,
-                              extra_bytes=extra_bytes, engine=engine, check=False, probe=probe)
+                              extra_bytes=extra_bytes, engine=engine, check=False, probe=probe,
+                              physics_jacobian=physics_jacobian)
     return None if factored is None else FactoredRoute(factored)

@@ -24,8 +24,8 @@ from ..validation import check_choice, check_integer, check_number
 from .decompositions import HalfInversionError
 from .distributed import all_reduce_mean, check_group, check_same_weights
 from .direction import HIG_ROUTES, NONFINITE, HIGStats, Loss, _sync, hig_direction
-from .per_example import (JACOBIAN_ENGINES, JacobianError, Physics, check_batch_norm, check_inputs, probe_output,
-                          trainable_parameters)
+from .per_example import (JACOBIAN_ENGINES, JacobianError, Physics, PhysicsJacobian, check_batch_norm, check_inputs,
+                          probe_output, resolve_engine, trainable_parameters)
 
 __all__ = ["HIG", "GaussNewton"]
 
@@ -66,10 +66,15 @@ class HIG(torch.optim.Optimizer):
             ``max_loss_increase`` times the loss before, the update is retried with lr scaled by 0.1, 0.01, ...
             (up to 1e-10), a ``RuntimeWarning`` says so and ``last_stats.lr_scale`` records the factor; if none
             helps the step is undone and raises :class:`physopt.HalfInversionError`. None switches the guard off.
-        jacobian: how the per-example Jacobian is computed: ``auto`` (= ``expand``: every example repeated |y|
-            times and one batched backward pass with one-hot cotangents; only torch.autograd, no vmap through the
-            physics) or ``vmap`` (``torch.func.vmap(jacrev)``); the same update to rounding
-            (:mod:`physopt.hig.per_example`).
+        jacobian: how the per-example Jacobian is computed: ``auto`` (``supplied`` when ``physics_jacobian`` is
+            given, else ``expand``), ``expand`` (every example repeated |y| times and one batched backward pass with
+            one-hot cotangents; only torch.autograd, no vmap through the physics), ``vmap``
+            (``torch.func.vmap(jacrev)``) or ``supplied`` (``physics_jacobian``'s dy/dx pulled back through the
+            network alone); the same update to rounding (:mod:`physopt.hig.per_example`).
+        physics_jacobian: the physics' own Jacobian, ``physics_jacobian(x, *args) -> (y, dy/dx)`` with y as
+            ``physics`` returns it, (b, *y_shape), and dy/dx of shape (b, *y_shape, *x_shape), e.g. in closed form
+            (a problem's :meth:`problems.Problem.physics_jacobian`); then the physics never runs under autograd in
+            the step. Must be the derivative of ``physics``: the guard and the loss evaluations still call ``physics``.
         profile: time the parts of each step (Jacobian, decomposition, apply) in ``last_stats``, with a device sync
             between them; off by default, so a step adds no syncs for timing.
         stats: record in ``last_stats`` how many singular values were kept and the condition number of the kept
@@ -107,7 +112,8 @@ class HIG(torch.optim.Optimizer):
                  decomposition_dtype: torch.dtype = torch.float64, memory_bound: int | None = None,
                  chunk_size: int | None = None, max_loss_increase: float | None = 1e3, profile: bool = False,
                  jacobian: str = "auto", stats: bool = False, on_nonfinite: str = "raise",
-                 compile_physics: bool | dict[str, Any] = False, process_group: Any = None):
+                 compile_physics: bool | dict[str, Any] = False, process_group: Any = None,
+                 physics_jacobian: PhysicsJacobian | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} needs the model (an nn.Module), not {type(model).__name__}: it "
                             f"evaluates per-example Jacobians with torch.func.functional_call(model, ...)")
@@ -115,6 +121,10 @@ class HIG(torch.optim.Optimizer):
             raise TypeError("physics and loss must be callables: physics(x, *args) -> y, loss(y, *args) -> (b,)")
         check_choice("route", route, HIG_ROUTES)
         check_choice("jacobian", jacobian, JACOBIAN_ENGINES)
+        if physics_jacobian is not None and not callable(physics_jacobian):
+            raise TypeError(f"physics_jacobian must be a callable physics_jacobian(x, *args) -> (y, dy/dx) or None, "
+                            f"got {type(physics_jacobian).__name__}")
+        resolve_engine(jacobian, physics_jacobian is not None)       # jacobian='supplied' needs physics_jacobian
         check_choice("on_nonfinite", on_nonfinite, NONFINITE)
         memory_bound = check_integer("memory_bound", memory_bound, low=1, optional=True)
         chunk_size = check_integer("chunk_size", chunk_size, low=1, optional=True)
@@ -130,6 +140,7 @@ class HIG(torch.optim.Optimizer):
             from ..compiled import compiled_physics
             physics = compiled_physics(physics, **(compile_physics if isinstance(compile_physics, dict) else {}))
         self.model, self.physics, self.loss = model, physics, loss
+        self.physics_jacobian = physics_jacobian
         self.route, self.decomposition_dtype = route, decomposition_dtype
         self.memory_bound = memory_bound
         self.chunk_size = chunk_size
@@ -203,7 +214,7 @@ class HIG(torch.optim.Optimizer):
                                  dtype=self.decomposition_dtype, memory_bound=self.memory_bound,
                                  chunk_size=self.chunk_size, profile=self.profile, jacobian=self.jacobian,
                                  stats=self.stats, on_nonfinite=self.on_nonfinite, probe=probe,
-                                 process_group=self.process_group)
+                                 process_group=self.process_group, physics_jacobian=self.physics_jacobian)
 
         cached = self._probes.get(key)
         if cached is not None:

@@ -14,6 +14,10 @@ examples at a time, with the same result to rounding:
   dy_(i,k)/d leaf.  Only torch.autograd is needed, and the physics runs as the plain batched code it is.
 * ``vmap`` (:func:`jacobian_chunks`): ``torch.func.vmap(jacrev(f))`` over the examples (the earlier engine; it
   runs the forward once per example and the backward vmapped over the m rows, at vmap's per-op overhead).
+* ``supplied`` (:func:`supplied_chunks`): the physics supplies its own Jacobian, ``physics_jacobian(x, *args) ->
+  (y, dy/dx)`` (e.g. in closed form, as the quantum dipole's Crank-Nicolson rollout does), and only the network is
+  differentiated: its rows are pulled back through the network with dy/dx as cotangents, J_i = (dy_i/dx_i)(dx_i/dW).
+  The physics never runs under autograd; the chain rule gives the same J as the other engines to round-off.
 
 Both require what HIG's per-example Jacobian means anyway: the physics treats the examples of a batch
 independently. Every tensor in ``args`` is split per example along dim 0 (and repeated with its example).
@@ -132,14 +136,24 @@ def check_batch(inputs: Tensor, args: tuple, param: Tensor) -> int:
     return b
 
 
-#: how the per-example Jacobian is computed: ``auto`` is ``expand`` (see the module docstring)
-JACOBIAN_ENGINES = ("auto", "expand", "vmap")
+#: how the per-example Jacobian is computed (see the module docstring); ``auto``: :func:`resolve_engine`
+JACOBIAN_ENGINES = ("auto", "expand", "vmap", "supplied")
+
+#: ``physics_jacobian(x, *args) -> (y, J)``: the physics output y (b, *y_shape) and its Jacobian w.r.t. the network
+#: output, J (b, *y_shape, *x_shape) with J[i, k, j] = dy_i[k] / dx_i[j] (examples independent)
+PhysicsJacobian = Callable[..., tuple[Tensor, Tensor]]
 
 
-def resolve_engine(engine: str) -> str:
-    """The engine ``auto`` stands for: ``expand`` (one batched backward; faster than vmap on every bundled setup, see
-    results/hig-timing/)."""
-    return "expand" if engine == "auto" else engine
+def resolve_engine(engine: str, supplied: bool = False) -> str:
+    """The engine ``auto`` stands for: ``supplied`` when the physics supplies its Jacobian (``supplied`` is True),
+    else ``expand`` (one batched backward; faster than vmap on every bundled setup, see results/hig-timing/).
+    ``supplied`` without a physics Jacobian is a ValueError."""
+    if engine == "supplied" and not supplied:
+        raise ValueError("jacobian='supplied' needs the physics' own Jacobian: pass physics_jacobian=f with "
+                         "f(x, *args) -> (y, dy/dx), or use jacobian='auto', 'expand' or 'vmap'")
+    if engine == "auto":
+        return "supplied" if supplied else "expand"
+    return engine
 
 
 # ---- running the transforms ------------------------------------------------------------------------------------------
@@ -220,6 +234,32 @@ def expanded_chunks(forward: Callable[..., tuple[Tensor, list[Tensor]]], inputs:
             cotangent = torch.eye(m, dtype=y.dtype, device=y.device).repeat(stop - start, 1)
             grads = torch.autograd.grad(y, leaves, cotangent, allow_unused=True, materialize_grads=True)
         yield start, stop, grads, y[::m].detach()
+
+
+def supplied_chunks(physics_jacobian: PhysicsJacobian, x: Tensor, args: tuple, chunk_size: int,
+                    m: int) -> Iterator[tuple[int, int, tuple[Tensor], Tensor]]:
+    """The ``supplied`` engine's physics part: yields (start, stop, (P,), y) per chunk of ``chunk_size`` examples, as
+    :func:`expanded_chunks` does for the physics alone: P (c m, *x_shape) holds row k of example i's dy_i/dx_i at
+    P[i m + k], y (c, m). ``x``: the network outputs (b, *x_shape)."""
+    b = x.shape[0]
+    for start in range(0, b, chunk_size):
+        stop = min(b, start + chunk_size)
+        c = stop - start
+        with explained("computing the physics Jacobian with the supplied physics_jacobian (jacobian='supplied')",
+                       "physics_jacobian(x, *args) must return (y, J): the physics output y of shape (b, ...) and "
+                       "its Jacobian J of shape (b, *y.shape[1:], *x.shape[1:])"):
+            with torch.no_grad():
+                out = physics_jacobian(x[start:stop], *slice_examples(args, start, stop))
+            if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
+                raise TypeError(f"physics_jacobian returned {type(out).__name__}, expected a pair (y, J) of tensors")
+            y, P = out
+            if y.shape[0] != c or y[0].numel() != m:
+                raise ValueError(f"physics_jacobian returned y of shape {tuple(y.shape)} for {c} examples, expected "
+                                 f"({c}, ...) with {m} values per example as the physics returns")
+            if P.shape != (c, *y.shape[1:], *x.shape[1:]):
+                raise ValueError(f"physics_jacobian returned J of shape {tuple(P.shape)}, expected "
+                                 f"{(c, *y.shape[1:], *x.shape[1:])} (batch, y's shape, x's shape)")
+        yield start, stop, (P.reshape(c * m, *x.shape[1:]).to(x.dtype),), y.reshape(c, m).detach()
 
 
 def one_example(physics: Physics, x: Tensor, args: tuple) -> Tensor:

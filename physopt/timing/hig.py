@@ -1,7 +1,9 @@
 """Time one HIG update and its parts (Jacobian, decomposition, apply) and its peak memory, per half-inversion route
 and Jacobian engine (``expand``: one batched backward; ``vmap``: vmap(jacrev), the earlier engine; either with
-``+compile``: the physics under torch.compile, compiled in the untimed warm-up), on the
-HIG paper's setups (``physopt hig-timing``), with one Adam step at Adam's batch size for scale.
+``+compile``: the physics under torch.compile, compiled in the untimed warm-up; ``supplied``: the problem's
+closed-form physics Jacobian, where it has one), on the HIG paper's setups (``physopt hig-timing``), with one Adam
+step at Adam's batch size for scale. The problem and its network run in float32 (as in training) or float64 (where
+the engines' updates can be compared to round-off).
 
 Every route steps one optimizer, as training does, from the same weights each time (restored before every update);
 ratios compare routes
@@ -25,13 +27,14 @@ from .kernel import AGREEMENT_RTOL, relative_difference, time_call
 
 SETUPS = ("oscillators", "quantum-dipole", "poisson-hig")
 ROUTES = ("factored", "gram", "svd")
-ENGINES = ("vmap", "expand")
-#: every engine, also with the physics under torch.compile (HIG's compile_physics; its compiling is in the warm-up)
-ALL_ENGINES = (*ENGINES, *(f"{e}+compile" for e in ENGINES))
+ENGINES = ("vmap", "expand", "supplied")
+#: every engine, also the autograd ones with the physics under torch.compile (HIG's compile_physics; its compiling is
+#: in the warm-up); ``supplied`` runs only on problems that define ``physics_jacobian``
+ALL_ENGINES = (*ENGINES, *(f"{e}+compile" for e in ("vmap", "expand")))
 PARTS = ("jacobian", "decomposition", "apply")
 
 COLUMNS = [text_column("setup", "setup"), text_column("route", "route"), text_column("jacobian", "engine"),
-           text_column("dtype", "dtype"),
+           text_column("dtype", "dtype"), text_column("net", "network_dtype"),
            Column("batch", "batch", "{}"), Column("rows", "rows", "{}"), Column("weights", "weights", "{}"),
            Column("kept", "kept", "{}"), Column("total s", "total_s"), Column("IQR s", "total_iqr_s"),
            Column("jacobian", "jacobian_s"), Column("decomp", "decomposition_s"), Column("apply", "apply_s"),
@@ -43,11 +46,14 @@ REFERENCE_ORDER = [(d, r, e) for d in ("float64", "float32") for r in ("svd", "f
 
 
 def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.device,
-               dtypes: Sequence[torch.dtype], engines: Sequence[str] = ENGINES) -> list[dict[str, Any]]:
+               dtypes: Sequence[torch.dtype], engines: Sequence[str] = ENGINES,
+               network_dtype: torch.dtype = torch.float32) -> list[dict[str, Any]]:
     """One HIG update per (route, Jacobian engine, decomposition dtype) on the problem's paper setup (its HIG batch
-    size)."""
+    size), problem and network in ``network_dtype``; ``supplied`` only where the problem has a physics Jacobian."""
     from problems import get_problem
-    problem = get_problem(name, device=device)
+    problem = get_problem(name, device=device, dtype=network_dtype)
+    if not type(problem).defines_physics_jacobian():
+        engines = [e for e in engines if e != "supplied"]
     hp = resolve_hyperparameters(get_method("hig"), problem)
     b = hp["batch_size"]
     batch = problem.sample(b, torch.Generator().manual_seed(0))
@@ -64,7 +70,8 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
         base, _, compiled = engine.partition("+")
         opt = HIG(model, problem.forward, problem.loss, lr=hp["lr"], truncation=hp["truncation"],
                   route=route, decomposition_dtype=dtype, profile=True, jacobian=base,
-                  compile_physics=compiled == "compile")
+                  compile_physics=compiled == "compile",
+                  physics_jacobian=problem.physics_jacobian if base == "supplied" else None)
 
         def update() -> None:            # one optimizer, as in training; every update from the same weights
             model.load_state_dict(net.state_dict())
@@ -79,7 +86,8 @@ def time_setup(name: str, routes: Sequence[str], repeats: int, device: torch.dev
         timed = stats[1:]                     # the warm-up's parts are not counted
         s = timed[-1]
         fallback = getattr(opt.physics, "fallback", None) is not None
-        rows.append({"setup": name, "route": route, "engine": engine, "dtype": key[0], "batch": b,
+        rows.append({"setup": name, "route": route, "engine": engine, "dtype": key[0],
+                     "network_dtype": str(network_dtype).replace("torch.", ""), "batch": b,
                      "eager_fallback": fallback,
                      "rows": s.rows, "weights": s.cols, "kept": s.kept, "repeats": len(t.times_s),
                      "total_s": t.median_s, "total_iqr_s": t.iqr_s,
@@ -121,7 +129,8 @@ def _adam_row(problem, net, device: torch.device, repeats: int) -> dict[str, Any
         opt.step()
 
     t = time_call(step, device, min_runs=repeats)
-    return {"setup": problem.name, "route": "adam", "engine": "-", "dtype": str(problem.dtype).replace("torch.", ""), "batch": b,
+    return {"setup": problem.name, "route": "adam", "engine": "-", "dtype": str(problem.dtype).replace("torch.", ""),
+            "network_dtype": str(problem.dtype).replace("torch.", ""), "batch": b,
             "rows": None, "weights": sum(p.numel() for p in net.parameters()), "kept": None,
             "repeats": len(t.times_s), "total_s": t.median_s, "total_iqr_s": t.iqr_s, "jacobian_s": None,
             "decomposition_s": None, "apply_s": None, "peak_bytes": t.peak_bytes}
@@ -203,15 +212,17 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def run(setups: Sequence[str] = SETUPS, routes: Sequence[str] = ROUTES, repeats: int = 3,
         device: torch.device | str = "cpu", dtypes: Sequence[str] = ("float64",),
         log: Callable[[str], None] | None = None, engines: Sequence[str] = ENGINES,
-        checkpoint: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
-    """Rows per (setup, route, engine, dtype) plus an Adam row per setup; ``checkpoint(rows)`` after each setup."""
+        checkpoint: Callable[[list[dict[str, Any]]], None] | None = None,
+        network_dtype: str = "float32") -> list[dict[str, Any]]:
+    """Rows per (setup, route, engine, dtype) plus an Adam row per setup, problem and network in ``network_dtype``;
+    ``checkpoint(rows)`` after each setup."""
     dev = torch.device(device)
     dts = [getattr(torch, d) for d in dtypes]
     rows: list[dict[str, Any]] = []
     for name in setups:
         if log:
             log(f"timing {name} ...")
-        rows += time_setup(name, routes, repeats, dev, dts, engines)
+        rows += time_setup(name, routes, repeats, dev, dts, engines, getattr(torch, network_dtype))
         if checkpoint:
             checkpoint(rows)
     return rows

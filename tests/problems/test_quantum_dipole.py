@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from problems import Batch, get_problem
+from problems import Batch, ProblemError, get_problem
 from problems.solvers import schroedinger as sch
 
 POINTS = 16
@@ -138,3 +138,20 @@ def test_jacobian_wrt_network_weights_under_vmap_jacrev():
     grads = torch.autograd.grad(p.forward(net(batch.inputs[2:3]), None)[0, 5], list(net.parameters()))
     for (name, _), g in zip(net.named_parameters(), grads):
         torch.testing.assert_close(jac[name][2, 5], g, rtol=1e-4, atol=1e-6)
+
+
+def test_the_supplied_physics_jacobian_is_the_autograd_jacobian():
+    """physics_jacobian: y as forward gives it and dy/dx (B, 28, steps) equal to vmap(jacrev(forward)) in float64;
+    only problems that have one in closed form define it (the others raise NotImplementedError)."""
+    p = small(steps=8)
+    batch = p.sample(3, torch.Generator().manual_seed(6))
+    u = torch.randn(3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    y, J = p.physics_jacobian(u, batch)
+    ref = torch.func.vmap(torch.func.jacrev(lambda ui: p.forward(ui[None], None)[0]))(u)
+    torch.testing.assert_close(y, p.forward(u, batch), rtol=0, atol=1e-14)
+    torch.testing.assert_close(J, ref, rtol=1e-12, atol=1e-13)
+    assert type(p).defines_physics_jacobian() and not type(get_problem("oscillators")).defines_physics_jacobian()
+    with pytest.raises(NotImplementedError, match="no physics Jacobian"):
+        get_problem("oscillators").physics_jacobian(torch.zeros(1, *get_problem("oscillators").x_shape), None)
+    with pytest.raises(ProblemError, match="shape"):
+        p.physics_jacobian(torch.zeros(3, 7, dtype=torch.float64), None)

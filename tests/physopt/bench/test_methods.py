@@ -317,3 +317,15 @@ def test_a_closure_optimizer_whose_step_returns_nothing_reports_the_loss_before_
     step = get_method(f"{__name__}:_ClosureSGD").build(net, problem, {"lr": 1e-2})
     assert step(batch) == pytest.approx(before, rel=1e-5)           # was Diverged: "the loss became NaN/inf"
     assert mean_loss(problem, net, batch) < before
+
+
+def test_hig_uses_a_problems_closed_form_physics_jacobian_unless_told_otherwise():
+    """quantum-dipole supplies dy/dx in closed form: the bench's HIG steps with it (engine 'supplied');
+    ``hig.jacobian=expand`` still differentiates the physics by autograd."""
+    problem = get_problem("quantum-dipole", steps=8)
+    batch = problem.sample(2, torch.Generator().manual_seed(0))
+    for hparams, engine in (({}, "supplied"), ({"jacobian": "expand"}, "expand")):
+        torch.manual_seed(0)
+        step = get_method("hig").build(problem.default_network(), problem, {"lr": 0.5, **hparams})
+        step(batch)
+        assert step.optimizer.last_stats.engine == engine

@@ -11,9 +11,23 @@ def scaled_physics(x, target):
     return torch.stack([10 * torch.sin(x[:, 0]), x[:, 1] * x[:, 2], 0.01 * x[:, 3]], dim=-1)
 
 
+def scaled_physics_jacobian(x, target):
+    """(y, dy/dx) of :func:`scaled_physics` by hand, (b, 3) and (b, 3, 4): what a physics supplies in closed form."""
+    J = torch.zeros(x.shape[0], 3, 4, dtype=x.dtype)
+    J[:, 0, 0] = 10 * torch.cos(x[:, 0])
+    J[:, 1, 1], J[:, 1, 2] = x[:, 2], x[:, 1]
+    J[:, 2, 3] = 0.01
+    return scaled_physics(x, target), J
+
+
 @pytest.fixture
 def physics():
     return scaled_physics
+
+
+@pytest.fixture
+def physics_jacobian():
+    return scaled_physics_jacobian
 
 
 @pytest.fixture

@@ -63,6 +63,30 @@ def test_both_jacobian_engines_agree_on_quantum_dipole_in_float64():
     assert ((a - b).norm() / a.norm()).item() < 1e-10
 
 
+def test_a_supplied_physics_jacobian_gives_the_same_update_on_every_route(setup, physics, physics_jacobian):
+    """jacobian='supplied' (dy/dx from the physics, only the network differentiated) against 'expand': the same
+    direction to 1e-10 relative in float64 on each route; ``auto`` picks it when a physics Jacobian is given."""
+    net, inputs, target = setup(b=4)
+    for route in ("factored", "gram", "svd"):
+        a, sa = hig_direction(net, inputs, physics, mse, target, route=route, jacobian="expand")
+        b, sb = hig_direction(net, inputs, physics, mse, target, route=route, physics_jacobian=physics_jacobian)
+        assert (sa.engine, sb.engine) == ("expand", "supplied")
+        assert ((flat(a) - flat(b)).norm() / flat(a).norm()).item() < 1e-10, route
+
+
+def test_the_quantum_dipoles_closed_form_jacobian_gives_the_autograd_update_in_float64():
+    """The 384-step solver's closed-form dy/dx (problems.solvers.schroedinger.rollout_jacobian) under HIG: the
+    update of vmap(jacrev) to 1e-10 on the SVD route (see the test above for why not the Gram-based routes)."""
+    from problems import get_problem
+    problem = get_problem("quantum-dipole", dtype=torch.float64)
+    batch = problem.sample(4, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = problem.default_network()
+    a, b = (flat(hig_direction(net, batch.inputs, problem.forward, problem.loss, batch, route="svd", jacobian=engine,
+                               physics_jacobian=problem.physics_jacobian)[0]) for engine in ("vmap", "auto"))
+    assert ((a - b).norm() / a.norm()).item() < 1e-10
+
+
 def test_auto_takes_svd_for_tall_jacobians_and_gram_where_the_network_does_not_factor(setup, physics):
     net, inputs, target = setup(b=40)                        # 120 rows > 68 weights
     assert hig_direction(net, inputs, physics, mse, target)[1].route == "svd"
@@ -101,7 +125,8 @@ def test_a_new_route_is_one_entry_in_the_table(setup, physics, monkeypatch):
     reference, _ = hig_direction(net, inputs, physics, mse, target, route="gram")
     probe = seen.pop("probe")                                    # y of the first example, computed once
     torch.testing.assert_close(probe, physics(net(inputs[:1]), target[:1]))
-    assert seen == {"chunk_size": 1, "memory_bound": None, "extra_bytes": 8 * 4 * 6 ** 2, "engine": "auto"}
+    assert seen == {"chunk_size": 1, "memory_bound": None, "extra_bytes": 8 * 4 * 6 ** 2, "engine": "auto",
+                    "physics_jacobian": None}
     assert stats.route == "gram" and stats.chunk_size == 1      # the spectrum names the decomposition it used
     torch.testing.assert_close(flat(d), flat(reference))
 

@@ -7,12 +7,14 @@ from physopt.hig.dense import build_gram
 from physopt.hig.factored import build, factored_gram, factored_jt_vector, linear_factors
 
 
-@pytest.mark.parametrize("engine", ["expand", "vmap"])
+@pytest.mark.parametrize("engine", ["expand", "vmap", "supplied"])
 def test_factored_form_reproduces_the_jacobian_its_gram_matrix_and_transpose_products(setup, physics,
+                                                                                      physics_jacobian,
                                                                                       dense_reference, engine):
     net, inputs, target = setup()
     J = dense_reference(net, inputs, target)
-    fac = linear_factors(net, inputs, physics, target, engine=engine, chunk_size=2)
+    fac = linear_factors(net, inputs, physics, target, engine=engine, chunk_size=2,
+                         physics_jacobian=physics_jacobian if engine == "supplied" else None)
     assert fac is not None and len(fac.factors) == 2
     # dy_i/dW = D_i (x) a_i and dy_i/db = D_i, rebuilt row by row
     m = 3

@@ -332,3 +332,27 @@ def test_compile_physics_must_be_a_flag_or_torch_compile_options():
     net, _, _ = make()
     with pytest.raises(TypeError, match="compile_physics must be True, False or a dict"):
         physopt.HIG(net, physics=scaled_physics, loss=mse, compile_physics="yes")
+
+
+def test_a_supplied_physics_jacobian_takes_the_same_step_and_is_checked_when_built():
+    """physics_jacobian=(y, dy/dx) by hand: the step of the autograd engine to 1e-10 in float64 on the SVD route (the
+    Gram-based routes square the condition number, and with it the rounding), recorded as engine 'supplied'; a
+    non-callable, or jacobian='supplied' without one, is refused at construction."""
+    def physics_jacobian(x, t):
+        J = torch.stack([torch.stack([torch.cos(x[:, 0]), 0.6 * x[:, 1]], -1),
+                         torch.stack([1.5e-2 * x[:, 0] ** 2, torch.full_like(x[:, 0], 1e-2)], -1)], 1)
+        return scaled_physics(x, t), J
+
+    steps = []
+    for supplied in (None, physics_jacobian):
+        net, inputs, target = make(seed=3)
+        opt = physopt.HIG(net, physics=scaled_physics, loss=mse, physics_jacobian=supplied, route="svd")
+        before = [p.detach().clone() for p in net.parameters()]
+        opt.step(inputs, target)
+        assert opt.last_stats.engine == ("supplied" if supplied else "expand")
+        steps.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(net.parameters(), before)]))
+    assert ((steps[1] - steps[0]).norm() / steps[0].norm()).item() < 1e-10
+    with pytest.raises(TypeError, match="physics_jacobian must be a callable"):
+        physopt.HIG(net, physics=scaled_physics, loss=mse, physics_jacobian=3)
+    with pytest.raises(ValueError, match="jacobian='supplied' needs"):
+        physopt.HIG(net, physics=scaled_physics, loss=mse, jacobian="supplied")

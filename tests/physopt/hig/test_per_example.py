@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from physopt.hig.dense import per_example_jacobian
-from physopt.hig.per_example import (JacobianError, expanded_chunks, physics_output, repeat_examples, slice_examples,
-                                     trainable_parameters)
+from physopt.hig.per_example import (JacobianError, expanded_chunks, physics_output, repeat_examples, resolve_engine,
+                                     slice_examples, trainable_parameters)
 
 
 def test_parameters_on_two_devices_are_refused(setup, physics):
@@ -68,6 +68,33 @@ def test_an_unknown_engine_is_named(setup, physics):
     net, inputs, target = setup()
     with pytest.raises(ValueError, match="engine.*expand"):
         per_example_jacobian(net, inputs, physics, target, engine="forward")
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_the_supplied_engine_pulls_the_physics_jacobian_back_through_the_network(setup, physics, physics_jacobian,
+                                                                               dense_reference, chunk_size):
+    """J_i = (dy_i/dx_i)(dx_i/dtheta) with dy/dx from the physics itself: the autograd Jacobian of the whole batch;
+    ``auto`` takes it when a physics Jacobian is given."""
+    net, inputs, target = setup()
+    assert resolve_engine("auto", supplied=True) == "supplied" and resolve_engine("auto") == "expand"
+    stacked = per_example_jacobian(net, inputs, physics, target, physics_jacobian=physics_jacobian,
+                                   chunk_size=chunk_size)
+    torch.testing.assert_close(stacked.J, dense_reference(net, inputs, target), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(stacked.y, physics(net(inputs), target))
+
+
+def test_a_supplied_physics_jacobian_of_the_wrong_kind_is_named(setup, physics, physics_jacobian):
+    net, inputs, target = setup()
+    with pytest.raises(ValueError, match="jacobian='supplied' needs the physics' own Jacobian"):
+        per_example_jacobian(net, inputs, physics, target, engine="supplied")
+    with pytest.raises(JacobianError, match=r"J of shape \(5, 3, 2, 2\), expected \(5, 3, 4\)"):
+        per_example_jacobian(net, inputs, physics, target,
+                             physics_jacobian=lambda x, t: (physics(x, t), physics_jacobian(x, t)[1].view(5, 3, 2, 2)))
+    with pytest.raises(JacobianError, match="y of shape \\(5, 2\\)"):
+        per_example_jacobian(net, inputs, physics, target,
+                             physics_jacobian=lambda x, t: (physics(x, t)[:, :2], physics_jacobian(x, t)[1][:, :2]))
+    with pytest.raises(JacobianError, match="expected a pair"):
+        per_example_jacobian(net, inputs, physics, target, physics_jacobian=lambda x, t: physics(x, t))
 
 
 def test_batchnorm_in_training_mode_is_explained():

@@ -54,3 +54,16 @@ def test_a_compiled_engine_that_fell_back_to_eager_is_said_so():
             for engine in ("vmap", "expand+compile")]
     assert "torch.compile failed, these ran eagerly: s factored/expand+compile" in hig.format_rows(rows)
     assert ("float64", "svd", "expand+compile") in hig.REFERENCE_ORDER        # a run of compiled engines only
+
+
+def test_a_float64_network_is_timed_against_the_float64_tolerance(tmp_path, cli):
+    """--network-dtype float64: problem and network in float64, updates compared to 1e-6 (not the float32
+    network's 1e-3); the supplied engine is skipped on a problem without a physics Jacobian."""
+    code, _, err = cli("hig-timing", "--setups", "oscillators", "--routes", "factored", "--jacobians",
+                       "expand,supplied", "--network-dtype", "float64", "--repeats", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    rows = json.loads((tmp_path / "timing.json").read_text())["rows"]
+    assert [(r["route"], r["engine"], r["network_dtype"]) for r in rows[:1]] == [("factored", "expand", "float64")]
+    assert rows[0]["tolerance"] == 1e-6 and rows[1]["route"] == "adam" and rows[1]["dtype"] == "float64"
+    code, _, err = cli("hig-timing", "--setups", "oscillators", "--network-dtype", "float16")
+    assert code == 2 and "network dtype" in err

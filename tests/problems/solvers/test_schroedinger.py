@@ -204,3 +204,40 @@ def test_bad_grids_and_shapes_are_named():
         sch.rollout(psi[:, :, :-1], torch.zeros(2, 3, dtype=torch.float64), X64, DX, DT)
     with pytest.raises(ValueError, match="batch size 3 but the state has 2"):
         sch.crank_nicolson_step(psi, torch.zeros(3, dtype=torch.float64), X64, DX, DT)
+
+
+# ---- the rollout's Jacobian in closed form ------------------------------------------------------------------------
+
+def test_step_matrices_are_the_dense_cn_propagators():
+    u = torch.tensor([[0.0, 3.0, -7.5]], dtype=torch.float64)
+    C = sch.step_matrices(u, sch.interior_positions(POINTS, LENGTH), DX, DT)
+    assert C.shape == (1, 3, N_INT, N_INT) and C.dtype == torch.complex128
+    for k, uk in enumerate(u[0].tolist()):
+        np.testing.assert_allclose(C[0, k].numpy(), ref_cn_step(uk), rtol=0, atol=1e-13)
+
+
+def test_rollout_jacobian_is_the_autograd_jacobian_of_the_rollout_in_float64():
+    """d psi^N / d u_k in closed form against torch.func.jacrev through :func:`rollout`, per example, to round-off;
+    psi^N itself equals the rollout's."""
+    torch.manual_seed(0)
+    b, steps = 3, 40
+    x = sch.interior_positions(POINTS, LENGTH)
+    psi0 = torch.randn(b, 2, N_INT, dtype=torch.float64)
+    u = 3.0 * torch.randn(b, steps, dtype=torch.float64)
+    psi, J = sch.rollout_jacobian(psi0, u, x, DX, DT)
+    assert J.shape == (b, 2, N_INT, steps) and not J.requires_grad
+    torch.testing.assert_close(psi, sch.rollout(psi0, u, x, DX, DT), rtol=0, atol=1e-14)
+    for i in range(b):
+        ref = torch.func.jacrev(lambda v: sch.rollout(psi0[i:i + 1], v[None], x, DX, DT)[0])(u[i])
+        assert ((J[i] - ref).abs().max() / ref.abs().max()).item() < 1e-12
+
+
+def test_rollout_jacobian_keeps_float32_and_refuses_integer_controls():
+    x = sch.interior_positions(POINTS, LENGTH, dtype=torch.float32)
+    psi0 = torch.zeros(2, 2, N_INT)
+    psi, J = sch.rollout_jacobian(psi0, torch.zeros(2, 5), x, DX, DT)
+    assert psi.dtype == J.dtype == torch.float32
+    with pytest.raises(ValueError, match="float32 or float64"):
+        sch.step_matrices(torch.zeros(2, 5, dtype=torch.int64), x, DX, DT)
+    with pytest.raises(ValueError, match="batch size"):
+        sch.rollout_jacobian(psi0, torch.zeros(3, 5), x, DX, DT)
