@@ -109,10 +109,15 @@ class QuantumDipoleProblem(Problem):
         if x.shape[-1] != c.steps:
             raise ProblemError(f"{self.name}: controls have {x.shape[-1]} steps, expected {c.steps} "
                                f"(one control per time step)")
+        psi0, grid = self._start(x)
+        return sch.rollout(psi0, x, grid, self.dx, c.dt, return_trajectory=return_trajectory)
+
+    def _start(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The ground state psi(0) = e_1 as (B, 2, n) for controls x of shape (B, steps), and the interior grid."""
+        c = self.config
         psi0 = sch.eigenstates(c.points, dtype=x.dtype, device=x.device)[0]
         psi0 = torch.stack([psi0, torch.zeros_like(psi0)]).expand(x.shape[0], 2, self.n)
-        grid = sch.interior_positions(c.points, c.length, dtype=x.dtype, device=x.device)
-        return sch.rollout(psi0, x, grid, self.dx, c.dt, return_trajectory=return_trajectory)
+        return psi0, sch.interior_positions(c.points, c.length, dtype=x.dtype, device=x.device)
 
     def forward(self, x: Tensor, batch: Batch | None = None) -> Tensor:
         """y = psi(T) as (B, 2n): real parts, then imaginary parts."""
@@ -123,12 +128,9 @@ class QuantumDipoleProblem(Problem):
         """(y, dy/dx) in closed form (:func:`problems.solvers.schroedinger.rollout_jacobian`): y (B, 2n) as
         :meth:`forward`, dy/dx (B, 2n, steps), by one forward and one backward sweep of dense 14 x 14 step matrices
         instead of 2n reverse passes through the rollout."""
-        c = self.config
-        psi0 = sch.eigenstates(c.points, dtype=x.dtype, device=x.device)[0]
-        psi0 = torch.stack([psi0, torch.zeros_like(psi0)]).expand(x.shape[0], 2, self.n)
-        grid = sch.interior_positions(c.points, c.length, dtype=x.dtype, device=x.device)
-        psi, J = sch.rollout_jacobian(psi0, x, grid, self.dx, c.dt)
-        return psi.reshape(x.shape[0], 2 * self.n), J.reshape(x.shape[0], 2 * self.n, c.steps)
+        psi0, grid = self._start(x)
+        psi, J = sch.rollout_jacobian(psi0, x, grid, self.dx, self.config.dt)
+        return psi.reshape(x.shape[0], 2 * self.n), J.reshape(x.shape[0], 2 * self.n, self.config.steps)
 
     def loss(self, y: Tensor, batch: Batch) -> Tensor:
         """L_i = 1 - |<psi*_i, psi_i(T)>|^2, shape (B,)."""
