@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 18 deliverable 5: the HIG paper's claims at its own budget, 600 s of training per run, 3 seeds, on the CPU,
-# with the faster HIG update (expand Jacobian engine), into results/paper-cpu/<problem>/:
+# with the faster HIG update (expand Jacobian engine; on quantum-dipole its closed-form physics Jacobian, the
+# 'supplied' engine, for HIG and GN), into results/paper-cpu/<problem>/:
 #   oscillators:    adam, adagrad (the best first-order method at 60 s), gn, hig          (~2 hours)
 #   quantum-dipole: adam, adagrad, rmsprop, gn, hig; adagrad's and rmsprop's rates re-tuned for 600 s first
 #                   (3 rates each around the 30 s choice, 600 s per candidate: results/tune-600s/)   (~3.5 hours)
