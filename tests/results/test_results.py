@@ -81,8 +81,8 @@ def test_hig_beats_adam_on_the_toy_problem_at_the_papers_length():
 def test_hig_beats_adam_in_loss_at_the_papers_600_second_budget(problem):
     s = summary(f"paper-cpu/{problem}")
     assert s["time_budget_s"] == 600 and s["command"].startswith(f"physopt compare {problem} --preset paper")
-    assert {(r["optimizer"], r["seed"]) for r in s["runs"]} == {(o, seed) for o in ("adam", "hig") for seed in SEEDS}
-    for seed in SEEDS:   # same initial weights, and the 600 s of both spent on the same machine
+    assert {(o, seed) for o in ("adam", "hig") for seed in SEEDS} <= {(r["optimizer"], r["seed"]) for r in s["runs"]}
+    for seed in SEEDS:   # same initial weights, and the 600 s of all spent on the same machine
         runs = [r for r in s["runs"] if r["seed"] == seed]
         assert len({r["init_checksum"] for r in runs}) == 1 and len({r["machine"] for r in runs}) == 1, seed
         assert runs[0]["machine"], "the machine is recorded"
