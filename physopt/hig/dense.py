@@ -75,7 +75,8 @@ def per_example_jacobian(model: nn.Module, inputs: Tensor, physics: Physics, *ar
             ``supplied``.
         check: raise at once when J is zero everywhere (a host sync); HIG's step passes False and reads the device
             flag ``nonzero`` with the rest of its checks.
-        physics_jacobian: ``physics_jacobian(x, *args) -> (y, dy/dx)`` (:data:`physopt.hig.per_example.PhysicsJacobian`).
+        physics_jacobian: ``physics_jacobian(x, *args) -> (y, dy/dx)``
+            (:data:`physopt.hig.per_example.PhysicsJacobian`).
 
     Raises:
         MemoryBoundError: J and ``extra_bytes`` alone exceed the bound, or not even one example fits.

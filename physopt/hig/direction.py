@@ -164,8 +164,8 @@ def hig_direction(model: nn.Module, inputs: Tensor, physics: Physics, loss: Loss
     ``route``: ``auto`` (factored where it applies and J is wide, else gram for wide and svd for tall J) or one of
     :data:`ROUTES`. ``jacobian``: the engine of the per-example derivatives, ``auto`` (``supplied`` when
     ``physics_jacobian(x, *args) -> (y, dy/dx)`` is given, else ``expand``, one batched backward pass), ``expand``,
-    ``vmap`` or ``supplied`` (:mod:`physopt.hig.per_example`); all give the same direction to rounding. ``stats``: also count the kept singular values and the condition number, as Python numbers (host
-    syncs). ``on_nonfinite``: ``raise`` a :class:`HalfInversionError` (or :class:`JacobianError` for a zero Jacobian)
+    ``vmap`` or ``supplied`` (:mod:`physopt.hig.per_example`); all give the same direction to rounding.
+    ``stats``: also count the kept singular values and the condition number, as Python numbers (host syncs). ``on_nonfinite``: ``raise`` a :class:`HalfInversionError` (or :class:`JacobianError` for a zero Jacobian)
     when the step is not finite, after one host sync that checks everything at once; ``skip``: no sync, the
     returned ``stats.ok`` (a device flag) says whether the direction may be applied. ``probe``: the physics output
     of one example, (1, ...), from an earlier step with the same physics (its size and dtype plan the Jacobian);

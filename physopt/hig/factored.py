@@ -65,14 +65,16 @@ def linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]] | None:
     return layers if layers and covered == params else None
 
 
-def _record_layer_inputs(model: nn.Module, layers: list[tuple[str, nn.Linear]], inputs: Tensor) -> list[Tensor] | None:
-    """Each layer's input in a plain batched forward, or None if a layer is called != once or not on (b, in)."""
+def _record_layer_inputs(model: nn.Module, layers: list[tuple[str, nn.Linear]],
+                         inputs: Tensor) -> tuple[list[Tensor] | None, Any]:
+    """Each layer's input in a plain batched forward (None if a layer is called != once or not on (b, in)), and
+    the network's output of that forward."""
     seen: dict[str, list[Tensor]] = {name: [] for name, _ in layers}
     handles = [mod.register_forward_hook(lambda mod, inp, out, name=name: seen[name].append(inp[0].detach()))
                for name, mod in layers]
     try:
         with torch.no_grad():
-            model(inputs)
+            out = model(inputs)
     finally:
         for h in handles:
             h.remove()
@@ -81,9 +83,9 @@ def _record_layer_inputs(model: nn.Module, layers: list[tuple[str, nn.Linear]], 
     for name, _ in layers:
         calls = seen[name]
         if len(calls) != 1 or calls[0].dim() != 2 or calls[0].shape[0] != b:
-            return None
+            return None, out
         recorded.append(calls[0])
-    return recorded
+    return recorded, out
 
 
 def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: Any, chunk_size: int | None = None,
@@ -108,14 +110,10 @@ def linear_factors(model: nn.Module, inputs: Tensor, physics: Physics, *args: An
     device = next(iter(params.values())).device
     check_batch_norm(model)
     b = check_batch(inputs, args, next(iter(params.values())))
-    A = _record_layer_inputs(model, layers, inputs)
+    A, x_net = _record_layer_inputs(model, layers, inputs)     # x_net: the network output ('supplied' needs it)
     if A is None:
         return None
     width = sum(mod.out_features for _, mod in layers)
-    x_net = None
-    if engine == "supplied":
-        with torch.no_grad():
-            x_net = model(inputs)
     y_probe = planning_output(model, inputs, physics, args, engine, probe)
     chunk_size = plan_chunks(model, inputs, physics, args, y_probe, width, chunk_size, memory_bound, extra_bytes,
                              "the factored Jacobian")

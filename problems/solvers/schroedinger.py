@@ -301,7 +301,7 @@ def rollout(psi0: Tensor, controls: Tensor, x: Tensor, dx: float, dt: float, *,
     return psi.permute(2, 0, 1)
 
 
-# ---- the rollout's Jacobian w.r.t. the controls, in closed form -------------------------------------------------------
+# ---- the rollout's Jacobian w.r.t. the controls, in closed form ----------------------------------------------------
 
 def step_matrices(controls: Tensor, x: Tensor, dx: float, dt: float) -> Tensor:
     r"""The dense complex step matrices C_k = (I + i dt/2 H(u_k))^{-1} (I - i dt/2 H(u_k)) = 2 T_k^{-1} - I.
