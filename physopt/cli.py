@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -920,6 +921,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())    # the console script, like python -m physopt, finds modules in the current dir
+    terminated = []
+    restore = _install_sigterm(terminated)
     try:
         if getattr(args, "imports", None):
             from problems import import_modules
@@ -935,12 +938,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)     # a memory_bound the user set that cannot be met
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished runs are saved: run the same command again to resume",
-              file=sys.stderr)
-        return 130
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; finished runs are saved (and the checkpoints "
+              f"of stopped ones): run the same command again to resume", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:                        # the output was piped into a command that stopped reading (head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        restore()
+        stop = sys.modules.get("physopt.bench.stop")
+        if stop is not None:
+            stop.STOP.clear()                      # a request this command answered ends with it
+
+
+def _install_sigterm(terminated: list) -> Callable[[], None]:
+    """SIGTERM (``kill``, a scheduler's time limit) stops the command as Ctrl-C does, except that a run training in
+    this process first finishes its current step and saves its checkpoint (:mod:`physopt.bench.stop`); exit code
+    143. Returns what puts the previous handler back (nothing to do where none can be installed: not the main
+    thread)."""
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        stop = sys.modules.get("physopt.bench.stop")        # not imported: nothing trains here
+        if stop is None:
+            raise KeyboardInterrupt(f"terminated (signal {signum})")
+        stop.on_sigterm(signum, frame)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Protocol
 import torch
 
 from .progress import NoProgress, Progress, WorkerProgress
+from .stop import guard_worker
 from .tasks import Outcome, RunTask, run_task
 
 
@@ -163,9 +164,9 @@ class LocalExecutor:
 
 
 def stop_pool(pool: futures.ProcessPoolExecutor) -> None:
-    """Cancel what has not started and terminate the workers (a worker catches the KeyboardInterrupt of its task and
-    would go on with the next one); the runs they were training are lost, as a run interrupted in one process is,
-    and their locks are released with them."""
+    """Cancel what has not started and terminate the workers (SIGTERM): each saves its run's checkpoint at the end of
+    its current step and exits (:func:`physopt.bench.stop.guard_worker`), releasing the run's lock; the same command
+    continues those runs."""
     terminate = getattr(pool, "terminate_workers", None)        # Python >= 3.14
     if terminate is not None:
         terminate()
@@ -184,7 +185,9 @@ def _final(outcome: Outcome) -> str:
 
 
 def _start_worker(threads: int, slots: Any) -> None:
-    """A worker's setup, before any run: its torch threads and, when GPUs are spread over workers, its GPU."""
+    """A worker's setup, before any run: how it stops (:func:`~physopt.bench.stop.guard_worker`), its torch threads
+    and, when GPUs are spread over workers, its GPU."""
+    guard_worker()
     gpu = slots.get()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)

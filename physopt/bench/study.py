@@ -35,6 +35,7 @@ import torch
 from .executors import LocalExecutor, stop_pool
 from .methods import Method, resolve_hyperparameters, settings_by_method
 from .progress import ProgressLike, as_progress
+from .stop import guard_worker
 from .train import check_seed, train_run
 from .tune import VALIDATION_SEED, validation_set
 
@@ -340,7 +341,7 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
             as_progress(progress).log(f"  {workers} worker processes on study '{study_name}', {per_worker} torch "
                                       f"threads each")
             context = multiprocessing.get_context("spawn")
-            pool = futures.ProcessPoolExecutor(workers, mp_context=context)
+            pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=guard_worker)
             try:
                 for done in [pool.submit(_optimize_in_worker, job, per_worker) for _ in range(workers)]:
                     done.result()

@@ -25,6 +25,7 @@ from problems import SimulationError
 from .progress import ProgressLike, as_progress
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 from .schedule import ScheduledStep
+from .stop import STOP, Stopped
 
 HELD_OUT_SEED = 2_147_483_647
 #: the largest seed: torch.manual_seed takes a 64-bit integer (larger ones overflow or wrap around onto smaller ones)
@@ -327,40 +328,59 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         record()
     else:
         report.log(f"  {optimizer} seed {seed}: continued from its checkpoint at iteration {it} ({elapsed:.0f} s)")
-    while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
-        try:
-            batch = problem.sample(step.batch_size if scheduled else batch_size * world, data)
-            if world > 1:                            # this process's share of the global batch
-                batch = type(batch)(*(None if t is None else t[rank * batch_size:(rank + 1) * batch_size]
-                                      for t in batch))
-            start = time.perf_counter()
-            train_loss = step(batch)
-        except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from
-            status = f"diverged: {err}"
-            break
-        except RuntimeError as err:
-            if not _out_of_memory(err):
-                raise
-            raise ValueError(f"{optimizer} on {problem.name} ran out of memory at batch size {batch_size} on "
-                             f"{problem.device} (step {it + 1}); lower the batch size (--batch-size)") from None
-        if problem.device.type == "cuda":
-            torch.cuda.synchronize(problem.device)
-        elapsed += time.perf_counter() - start
-        it += 1
-        if scheduled and step.switched:              # evaluate where the schedule switched: the curve marks it
-            step.switched = False
-            report.log(f"  {optimizer} seed {seed}: {step.switches[-1]['optimizer']} from iteration {it} "
-                       f"({elapsed:.1f} s)")
-            next_time = elapsed
-            record()
-            continue
-        due = (every_it and it % every_it == 0) or (every_s and elapsed >= next_time + every_s)
-        if due:
-            next_time = elapsed
-            record()
-        if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every_s:
+
+    def stop_if_asked() -> None:
+        """Between two steps: when this process is asked to stop (physopt.bench.stop), save and raise Stopped."""
+        if not STOP.asked:
+            return
+        if checkpoint is not None:
             save_checkpoint()
-            last_save = time.perf_counter()
+        report.log(f"  {optimizer} seed {seed}: stopped at iteration {it} ({elapsed:.0f} s)"
+                   + (", checkpoint saved: the same command continues it" if checkpoint is not None else ""))
+        STOP.handled.set()
+        raise Stopped(f"{optimizer} seed {seed} stopped at iteration {it}")
+
+    STOP.training += 1
+    try:
+        while (iterations is None or it < iterations) and (time_budget is None or elapsed < time_budget):
+            stop_if_asked()
+            try:
+                batch = problem.sample(step.batch_size if scheduled else batch_size * world, data)
+                if world > 1:                            # this process's share of the global batch
+                    batch = type(batch)(*(None if t is None else t[rank * batch_size:(rank + 1) * batch_size]
+                                          for t in batch))
+                start = time.perf_counter()
+                train_loss = step(batch)
+            except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from
+                status = f"diverged: {err}"
+                break
+            except RuntimeError as err:
+                if not _out_of_memory(err):
+                    raise
+                raise ValueError(f"{optimizer} on {problem.name} ran out of memory at batch size {batch_size} on "
+                                 f"{problem.device} (step {it + 1}); lower the batch size (--batch-size)") from None
+            if problem.device.type == "cuda":
+                torch.cuda.synchronize(problem.device)
+            elapsed += time.perf_counter() - start
+            it += 1
+            if scheduled and step.switched:              # evaluate where the schedule switched: the curve marks it
+                step.switched = False
+                report.log(f"  {optimizer} seed {seed}: {step.switches[-1]['optimizer']} from iteration {it} "
+                           f"({elapsed:.1f} s)")
+                next_time = elapsed
+                record()
+                continue
+            due = (every_it and it % every_it == 0) or (every_s and elapsed >= next_time + every_s)
+            if due:
+                next_time = elapsed
+                record()
+            if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every_s:
+                save_checkpoint()
+                last_save = time.perf_counter()
+        if status == "ok":
+            stop_if_asked()                          # a run that ended meanwhile is saved by the next command
+    finally:
+        STOP.training -= 1
     if not curve or curve[-1].iteration != it:
         record()
     report.finish()
