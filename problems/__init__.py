@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import Batch, Problem, ProblemConfig, ProblemError, SimulationError
+from .burgers_control import BurgersControlProblem
 from .functions import from_functions
 from .heat import HeatProblem
 from .navier_stokes import NavierStokesProblem
@@ -14,7 +15,7 @@ from .settings import PRESET_NAMES, BenchmarkSettings, OptimizerSettings, Preset
 from .toys import ExpProblem, HIGToyProblem, RotatedSineProblem
 
 for _cls in (ExpProblem, RotatedSineProblem, PoissonProblem, HeatProblem, OscillatorsProblem, PoissonHIGProblem,
-             HIGToyProblem, QuantumDipoleProblem, NavierStokesProblem):
+             HIGToyProblem, QuantumDipoleProblem, NavierStokesProblem, BurgersControlProblem):
     register(_cls)
 
 __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError", "PROBLEMS", "register",
@@ -22,4 +23,4 @@ __all__ = ["Batch", "Problem", "ProblemConfig", "ProblemError", "SimulationError
            "PROBLEM_GROUP", "PRESET_NAMES", "BenchmarkSettings", "OptimizerSettings",
            "Preset", "ExpProblem", "RotatedSineProblem", "PoissonProblem", "HeatProblem",
            "OscillatorsProblem", "PoissonHIGProblem", "HIGToyProblem", "QuantumDipoleProblem",
-           "NavierStokesProblem"]
+           "NavierStokesProblem", "BurgersControlProblem"]

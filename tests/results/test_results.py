@@ -89,6 +89,23 @@ def test_hig_beats_adam_in_loss_at_the_papers_600_second_budget(problem):
     assert wins_in_every_seed(f"paper-cpu/{problem}", "hig", "loss")
 
 
+def test_adam_ends_lowest_on_poisson_hig_at_the_papers_600_second_budget():
+    """The README: on poisson-hig at 600 s Adam ends below HIG and below the paper's Adam-then-HIG, in every seed."""
+    s = summary("paper-cpu/poisson-hig")
+    assert s["time_budget_s"] == 600 and s["command"].startswith("physopt compare poisson-hig --preset paper")
+    loss = final_values(s, "loss")
+    for other in ("hig", "adam>hig@300s"):
+        assert all(loss["adam"][seed] < loss[other][seed] for seed in SEEDS), other
+    for run in (r for r in s["runs"] if r["optimizer"] == "adam>hig@300s"):
+        assert [w["optimizer"] for w in run["switches"]] == ["hig"] and abs(run["switches"][0]["time_s"] - 300) < 5
+
+
+def test_adam_ends_below_sip_on_burgers_control_at_the_standard_preset():
+    """The README: on burgers-control SIP (its generic Gauss-Newton update) ends above Adam in every seed."""
+    force = final_values(summary("burgers-control"), "x_error")
+    assert all(force["adam"][seed] < force["sip"][seed] for seed in SEEDS)
+
+
 def test_every_ratio_the_readme_quotes_is_in_the_generated_report():
     """The README's figures (e.g. '3.56x') are copied from results/README.md, which `physopt report` regenerates from
     the committed runs: a rerun that changes a figure fails here until the README is updated."""
