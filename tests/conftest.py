@@ -34,3 +34,17 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def group_alive():
+    """``group_alive(pgid) -> bool``: whether a process of process group ``pgid`` still runs (a command started with
+    ``start_new_session=True`` leads a group of its own; its workers belong to it)."""
+    def alive(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    return alive

@@ -66,7 +66,7 @@ def test_two_workers_give_bitwise_the_results_of_one_process_at_the_same_threads
     assert (tmp_path / "two" / "README.md").exists()
 
 
-def test_killing_the_submitter_loses_no_finished_run_and_the_same_command_completes(tmp_path):
+def test_killing_the_submitter_loses_no_finished_run_and_the_same_command_completes(tmp_path, group_alive):
     """kill -9 of the submitting process while two workers train: the same command again keeps the finished run files
     byte for byte, retrains the rest, and writes a complete summary; no JSON file is ever truncated."""
     out = tmp_path / "res"
@@ -91,19 +91,11 @@ def test_killing_the_submitter_loses_no_finished_run_and_the_same_command_comple
     assert len(summary["runs"]) == 6 and {r["status"] for r in summary["runs"]} == {"ok"}
     for path in (out / "runs").glob("*.json"):
         json.loads(path.read_text())
-    os.killpg(first.pid, signal.SIGKILL) if _alive_group(first.pid) else None
+    os.killpg(first.pid, signal.SIGKILL) if group_alive(first.pid) else None
 
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _alive_group(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def test_ctrl_c_stops_every_worker_at_once_and_summarises_the_finished_runs(tmp_path):

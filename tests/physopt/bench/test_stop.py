@@ -71,15 +71,8 @@ def _wait_for_lines(stream, text, count, timeout=240.0) -> list[str]:
     return seen
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def test_workers_stop_with_their_checkpoints_when_the_submitter_is_killed_and_the_command_continues(tmp_path):
+def test_workers_stop_with_their_checkpoints_when_the_submitter_is_killed_and_the_command_continues(
+        tmp_path, group_alive):
     """kill -9 of the submitting process: its two workers notice within a second or two, save their runs'
     checkpoints at a step boundary and exit (they used to train on alone until their runs ended)."""
     out = tmp_path / "res"
@@ -92,9 +85,9 @@ def test_workers_stop_with_their_checkpoints_when_the_submitter_is_killed_and_th
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     deadline = time.time() + 30
-    while time.time() < deadline and _group_alive(first.pid):
+    while time.time() < deadline and group_alive(first.pid):
         time.sleep(0.2)
-    alive = _group_alive(first.pid)
+    alive = group_alive(first.pid)
     if alive:
         os.killpg(first.pid, signal.SIGKILL)
     assert not alive, "the workers trained on after their submitting process died"
