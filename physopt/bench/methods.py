@@ -25,6 +25,7 @@ from physopt.names import (UnknownNameError, describe, find_entry_point, import_
 from physopt.hig.per_example import BatchDependenceError
 from physopt.validation import all_finite, check_integer, check_number
 
+from .lr_schedule import RUN_SETTINGS, validate_schedule
 from .schedule import is_schedule, schedule_method
 
 
@@ -68,11 +69,12 @@ FLAGS = ("nesterov", "amsgrad", "centered", "maximize", "foreach", "fused", "cap
 
 def validate_hyperparameters(method: str, hparams: dict[str, Any]) -> None:
     """Reject a learning rate that is not a finite number > 0, a batch size that is not an integer >= 1, betas that are
-    not two numbers in [0, 1) and an on/off setting (:data:`FLAGS`) that is not a bool, with a message naming the
-    method (:mod:`physopt.validation`)."""
+    not two numbers in [0, 1), an on/off setting (:data:`FLAGS`) that is not a bool and a learning-rate schedule
+    :mod:`physopt.bench.lr_schedule` does not know, with a message naming the method (:mod:`physopt.validation`)."""
     try:
         check_number("lr", hparams.get("lr"), low=0, low_inclusive=False, optional=True)
         check_integer("batch_size", hparams.get("batch_size"), low=1, optional=True)
+        validate_schedule(hparams)
         betas = hparams.get("betas")
         if betas is not None and not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
                 isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
@@ -401,5 +403,6 @@ def _trial_step(method: Method, problem: Any, step: StepFn) -> None:
 
 
 def optimizer_arguments(hparams: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters that go to the optimizer (everything except the run's ``batch_size``)."""
-    return {k: v for k, v in hparams.items() if k != "batch_size"}
+    """The hyperparameters that go to the optimizer: everything except the run's own settings (``batch_size`` and the
+    learning-rate schedule, :data:`physopt.bench.lr_schedule.RUN_SETTINGS`)."""
+    return {k: v for k, v in hparams.items() if k not in RUN_SETTINGS}

@@ -140,6 +140,9 @@ def schedule_method(name: str, get_method: Callable[[str], Any], method_type: ty
     def build(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> ScheduledStep:
         settings = hparams.get("phases") or resolve(problem, None, None)["phases"]
         plain = [{k: v for k, v in s.items() if k not in ("optimizer", "from")} for s in settings]
+        if any(s.get("lr_schedule", "constant") != "constant" for s in plain):
+            raise ValueError(f"the schedule '{canonical}': a phase cannot have a learning-rate schedule "
+                             f"(lr_schedule); train with one optimizer for that")
         builders = [lambda m=m, s=s: m.build(net, problem, optimizer_arguments(s)) for m, s in zip(methods, plain)]
         return ScheduledStep(phases, builders, plain, next(net.parameters()).device)
 

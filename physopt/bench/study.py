@@ -37,7 +37,7 @@ from .methods import Method, resolve_hyperparameters, settings_by_method
 from .progress import ProgressLike, as_progress
 from .stop import guard_worker
 from .train import check_seed, train_run
-from .tune import VALIDATION_SEED, validation_set
+from .tune import VALIDATION_SEED, cli_value, fixed_settings, validation_set
 
 #: what to install when Optuna is missing
 EXTRA = "pip install 'physopt[tune]'  (or: pip install optuna)"
@@ -307,7 +307,8 @@ def run_study(problem: Any, method: Method, space: Sequence[str], *, trials: int
     make_pruner(pruner)
     study_name = study_name or f"{problem.name}-{method.name}"
     setting = {"seed": seed, "iterations": iterations, "time_budget_s": time_budget, "sampler": sampler,
-               "pruner": pruner, "trials": trials, "validation_size": problem.benchmark.held_out_size}
+               "pruner": pruner, "trials": trials, "validation_size": problem.benchmark.held_out_size,
+               "fixed": fixed_settings(hyperparameters)}
     with contextlib.ExitStack() as stack:
         executor = executor or LocalExecutor()
         workers = executor.workers                  # None: a Slurm job array
@@ -408,22 +409,18 @@ def format_study(result: dict[str, Any]) -> str:
     if best is None:
         lines.append("no trial finished with a finite score: try another space")
     else:
-        hparams = " ".join(f"--hparam {result['optimizer']}.{k}={_cli_value(v)}" for k, v in best["settings"].items())
+        hparams = " ".join(f"--hparam {result['optimizer']}.{k}={cli_value(v)}"
+                           for k, v in {**result.get("fixed", {}), **best["settings"]}.items())
         lines.append(f"best for {result['optimizer']} on {result['problem']}: {_short(best['settings'])} "
                      f"(use it with: physopt compare {result['problem']} --optimizers {result['optimizer']} "
                      f"{hparams}, or --hparam-file with this file)")
     return "\n".join(lines)
 
 
-def _cli_value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def settings_from_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """``--hparam-file``: the best settings a tuning file records, keyed by its optimizer: ``{"adam": {"lr": ...}}``
-    from ``physopt tune --space`` (its ``best``) or ``--lrs`` (its ``best_lr``). ValueError naming the file when it
+    from ``physopt tune --space`` (its ``best``) or ``--lrs`` (its ``best_lr``), with the settings the tuning held
+    fixed (``--hparam``, recorded as ``fixed``). ValueError naming the file when it
     is not a tuning file or holds no best settings."""
     import json
     path = Path(path)
@@ -437,11 +434,13 @@ def settings_from_file(path: str | Path) -> dict[str, dict[str, Any]]:
         best = data["best"]
         if not isinstance(best, dict) or not isinstance(best.get("settings"), dict):
             raise ValueError(f"--hparam-file {path}: no trial of that study finished with a finite score")
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in best["settings"].items()}
+        settings = dict(best["settings"])
     elif "best_lr" in data:
         if data["best_lr"] is None:
             raise ValueError(f"--hparam-file {path}: every learning rate of that tuning diverged")
         settings = {"lr": data["best_lr"]}
     else:
         raise ValueError(f"--hparam-file {path}: not a tuning file of physopt tune (no best settings)")
-    return {data["optimizer"]: settings}
+    fixed = data.get("fixed") or {}
+    return {data["optimizer"]: {k: tuple(v) if isinstance(v, list) else v for k, v in {**fixed, **settings}.items()}}
+

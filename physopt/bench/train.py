@@ -22,6 +22,7 @@ from torch import nn
 from physopt.validation import check_integer, check_number
 from problems import SimulationError
 
+from .lr_schedule import LearningRateSchedule
 from .progress import ProgressLike, as_progress
 from .methods import Diverged, get_method, optimizer_arguments, resolve_hyperparameters
 from .schedule import ScheduledStep
@@ -225,6 +226,18 @@ def evaluate(problem: Any, net: nn.Module, batch, chunk: int = 64) -> dict[str, 
             **{k: v / n for k, v in components.items()}}
 
 
+def _learning_rate_schedule(optimizer: str, step: Any, hp: dict[str, Any],
+                            scheduled: bool) -> LearningRateSchedule | None:
+    """The run's ``lr_schedule`` (:mod:`physopt.bench.lr_schedule`) on the step's torch optimizer; None: constant."""
+    if hp.get("lr_schedule", "constant") == "constant":
+        return None
+    target = getattr(step, "optimizer", None)
+    if scheduled or not hasattr(target, "param_groups"):
+        raise ValueError(f"lr_schedule: '{optimizer}' has no torch optimizer whose learning rate a schedule could "
+                         f"set (an optimizer schedule, or a method without a step.optimizer); drop lr_schedule")
+    return LearningRateSchedule(target, hp["lr_schedule"], hp.get("lr_min"))
+
+
 def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None = None,
               time_budget: float | None = None, batch_size: int | None = None,
               hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
@@ -282,6 +295,7 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
         step = method.build(torch.nn.parallel.DistributedDataParallel(net, process_group=process_group), problem,
                             arguments)
     scheduled = isinstance(step, ScheduledStep)      # a schedule samples each phase's batch size
+    lr_schedule = _learning_rate_schedule(optimizer, step, hp, scheduled)
     data = torch.Generator().manual_seed(seed)
 
     curve: list[CurvePoint] = []
@@ -349,6 +363,9 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
                 if world > 1:                            # this process's share of the global batch
                     batch = type(batch)(*(None if t is None else t[rank * batch_size:(rank + 1) * batch_size]
                                           for t in batch))
+                if lr_schedule is not None:           # progress: the further along of iterations and seconds
+                    lr_schedule.apply(max(it / iterations if iterations else 0.0,
+                                          elapsed / time_budget if time_budget else 0.0))
                 start = time.perf_counter()
                 train_loss = step(batch)
             except (Diverged, SimulationError) as err:   # NaN/inf, or a state the physics cannot step from

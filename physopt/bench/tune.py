@@ -23,6 +23,19 @@ from .train import HELD_OUT_SEED, check_seed, train_run
 VALIDATION_SEED = HELD_OUT_SEED - 1
 
 
+def fixed_settings(hyperparameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a tuning held fixed (``--hparam``), as its file records them: with the best searched ones they
+    are the configuration that was scored, which ``--hparam-file`` and the printed command hand on together."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in (hyperparameters or {}).items()}
+
+
+def cli_value(value: Any) -> str:
+    """A setting as ``--hparam`` reads it back: numbers with %g, tuples comma-separated, bools true/false."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def validation_set(problem: Any, size: int | None = None):
     """The batch candidates are scored on: ``size`` examples (default: the held-out size) drawn with
     :data:`VALIDATION_SEED`, never the held-out set ``compare`` reports."""
@@ -61,7 +74,8 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
         report.log(f"  {optimizer} lr {lr:g}: {metric} {score:.4g} ({run.status}, {run.iterations} its)")
     best = min(rows, key=lambda r: r["score"])
     return {"problem": problem.name, "optimizer": optimizer, "seed": seed, "iterations": iterations,
-            "time_budget_s": time_budget, "validation_seed": VALIDATION_SEED, "validation_size": n, "rows": rows,
+            "time_budget_s": time_budget, "validation_seed": VALIDATION_SEED, "validation_size": n,
+            "fixed": fixed_settings({k: v for k, v in (hyperparameters or {}).items() if k != "lr"}), "rows": rows,
             "best_lr": None if math.isinf(best["score"]) else best["lr"]}
 
 
@@ -76,7 +90,9 @@ def format_tuning(result: dict[str, Any]) -> str:
     lines.append("" if best is None else
                  f"\nbest lr for {result['optimizer']} on {result['problem']}: {best:g} "
                  f"(use it with: physopt compare {result['problem']} --optimizers {result['optimizer']} "
-                 f"--hparam {result['optimizer']}.lr={best:g})")
+                 f"--hparam {result['optimizer']}.lr={best:g}"
+                 + "".join(f" --hparam {result['optimizer']}.{k}={cli_value(v)}"
+                           for k, v in result.get("fixed", {}).items()) + ")")
     if best is None:
         lines.append("every candidate diverged: try smaller learning rates")
     return "\n".join(lines)

@@ -104,6 +104,27 @@ def test_tune_with_a_space_writes_every_trial_and_compare_takes_its_best_from_th
     assert used["lr"] == best["lr"] and list(used["betas"]) == best["betas"]
 
 
+def test_the_settings_a_study_held_fixed_travel_with_its_best_to_compare(tmp_path, cli):
+    """A search run with --hparam (here a cosine rate schedule) scored that configuration: the file records the fixed
+    settings, and the printed command and --hparam-file hand them on with the best searched ones."""
+    code, out, err = cli("tune", "exp", "--optimizer", "adam", "--hparam", "adam.lr_schedule=cosine", "--hparam",
+                         "adam.betas=0.8,0.99", "--space", "adam.lr_min=log:1e-6:1e-4", "--trials", "2",
+                         "--iterations", "5", "--batch-size", "8", "--sampler", "random", "--out", str(tmp_path),
+                         "--quiet")
+    assert code == 0, err
+    path = tmp_path / "exp_adam.json"
+    result = json.loads(path.read_text())
+    assert result["fixed"] == {"lr_schedule": "cosine", "betas": [0.8, 0.99]}
+    lr_min = result["best"]["settings"]["lr_min"]
+    assert settings_from_file(path) == {"adam": {"lr_schedule": "cosine", "betas": (0.8, 0.99), "lr_min": lr_min}}
+    assert "--hparam adam.lr_schedule=cosine --hparam adam.betas=0.8,0.99 --hparam adam.lr_min=" in out
+    code, _, err = cli("compare", "exp", "--optimizers", "adam", "--iterations", "2", "--hparam-file", str(path),
+                       "--out", str(tmp_path / "cmp"), "--quiet")
+    assert code == 0, err
+    used = json.loads((tmp_path / "cmp" / "summary.json").read_text())["hyperparameters"]["adam"]
+    assert used["lr_schedule"] == "cosine" and used["lr_min"] == lr_min and list(used["betas"]) == [0.8, 0.99]
+
+
 def test_a_setting_in_both_hparam_and_hparam_file_is_refused_and_a_file_without_best_named(tmp_path, cli):
     path = tmp_path / "exp_adam.json"
     path.write_text(json.dumps({"optimizer": "adam", "best": {"trial": 0, "value": 1.0, "settings": {"lr": 0.01}}}))

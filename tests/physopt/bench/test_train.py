@@ -160,12 +160,14 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sip", "hig"])
-def test_a_run_interrupted_mid_way_continues_from_its_checkpoint_and_ends_bitwise_the_same(optimizer, tmp_path):
+@pytest.mark.parametrize("optimizer, hparams", [("adam", {}), ("sip", {}), ("hig", {}),
+                                               ("hig", {"lr_schedule": "cosine", "lr_min": 0.01})])
+def test_a_run_interrupted_mid_way_continues_from_its_checkpoint_and_ends_bitwise_the_same(optimizer, hparams,
+                                                                                          tmp_path):
     from problems import get_problem
     p = get_problem("exp")
     held_out = p.sample(16, torch.Generator().manual_seed(5))
-    common = dict(iterations=8, batch_size=8, evaluations=8, held_out=held_out)
+    common = dict(iterations=8, batch_size=8, evaluations=8, held_out=held_out, hyperparameters=hparams)
     whole = train_run(p, optimizer, 1, **common)
     ckpt = tmp_path / "run.partial.pt"
 

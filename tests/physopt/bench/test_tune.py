@@ -15,6 +15,17 @@ def test_tune_picks_the_best_learning_rate_and_records_it(tmp_path, cli):
     assert result["validation_seed"] != 2_147_483_647          # not the held-out set that compare reports
 
 
+def test_the_settings_a_learning_rate_tuning_held_fixed_are_recorded_and_suggested_with_the_best_rate(tmp_path, cli):
+    from physopt.bench.study import settings_from_file
+    code, out, err = cli("tune", "exp", "--optimizer", "adam", "--lrs", "1e-3,1e-2", "--hparam",
+                         "adam.lr_schedule=cosine", "--iterations", "4", "--batch-size", "8", "--device", "cpu",
+                         "--out", str(tmp_path), "--quiet")
+    assert code == 0, err
+    best = json.loads((tmp_path / "exp_adam.json").read_text())["best_lr"]
+    assert f"--hparam adam.lr={best:g} --hparam adam.lr_schedule=cosine)" in out
+    assert settings_from_file(tmp_path / "exp_adam.json") == {"adam": {"lr_schedule": "cosine", "lr": best}}
+
+
 @pytest.mark.parametrize("argv,message", [
     (["tune", "exp", "--optimizer", "adam", "--lrs", "1e-3"], "--iterations"),
     (["tune", "exp", "--optimizer", "adam", "--lrs", "fast", "--iterations", "1"], "comma-separated numbers"),
