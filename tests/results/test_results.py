@@ -100,6 +100,24 @@ def test_adam_ends_lowest_on_poisson_hig_at_the_papers_600_second_budget():
         assert [w["optimizer"] for w in run["switches"]] == ["hig"] and abs(run["switches"][0]["time_s"] - 300) < 5
 
 
+@pytest.mark.parametrize("problem, iterations", [("poisson", 5_000), ("heat", 10_000)])
+def test_the_sip_papers_long_runs_hold_adam_sgd_and_sip_in_three_seeds(problem, iterations):
+    """Issue 19: results/paper-cpu/{poisson,heat} at the SIP paper's lengths, every run finished, same start per seed."""
+    s = summary(f"paper-cpu/{problem}")
+    assert s["iterations"] == iterations and s["command"].startswith(f"physopt compare {problem} --preset standard")
+    assert {(r["optimizer"], r["seed"]) for r in s["runs"]} == {(o, seed) for o in ("adam", "sgd", "sip")
+                                                                 for seed in SEEDS}
+    assert all(r["status"] == "ok" and r["iterations"] == iterations for r in s["runs"])
+    for seed in SEEDS:
+        assert len({r["init_checksum"] for r in s["runs"] if r["seed"] == seed}) == 1, seed
+
+
+def test_sip_ends_below_adam_at_the_sip_papers_lengths_in_every_seed():
+    """The README: at 5,000 (poisson) and 10,000 (heat) iterations SIP's x error is below Adam's in every seed."""
+    for problem in ("poisson", "heat"):
+        assert wins_in_every_seed(f"paper-cpu/{problem}", "sip", "x_error"), problem
+
+
 def test_adam_ends_below_sip_on_burgers_control_at_the_standard_preset():
     """The README: on burgers-control SIP (its generic Gauss-Newton update) ends above Adam in every seed."""
     force = final_values(summary("burgers-control"), "x_error")
