@@ -8,17 +8,6 @@ import torch
 from physopt.bench.lr_schedule import LearningRateSchedule, validate_schedule
 from physopt.bench.methods import METHODS, check_settings, get_method, optimizer_arguments, resolve_hyperparameters
 from physopt.bench.train import evaluate, train_run
-from problems import get_problem
-
-
-@pytest.fixture(scope="module")
-def exp():
-    return get_problem("exp")
-
-
-@pytest.fixture(scope="module")
-def held_out(exp):
-    return exp.sample(32, torch.Generator().manual_seed(1))
 
 
 def test_cosine_goes_from_lr_to_lr_min_through_the_midpoint_and_constant_leaves_lr_alone():

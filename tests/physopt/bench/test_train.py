@@ -12,16 +12,6 @@ from physopt.bench.train import (HELD_OUT_SEED, CurvePoint, RunResult, evaluate,
 from problems import ExpProblem, SimulationError, get_problem
 
 
-@pytest.fixture(scope="module")
-def exp():
-    return get_problem("exp")
-
-
-@pytest.fixture(scope="module")
-def held_out(exp):
-    return exp.sample(32, torch.Generator().manual_seed(1))
-
-
 def network(problem, seed=0):
     torch.manual_seed(seed)
     return problem.default_network()
