@@ -412,10 +412,13 @@ def run_micro(args: argparse.Namespace, name: str, measure: Callable[[Any, Calla
 
 def cmd_speed(args: argparse.Namespace) -> int:
     from .timing.speed import format_speed, run_speed
+    threads = number_list(args.threads, "--threads", int, 1) if args.threads else None
+    settings = optimizer_settings(args)
     return run_micro(args, "speed", lambda device, save: run_speed(
         names(args.problems), args.preset, args.repeats, device, isolated=not args.in_process,
-        progress=progress_for(args), checkpoint=save), format_speed, lambda rows: {"preset": args.preset,
-                                                                                       "rows": rows})
+        progress=progress_for(args), checkpoint=save, optimizers=names(args.optimizers), threads=threads,
+        hyperparameters=settings), format_speed,
+        lambda rows: {"preset": args.preset, "hyperparameters": settings, "rows": rows})
 
 
 def cmd_hig_timing(args: argparse.Namespace) -> int:
@@ -790,6 +793,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "physopt speed --preset quick --problems exp --repeats 3")
     v.add_argument("--problems", default=None, help="comma-separated (default: all)")
     v.add_argument("--preset", default="standard", help="problem sizes and batch of this preset")
+    v.add_argument("--optimizers", default=None, help="comma-separated (default: each problem's set)")
+    v.add_argument("--threads", default=None, metavar="N,...",
+                   help="torch thread counts to time each optimizer at, e.g. 1,2 (default: this process's)")
+    v.add_argument("--hparam", action="append", default=[], metavar="OPT.KEY=VALUE",
+                   help="optimizer setting, e.g. --hparam hig.compile_physics=true (repeatable)")
     add_repeats(v, 3)
     add_device(v)
     add_out(v, None, "speed.json and speed.txt")

@@ -4,6 +4,9 @@
 # 'supplied' engine, for HIG and GN; on oscillators the physics under torch.compile, compiled within the budget),
 # into results/paper-cpu/<problem>/:
 #   oscillators:    adam, adagrad (the best first-order method at 60 s), gn, hig          (~2 hours)
+#                   each at its faster torch thread count: Adam's and Adagrad's small steps make ~1.4x more
+#                   steps in 600 s on one thread than on two, HIG's and GN's are faster on two
+#                   (results/paper-cpu/oscillators-threads, and the runs' iteration counts)
 #   quantum-dipole: adam, adagrad, rmsprop, gn, hig; adagrad's and rmsprop's rates re-tuned for 600 s first
 #                   (3 rates each around the 30 s choice, 600 s per candidate: results/tune-600s/)   (~3.5 hours)
 #   poisson-hig:    adam, hig, and adam>hig@300s (the paper's "HIG after Adam pre-training")     (~1.5 hours)
@@ -14,7 +17,11 @@ cd "$(dirname "$0")/.."
 for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
     case "$problem" in
     oscillators)
+        physopt speed --problems oscillators --preset paper --optimizers adam,adagrad,gn,hig --threads 1,2 \
+            --hparam hig.compile_physics=true --hparam gn.compile_physics=true --repeats 30 --device cpu \
+            --out results/paper-cpu/oscillators-threads --quiet
         physopt compare oscillators --preset paper --optimizers adam,adagrad,gn,hig --seeds 0,1,2 --device cpu \
+            --hparam adam.threads=1 --hparam adagrad.threads=1 \
             --hparam hig.compile_physics=true --hparam gn.compile_physics=true --out results/paper-cpu/oscillators ;;
     quantum-dipole)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.03,0.1,0.3 --time-budget 600 --device cpu \

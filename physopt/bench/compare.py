@@ -153,9 +153,10 @@ class Comparison:
             report.log(f"  {name:<9} seed {seed}  {'kept' if self.keep_stale else 'retrained'}: its run file in "
                        f"{out_dir} was made by {made_by}, this is physopt {physopt_version()}"
                        + ("" if self.keep_stale else " (--keep-stale keeps such runs)"))
-        here = machine_label({**self.header["machine"], "torch_threads": self.executor.worker_threads()})
         for (name, seed), cached in self.plan.cached.items():
             report.log(f"  {name:<9} seed {seed}  already finished in {out_dir}, skipped")
+            threads = self.specs[(name, seed)]["hyperparameters"].get("threads") or self.executor.worker_threads()
+            here = machine_label({**self.header["machine"], "torch_threads": threads})
             if time_budget and cached.machine and cached.machine != here:
                 report.log(f"  warning: that run had its {time_budget:g} s on {cached.machine}, not on this "
                            f"machine; delete {run_path(out_dir, name, seed)} to rerun it here")

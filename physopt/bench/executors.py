@@ -27,6 +27,7 @@ import torch
 from .progress import NoProgress, Progress, WorkerProgress
 from .stop import guard_worker
 from .tasks import Outcome, RunTask, run_task
+from .train import torch_threads
 
 
 class Executor(Protocol):
@@ -108,7 +109,7 @@ class LocalExecutor:
             yield from self._pool(tasks, report)
 
     def _in_process(self, tasks: list[RunTask], report: Progress, local: dict) -> Iterator[Outcome]:
-        with _torch_threads(self.worker_threads()):
+        with torch_threads(self.worker_threads()):
             title = None
             for blocking in (False, True):
                 waiting = []
@@ -192,16 +193,6 @@ def _start_worker(threads: int, slots: Any) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def parse_executor(text: str, threads: int | None = None, allow_shared_cores: bool = False,

@@ -19,12 +19,12 @@ from typing import Any
 
 from physopt.validation import check_number
 
-__all__ = ["SCHEDULES", "RUN_SETTINGS", "validate_schedule", "LearningRateSchedule"]
+__all__ = ["SCHEDULES", "SCHEDULE_SETTINGS", "validate_schedule", "LearningRateSchedule"]
 
 SCHEDULES = ("constant", "cosine")
 
-#: the hyperparameters that are settings of the run, not arguments of the optimizer's constructor
-RUN_SETTINGS = ("batch_size", "lr_schedule", "lr_min")
+#: the run settings (:data:`physopt.bench.methods.RUN_SETTINGS`) of a learning-rate schedule
+SCHEDULE_SETTINGS = ("lr_schedule", "lr_min")
 
 
 def validate_schedule(hparams: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from physopt.names import (UnknownNameError, describe, find_entry_point, import_
 from physopt.hig.per_example import BatchDependenceError
 from physopt.validation import all_finite, check_integer, check_number
 
-from .lr_schedule import RUN_SETTINGS, validate_schedule
+from .lr_schedule import SCHEDULE_SETTINGS, validate_schedule
 from .schedule import is_schedule, schedule_method
 
 
@@ -63,17 +63,24 @@ class Method:
 
 
 #: torch.optim's on/off settings (None, where torch allows it, picks its default)
+#: the hyperparameters that are settings of the run, never arguments of the optimizer's constructor: its batch size,
+#: its torch thread count on the CPU (``threads``: an equal-wall-clock comparison can give each optimizer the count
+#: its step is fastest with) and its learning-rate schedule (:mod:`physopt.bench.lr_schedule`)
+RUN_SETTINGS = ("batch_size", "threads") + SCHEDULE_SETTINGS
+
 FLAGS = ("nesterov", "amsgrad", "centered", "maximize", "foreach", "fused", "capturable", "differentiable",
          "decoupled_weight_decay")
 
 
 def validate_hyperparameters(method: str, hparams: dict[str, Any]) -> None:
     """Reject a learning rate that is not a finite number > 0, a batch size that is not an integer >= 1, betas that are
-    not two numbers in [0, 1), an on/off setting (:data:`FLAGS`) that is not a bool and a learning-rate schedule
-    :mod:`physopt.bench.lr_schedule` does not know, with a message naming the method (:mod:`physopt.validation`)."""
+    not two numbers in [0, 1), a thread count that is not an integer >= 1, an on/off setting (:data:`FLAGS`) that is
+    not a bool and a learning-rate schedule :mod:`physopt.bench.lr_schedule` does not know, with a message naming the
+    method (:mod:`physopt.validation`)."""
     try:
         check_number("lr", hparams.get("lr"), low=0, low_inclusive=False, optional=True)
         check_integer("batch_size", hparams.get("batch_size"), low=1, optional=True)
+        check_integer("threads", hparams.get("threads"), low=1, optional=True)
         validate_schedule(hparams)
         betas = hparams.get("betas")
         if betas is not None and not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
@@ -403,6 +410,6 @@ def _trial_step(method: Method, problem: Any, step: StepFn) -> None:
 
 
 def optimizer_arguments(hparams: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters that go to the optimizer: everything except the run's own settings (``batch_size`` and the
-    learning-rate schedule, :data:`physopt.bench.lr_schedule.RUN_SETTINGS`)."""
+    """The hyperparameters that go to the optimizer: everything except the run's own settings (:data:`RUN_SETTINGS`:
+    ``batch_size``, ``threads`` and the learning-rate schedule)."""
     return {k: v for k, v in hparams.items() if k not in RUN_SETTINGS}

@@ -18,6 +18,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from physopt.validation import check_integer
+
 __all__ = ["Phase", "is_schedule", "parse_schedule", "ScheduledStep", "schedule_method"]
 
 _WHEN = re.compile(r"(?P<value>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>s|it)?")
@@ -125,17 +127,20 @@ def schedule_method(name: str, get_method: Callable[[str], Any], method_type: ty
         settings = given.pop("phases", None)
         forced = batch_size or (given.pop("batch_size", None) if settings is None else None)
         given.pop("batch_size", None)
+        threads = given.pop("threads", None)            # the run's thread count (train_run sets it), every phase
         if given:
             raise ValueError(f"the schedule '{canonical}' takes each optimizer's own settings for the problem, not "
                              f"settings of its own (got {', '.join(sorted(given))}); --batch-size sets one batch "
-                             f"size for every phase")
+                             f"size for every phase, --hparam '{canonical}.threads=N' the run's torch threads")
         if settings is None:
             settings = [{"optimizer": m.name, "from": None if i == 0 else p.when,
                          **resolve_hyperparameters(m, problem, None, forced)}
                         for i, (m, p) in enumerate(zip(methods, phases))]
         elif forced:
             settings = [{**s, "batch_size": forced} for s in settings]
-        return {"batch_size": max(int(s["batch_size"]) for s in settings), "phases": settings}
+        check_integer("threads", threads, low=1, optional=True)
+        return {"batch_size": max(int(s["batch_size"]) for s in settings), "phases": settings,
+                **({} if threads is None else {"threads": threads})}
 
     def build(net: nn.Module, problem: Any, hparams: dict[str, Any]) -> ScheduledStep:
         settings = hparams.get("phases") or resolve(problem, None, None)["phases"]

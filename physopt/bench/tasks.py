@@ -18,7 +18,7 @@ from filelock import Timeout
 from .progress import ProgressLike
 from .provenance import same_version
 from .storage import checkpoint_path, load_run, machine_info, machine_label, run_lock, save_run
-from .train import RunResult, held_out_set, train_run
+from .train import RunResult, held_out_set, torch_threads, train_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +142,10 @@ def run_task(task: RunTask, *, blocking: bool = True, progress: ProgressLike = N
                                evaluations=spec["evaluations"], held_out=held_out, progress=progress,
                                checkpoint=None if task.out is None else checkpoint_path(task.out, task.optimizer,
                                                                                          task.seed))
-        result = dataclasses.replace(result, machine=machine_label(machine_info(problem.device)),
-                                     provenance=task.provenance, worker=worker_record(problem.device, task.executor))
+        with torch_threads(spec["hyperparameters"].get("threads")):     # the run's own thread count, if it set one
+            result = dataclasses.replace(result, machine=machine_label(machine_info(problem.device)),
+                                         provenance=task.provenance,
+                                         worker=worker_record(problem.device, task.executor))
         if task.out is not None:
             save_run(task.out, spec, result)
             checkpoint_path(task.out, task.optimizer, task.seed).unlink(missing_ok=True)
@@ -156,7 +158,7 @@ def train_spread(task: RunTask, nproc: int) -> RunResult:
     import tempfile
 
     import torch.multiprocessing as mp
-    threads = max(1, torch.get_num_threads() // nproc)
+    threads = task.spec["hyperparameters"].get("threads") or max(1, torch.get_num_threads() // nproc)
     with tempfile.TemporaryDirectory(prefix="physopt-nproc-") as tmp:
         mp.spawn(_train_rank, args=(nproc, task, tmp, threads), nprocs=nproc, join=True)
         return RunResult.from_json(torch.load(Path(tmp) / "result.pt"))

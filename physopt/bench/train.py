@@ -7,6 +7,7 @@ in ``wall_time_s``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -14,7 +15,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -238,6 +239,20 @@ def _learning_rate_schedule(optimizer: str, step: Any, hp: dict[str, Any],
     return LearningRateSchedule(target, hp["lr_schedule"], hp.get("lr_min"))
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``threads`` torch threads (intra-op, on the CPU), then restore the count; None: as is."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None = None,
               time_budget: float | None = None, batch_size: int | None = None,
               hyperparameters: dict[str, Any] | None = None, evaluations: int = 30, held_out=None,
@@ -264,7 +279,25 @@ def train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None
     gradient or physics update turns NaN/inf stops with ``status = "diverged: ..."``; its weights stay finite.
     ``on_evaluation(iteration, metrics)`` is called after every held-out evaluation (an exception it raises stops the
     run there and propagates: how ``physopt tune`` prunes a trial).
+
+    ``hyperparameters["threads"]`` (a setting of the run, :data:`~physopt.bench.methods.RUN_SETTINGS`): the run
+    trains with that many torch threads (restored afterwards); on a CPU an equal-wall-clock comparison can so give
+    each optimizer the thread count its step is fastest with (``physopt speed --threads 1,2``).
     """
+    threads = check_integer("threads", (hyperparameters or {}).get("threads"), low=1, optional=True)
+    with torch_threads(threads):
+        return _train_run(problem, optimizer, seed, iterations=iterations, time_budget=time_budget,
+                          batch_size=batch_size, hyperparameters=hyperparameters, evaluations=evaluations,
+                          held_out=held_out, progress=progress, on_evaluation=on_evaluation,
+                          process_group=process_group, checkpoint=checkpoint,
+                          checkpoint_every_s=checkpoint_every_s)
+
+
+def _train_run(problem: Any, optimizer: str, seed: int, *, iterations: int | None, time_budget: float | None,
+               batch_size: int | None, hyperparameters: dict[str, Any] | None, evaluations: int, held_out: Any,
+               progress: ProgressLike, on_evaluation: Callable[[int, dict[str, float | None]], None] | None,
+               process_group: Any, checkpoint: Path | None, checkpoint_every_s: float) -> RunResult:
+    """:func:`train_run` with the run's torch threads set."""
     if iterations is None and time_budget is None:
         raise ValueError("give iterations or time_budget (or both)")
     check_integer("iterations", iterations, low=0, optional=True)

@@ -354,3 +354,17 @@ def test_an_interrupted_comparison_summarises_runs_a_worker_saved_after_the_last
     summary = late.finish(report, interrupted=True)
     assert [r["optimizer"] for r in summary["runs"]] == ["adam"]
     assert json.loads((out / "summary.json").read_text())["runs"][0]["optimizer"] == "adam"
+
+
+def test_each_optimizer_can_run_at_its_own_thread_count_and_its_run_file_says_so(tmp_path, cli):
+    code, _, err = cli("compare", "exp", "--optimizers", "adam,sgd", "--iterations", "3", "--threads", "2",
+                       "--hparam", "adam.threads=1", "--out", str(tmp_path), "--quiet")
+    assert code == 0, err
+    runs = {o: json.loads((tmp_path / "runs" / f"{o}_seed0.json").read_text())["result"] for o in ("adam", "sgd")}
+    assert runs["adam"]["worker"]["torch_threads"] == 1 and runs["adam"]["machine"].endswith("1 torch threads")
+    assert runs["sgd"]["worker"]["torch_threads"] == 2 and "threads" not in runs["sgd"]["hyperparameters"]
+    code, _, err = cli("compare", "exp", "--optimizers", "adam,sgd", "--iterations", "3", "--threads", "2",
+                       "--out", str(tmp_path), "--quiet")
+    assert code == 2 and "threads" in err and "--force" in err     # another thread count is another run
+    code, _, err = cli("compare", "exp", "--optimizers", "adam", "--iterations", "3", "--hparam", "adam.threads=0")
+    assert code == 2 and "adam: Invalid threads" in err

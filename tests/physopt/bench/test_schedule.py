@@ -72,6 +72,12 @@ def test_compare_runs_a_schedule_beside_its_parts_and_marks_the_switch(tmp_path,
     code, _, err = cli("compare", "poisson-hig", "--optimizers", "adam>hig@3", "--iterations", "2",
                        "--hparam", "adam>hig@3.lr=1")
     assert code == 2 and "own settings" in err
+    code, _, err = cli("compare", "poisson-hig", "--optimizers", "adam>hig@3", "--iterations", "4",
+                       "--param", "resolution=4", "--hparam", "adam>hig@3.threads=1", "--out", str(tmp_path / "t1"),
+                       "--quiet")                   # the run's thread count is the schedule's own setting
+    assert code == 0, err
+    run = json.loads((tmp_path / "t1" / "runs" / "adam-hig-3_seed0.json").read_text())["result"]
+    assert run["worker"]["torch_threads"] == 1 and run["hyperparameters"]["threads"] == 1
     code, _, err = cli("compare", "poisson-hig", "--optimizers", "adam>hig@x", "--iterations", "2")
     assert code == 2 and "switch point" in err
 

@@ -175,3 +175,26 @@ def test_a_run_interrupted_mid_way_continues_from_its_checkpoint_and_ends_bitwis
     # a checkpoint of another run (another seed) is not taken: that run starts over
     other = train_run(p, optimizer, 2, **common, checkpoint=ckpt, checkpoint_every_s=3600.0)
     assert other.curve[0].iteration == 0 and other.final == train_run(p, optimizer, 2, **common).final
+
+
+def test_a_run_trains_with_its_own_thread_count_and_restores_the_callers(exp, held_out):
+    """``threads`` is a setting of the run (an equal-wall-clock comparison can give each optimizer its fastest
+    count): every step and evaluation runs with it, the caller's count comes back, and it never reaches the
+    optimizer's constructor."""
+    before = torch.get_num_threads()
+    seen = []
+    result = train_run(exp, "adam", 0, iterations=4, batch_size=8, evaluations=2, held_out=held_out,
+                       hyperparameters={"threads": before + 1},
+                       on_evaluation=lambda it, m: seen.append(torch.get_num_threads()))
+    assert seen == [before + 1] * len(result.curve) and torch.get_num_threads() == before
+    assert result.hyperparameters["threads"] == before + 1 and result.status == "ok"
+    with pytest.raises(RuntimeError, match="boom"):      # restored when the run fails too
+        train_run(exp, "adam", 0, iterations=4, held_out=held_out, hyperparameters={"threads": before + 1},
+                  on_evaluation=lambda it, m: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "two"])
+def test_a_thread_count_that_is_not_a_positive_integer_is_refused(exp, threads):
+    with pytest.raises(ValueError, match="Invalid threads"):
+        train_run(exp, "adam", 0, iterations=1, hyperparameters={"threads": threads})
