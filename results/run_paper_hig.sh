@@ -5,8 +5,9 @@
 # into results/paper-cpu/<problem>/:
 #   oscillators:    adam, adagrad (the best first-order method at 60 s), gn, hig          (~2 hours)
 #                   each at its faster torch thread count: Adam's and Adagrad's small steps make ~1.4x more
-#                   steps in 600 s on one thread than on two, HIG's and GN's are faster on two
-#                   (results/paper-cpu/oscillators-threads, and the runs' iteration counts)
+#                   steps in 600 s on one thread than on two; HIG's makes as many on one as on two (a few more on
+#                   two), so HIG and GN (the same Jacobian) keep two
+#                   (results/paper-cpu/oscillators-threads: speed.txt, and the same runs at the other count)
 #   quantum-dipole: adam, adagrad, rmsprop, gn, hig; adagrad's and rmsprop's rates re-tuned for 600 s first
 #                   (3 rates each around the 30 s choice, 600 s per candidate: results/tune-600s/)   (~3.5 hours)
 #   poisson-hig:    adam, hig, and adam>hig@300s (the paper's "HIG after Adam pre-training")     (~1.5 hours)
@@ -22,7 +23,10 @@ for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
             --out results/paper-cpu/oscillators-threads --quiet
         physopt compare oscillators --preset paper --optimizers adam,adagrad,gn,hig --seeds 0,1,2 --device cpu \
             --hparam adam.threads=1 --hparam adagrad.threads=1 \
-            --hparam hig.compile_physics=true --hparam gn.compile_physics=true --out results/paper-cpu/oscillators ;;
+            --hparam hig.compile_physics=true --hparam gn.compile_physics=true --out results/paper-cpu/oscillators
+        # the check: the same runs at the other thread count (Adam and Adagrad on two, HIG on one)
+        physopt compare oscillators --preset paper --optimizers adam,adagrad,hig --seeds 0,1,2 --device cpu \
+            --hparam hig.threads=1 --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-threads ;;
     quantum-dipole)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.03,0.1,0.3 --time-budget 600 --device cpu \
             --out results/tune-600s --quiet
