@@ -59,7 +59,10 @@ class WorkerProgress(NoProgress):
         self.label, self.total, self.last = "", "", 0.0
 
     def _write(self, line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+        # one write of the whole line: print() writes the text and its newline separately, and two workers' lines
+        # on one stderr then interleave ("adam seed 0 started  exp: sgd seed 0 started\n\n")
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     def log(self, message: str) -> None:
         self._write(f"  {self.prefix}: {message.strip()}")

@@ -1,7 +1,10 @@
 """Progress of long commands: plain lines for logs, a tqdm bar on a terminal, silence when asked."""
+import sys
+
 import pytest
 
-from physopt.bench.progress import BarProgress, LineProgress, NoProgress, as_progress, terminal_progress
+from physopt.bench.progress import (BarProgress, LineProgress, NoProgress, WorkerProgress, as_progress,
+                                   terminal_progress)
 
 
 def test_plain_lines_name_the_run_its_iteration_time_and_metrics():
@@ -51,3 +54,19 @@ def test_a_worker_names_its_problem_says_when_a_run_starts_and_reports_at_most_e
     progress.update(5, 0.5, "loss 0.5")
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["  heat: adam seed 1 started", "  heat: adam seed 1  it 5/100  0.5s  loss 0.5"]
+
+
+def test_a_worker_writes_each_line_whole_so_two_workers_on_one_stderr_never_share_a_line(monkeypatch):
+    """print() writes a line's text and its newline separately; two workers' lines then interleaved."""
+    writes = []
+
+    class Recorder:
+        def write(self, text):
+            writes.append(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Recorder())
+    WorkerProgress("exp").start("adam seed 0", None, 8.0)
+    assert writes == ["  exp: adam seed 0 started\n"]
