@@ -29,7 +29,7 @@ for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
             --hparam hig.threads=1 --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-threads ;;
     quantum-dipole)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.03,0.1,0.3 --time-budget 600 --device cpu \
-            --out results/tune-600s --quiet
+            --hparam adagrad.threads=1 --out results/tune-600s --quiet
         physopt tune quantum-dipole --optimizer rmsprop --lrs 1e-3,3e-3,1e-2 --time-budget 600 --device cpu \
             --out results/tune-600s --quiet
         physopt compare quantum-dipole --preset paper --optimizers adam,adagrad,rmsprop,gn,hig --seeds 0,1,2 \
