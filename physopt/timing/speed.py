@@ -26,6 +26,7 @@ from physopt.bench.methods import (Diverged, canonical_optimizers, check_setting
 from physopt.bench.progress import ProgressLike, as_progress
 from physopt.bench.table import Column, format_table, text_column
 from physopt.bench.train import torch_threads
+from physopt.validation import check_integer
 
 from .kernel import run_isolated, skipped_row, time_call, timing_row
 
@@ -35,7 +36,7 @@ def time_one(problem: Any, name: str, repeats: int, batch_size: int | None = Non
     """Median seconds per training iteration and peak extra bytes of optimizer ``name`` on ``problem`` (with the
     ``hyperparameters`` overrides; a ``threads`` among them sets the torch threads, as in a run)."""
     method = get_method(name)
-    overrides = {**(hyperparameters or {}), **({"batch_size": batch_size} if batch_size else {})}
+    overrides = {**({"batch_size": batch_size} if batch_size else {}), **(hyperparameters or {})}   # --hparam wins
     hp = resolve_hyperparameters(method, problem, overrides or None)
     if hyperparameters:
         check_settings(method, problem, hp)              # an unknown or ill-typed setting: one clear line
@@ -71,8 +72,8 @@ def time_in_preset(problem: str, preset: str, optimizer: str, repeats: int, devi
     from problems import get_preset, get_problem, import_modules
     import_modules(imports)
     p = get_preset(problem, preset)
-    batch = None if "batch_size" in (hyperparameters or {}) else p.batch_size
-    return time_one(get_problem(problem, device=device, **p.config), optimizer, repeats, batch, hyperparameters)
+    return time_one(get_problem(problem, device=device, **p.config), optimizer, repeats, p.batch_size,
+                    hyperparameters)
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -110,9 +111,7 @@ def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", r
     names = list(problems) if problems else list_problems()
     for name in optimizers or ():
         get_method(name)                                  # an unknown name fails before anything is timed
-    counts = list(threads) if threads else [torch.get_num_threads()]
-    if any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in counts):
-        raise ValueError(f"threads takes integers >= 1 (torch threads), got {counts}")
+    counts = [check_integer("threads", t, low=1) for t in threads] if threads else [torch.get_num_threads()]
     plans = [(name, get_preset(name, preset), list(optimizers or canonical_optimizers(problem_class(name))))
              for name in names]
     settings = hyperparameters or {}
@@ -139,8 +138,7 @@ def run_speed(problems: Sequence[str] | None = None, preset: str = "standard", r
                 for o in names_here:
                     hp = settings.get(o)
                     measured.append(time_one_isolated(name, preset, o, repeats, str(device), hp) if isolated
-                                    else time_one(problem, o, repeats, None if hp and "batch_size" in hp
-                                                  else p.batch_size, hp))
+                                    else time_one(problem, o, repeats, p.batch_size, hp))
                     report.update(len(rows) + len(measured), time.perf_counter() - start,
                                   f"{name} {o} ({count} threads)")
         rows += add_ratios(measured)
