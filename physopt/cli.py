@@ -304,7 +304,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from problems import get_problem
 
-    from .bench.tune import check_tuning_target, format_tuning, tune, write_tuning
+    from .bench.tune import check_tuning_target, format_tuning, tune, tuning_path, write_tuning
 
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
@@ -326,18 +326,36 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if method.needs_inverse and not problem.has_inverse:
         raise ValueError(f"optimizer '{optimizer}' needs an inverse update, which problem '{problem.name}' does not "
                          f"define")
-    check_settings(method, problem, resolve_hyperparameters(method, problem, {**hyperparameters, "lr": lrs[0]}))
+    resolved = resolve_hyperparameters(method, problem, {**hyperparameters, "lr": lrs[0]}, args.batch_size)
+    check_settings(method, problem, resolved)
+    reuse, save = [], None
     if args.out:
-        check_tuning_target(args.out, problem.name, optimizer, {"seed": args.seed, "iterations": args.iterations,
-                                                                "time_budget_s": args.time_budget, "lrs": lrs},
-                            force=args.force)
+        import dataclasses
+        settings = {"seed": args.seed, "iterations": args.iterations, "time_budget_s": args.time_budget,
+                    "validation_size": problem.benchmark.held_out_size, "config": dataclasses.asdict(problem.config),
+                    "device": str(problem.device),
+                    "hyperparameters": {k: v for k, v in resolved.items() if k != "lr"}, "lrs": lrs}
+        reuse = check_tuning_target(args.out, problem.name, optimizer, settings, force=args.force,
+                                    legacy_config=default_config(problem))
+        command = command_line(args)
+        save = lambda partial: write_tuning(args.out, partial, command)  # noqa: E731  (after every candidate)
     result = tune(problem, optimizer, lrs, iterations=args.iterations, time_budget=args.time_budget,
                   seed=args.seed, batch_size=args.batch_size, hyperparameters=hyperparameters,
-                  progress=progress_for(args))
+                  progress=progress_for(args), reuse=reuse, save=save)
     print(format_tuning(result))
     if args.out:
-        print(f"wrote {write_tuning(args.out, result, command_line(args))}")
+        print(f"wrote {tuning_path(args.out, problem.name, optimizer)}")
     return 0
+
+
+def default_config(problem: Any) -> dict[str, Any] | None:
+    """The problem's config with no ``--param``: what a tuning file of before configs were recorded was made with
+    when its command gave none (None when the config class has no defaults)."""
+    import dataclasses
+    try:
+        return dataclasses.asdict(type(problem.config)())
+    except TypeError:
+        return None
 
 
 def tune_space(args: argparse.Namespace) -> int:
@@ -782,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_slurm(u)
     add_device(u)
     add_out(u, "runs/tune", "PROBLEM_OPTIMIZER.json/.txt ('' to skip; the committed ones are in results/tune)")
-    add_force(u, "a tuning file in --out made with other settings")
+    add_force(u, "a tuning file in --out made with other settings, reusing none of its candidates")
     add_quiet(u)
 
     r = _command(sub, "report", cmd_report, "regenerate RESULTS/README.md from the summary.json files under RESULTS",

@@ -436,6 +436,9 @@ def settings_from_file(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ValueError(f"--hparam-file {path}: no trial of that study finished with a finite score")
         settings = dict(best["settings"])
     elif "best_lr" in data:
+        if data.get("complete") is False:
+            raise ValueError(f"--hparam-file {path}: that tuning is unfinished ({len(data['rows'])} of "
+                             f"{len(data['lrs'])} rates): run its command again to finish it")
         if data["best_lr"] is None:
             raise ValueError(f"--hparam-file {path}: every learning rate of that tuning diverged")
         settings = {"lr": data["best_lr"]}

@@ -48,3 +48,62 @@ def test_a_shorter_tuning_never_replaces_a_recorded_one_without_force(tmp_path, 
     assert (tmp_path / "exp_adam.json").read_bytes() == recorded
     assert cli(*[a if a != "3" else "1" for a in args], "--force")[0] == 0
     assert json.loads((tmp_path / "exp_adam.json").read_text())["iterations"] == 1
+
+
+def test_a_longer_grid_reuses_the_recorded_candidates_and_trains_only_the_new_rates(tmp_path, cli):
+    args = ["tune", "exp", "--optimizer", "adam", "--iterations", "3", "--batch-size", "8", "--device", "cpu",
+            "--out", str(tmp_path), "--quiet"]
+    assert cli(*args, "--lrs", "1e-3,1e-2")[0] == 0
+    first = {r["lr"]: r for r in json.loads((tmp_path / "exp_adam.json").read_text())["rows"]}
+    code, out, err = cli(*args, "--lrs", "1e-4,1e-3,1e-2")
+    assert code == 0, err
+    result = json.loads((tmp_path / "exp_adam.json").read_text())
+    assert [r["lr"] for r in result["rows"]] == [1e-4, 1e-3, 1e-2] and result["complete"] is True
+    for lr in (1e-3, 1e-2):                         # the same rows (a retrained one would differ in its wall time)
+        row = next(r for r in result["rows"] if r["lr"] == lr)
+        assert row["wall_time_s"] == first[lr]["wall_time_s"] and row["from_commit"] == result["provenance"][
+            "git_commit"]
+    assert "from_commit" not in result["rows"][0]   # trained by this command
+    assert result["best_lr"] == min(result["rows"], key=lambda r: r["score"])["lr"]
+
+
+def test_a_grid_that_leaves_recorded_rates_out_or_other_settings_are_refused_and_the_file_kept(tmp_path, cli):
+    args = ["tune", "exp", "--optimizer", "adam", "--iterations", "2", "--device", "cpu", "--out", str(tmp_path),
+            "--quiet"]
+    assert cli(*args, "--lrs", "1e-3,1e-2")[0] == 0
+    recorded = (tmp_path / "exp_adam.json").read_bytes()
+    code, _, err = cli(*args, "--lrs", "1e-2,1e-1")
+    assert code == 2 and "lr 0.001, which --lrs leaves out" in err and "--force" in err
+    code, _, err = cli(*args, "--lrs", "1e-3,1e-2", "--hparam", "adam.lr_schedule=cosine")
+    assert code == 2 and "hyperparameters" in err and "cosine" in err
+    code, _, err = cli(*args, "--lrs", "1e-3,1e-2", "--batch-size", "4")
+    assert code == 2 and "'batch_size': 4" in err
+    assert (tmp_path / "exp_adam.json").read_bytes() == recorded
+
+
+def test_an_interrupted_tuning_keeps_its_finished_candidates_and_the_same_command_finishes_it(tmp_path, cli,
+                                                                                             monkeypatch):
+    import physopt.bench.tune as tune_module
+    from physopt.bench.study import settings_from_file
+    real, calls = tune_module.train_run, []
+
+    def crash_on_the_second(*a, **k):
+        calls.append(k["hyperparameters"]["lr"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tune_module, "train_run", crash_on_the_second)
+    args = ["tune", "exp", "--optimizer", "adam", "--lrs", "1e-3,1e-2", "--iterations", "2", "--device", "cpu",
+            "--out", str(tmp_path), "--quiet"]
+    code, _, err = cli(*args)
+    assert code == 130 and "run the same command again to resume" in err
+    partial = json.loads((tmp_path / "exp_adam.json").read_text())
+    assert partial["complete"] is False and [r["lr"] for r in partial["rows"]] == [1e-3]
+    assert "1 of 2 candidates so far" in (tmp_path / "exp_adam.txt").read_text()
+    with pytest.raises(ValueError, match="unfinished"):     # its best so far is no tuning result
+        settings_from_file(tmp_path / "exp_adam.json")
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert calls == [1e-3, 1e-2, 1e-2]                       # only the missing rate trained the second time
+    assert settings_from_file(tmp_path / "exp_adam.json")["adam"]["lr"] in (1e-3, 1e-2)
