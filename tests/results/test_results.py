@@ -6,6 +6,7 @@ different outcomes makes them fail, which is the point: the README must then be 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -112,6 +113,26 @@ def test_on_oscillators_each_optimizer_ran_at_its_thread_count_and_the_other_cou
     for name in ("adam", "adagrad"):
         assert all(steps[(name, True)][seed] > steps[(name, False)][seed] for seed in SEEDS), name
     assert all(steps[("hig", True)][seed] >= steps[("hig", False)][seed] for seed in (1, 2))
+
+
+def lowest(loss: dict[str, dict[int, float]], seed: int | None = None) -> str:
+    """The optimizer with the lowest final loss in ``seed`` (None: the mean over the seeds); a diverged run (no finite
+    final value) is never the lowest."""
+    def value(name: str) -> float:
+        values = [loss[name].get(s, math.nan) for s in (SEEDS if seed is None else [seed])]
+        return sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.inf
+    return min(loss, key=value)
+
+
+def test_which_optimizer_ends_lowest_at_the_papers_600_seconds_is_what_the_readme_says():
+    """The README: at 600 s on oscillators HIG ends lowest of every optimizer run there, in every seed; on
+    quantum-dipole HIG ends lowest in the mean but not in every seed (Gauss-Newton lower in one)."""
+    oscillators = final_values(summary("paper-cpu/oscillators"), "loss")
+    assert {"adam", "adagrad", "gn", "hig"} <= set(oscillators)
+    assert [lowest(oscillators, seed) for seed in SEEDS] == ["hig"] * 3
+    dipole = final_values(summary("paper-cpu/quantum-dipole"), "loss")
+    assert {"adam", "gn", "hig"} <= set(dipole)
+    assert lowest(dipole) == "hig" and [lowest(dipole, seed) for seed in SEEDS] == ["hig", "gn", "hig"]
 
 
 def test_adam_ends_lowest_on_poisson_hig_at_the_papers_600_second_budget():
