@@ -150,7 +150,7 @@ def test_tune_with_an_import_path_optimizer_writes_one_file_and_never_replaces_i
                                                                    "ramp_fancyphys-HalfSGD.txt"]
     other = physopt(site, tmp_path, "tune", "ramp", "--optimizer", "fancyphys:HalfSGD", "--lrs", "1e-3",
                     "--iterations", "1", "--out", "tn", "--quiet")
-    assert other.returncode == 2 and "holds a tuning made with other settings" in other.stderr, other.stderr
+    assert other.returncode == 2 and "lr 0.01, which --lrs leaves out" in other.stderr, other.stderr
 
 
 def test_the_console_script_finds_a_module_in_the_current_directory(site, tmp_path):
