@@ -304,7 +304,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from problems import get_problem
 
-    from .bench.tune import check_tuning_target, format_tuning, tune, tuning_path, write_tuning
+    from .bench.tune import check_tuning_target, format_tuning, tune, tuning_path, tuning_settings, write_tuning
 
     if args.iterations is None and args.time_budget is None:
         raise ValueError("give --iterations N or --time-budget SECONDS (or both)")
@@ -330,10 +330,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_settings(method, problem, resolved)
     reuse, save = [], None
     if args.out:
-        import dataclasses
-        settings = {"seed": args.seed, "iterations": args.iterations, "time_budget_s": args.time_budget,
-                    "validation_size": problem.benchmark.held_out_size, "config": dataclasses.asdict(problem.config),
-                    "device": str(problem.device),
+        settings = {**tuning_settings(problem, seed=args.seed, iterations=args.iterations,
+                                      time_budget=args.time_budget),
                     "hyperparameters": {k: v for k, v in resolved.items() if k != "lr"}, "lrs": lrs}
         reuse = check_tuning_target(args.out, problem.name, optimizer, settings, force=args.force,
                                     legacy_config=default_config(problem))

@@ -44,6 +44,16 @@ def validation_set(problem: Any, size: int | None = None):
     return problem.sample(n, torch.Generator().manual_seed(VALIDATION_SEED))
 
 
+def tuning_settings(problem: Any, *, seed: int, iterations: int | None, time_budget: float | None,
+                    validation_size: int | None = None) -> dict[str, Any]:
+    """What a learning-rate tuning of ``problem`` is scored under, as its file records it (and as
+    :func:`check_tuning_target` compares it before a recorded tuning is continued): seed, iteration and time budget,
+    validation size, the problem's config and device."""
+    return {"seed": seed, "iterations": iterations, "time_budget_s": time_budget,
+            "validation_size": validation_size if validation_size is not None else problem.benchmark.held_out_size,
+            "config": dataclasses.asdict(problem.config), "device": str(problem.device)}
+
+
 def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int | None = None,
          time_budget: float | None = None, seed: int = 0, batch_size: int | None = None,
          hyperparameters: dict[str, Any] | None = None, validation_size: int | None = None,
@@ -63,14 +73,13 @@ def tune(problem: Any, optimizer: str, lrs: Sequence[float], *, iterations: int 
         raise ValueError(f"the learning rates must be distinct, got {repeated} more than once (each candidate trains "
                          f"once)")
     check_seed(seed)
-    n = validation_size if validation_size is not None else problem.benchmark.held_out_size
-    validation = validation_set(problem, n)
+    settings = tuning_settings(problem, seed=seed, iterations=iterations, time_budget=time_budget,
+                               validation_size=validation_size)
+    validation = validation_set(problem, settings["validation_size"])
     report = as_progress(progress)
     earlier = {row["lr"]: row for row in reuse}
     rows: list[dict[str, Any]] = []
-    header = {"problem": problem.name, "optimizer": optimizer, "seed": seed, "iterations": iterations,
-              "time_budget_s": time_budget, "validation_seed": VALIDATION_SEED, "validation_size": n,
-              "config": dataclasses.asdict(problem.config), "device": str(problem.device),
+    header = {"problem": problem.name, "optimizer": optimizer, **settings, "validation_seed": VALIDATION_SEED,
               "fixed": fixed_settings({k: v for k, v in (hyperparameters or {}).items() if k != "lr"}),
               "lrs": list(lrs)}
     for lr in lrs:
@@ -105,8 +114,10 @@ def format_tuning(result: dict[str, Any]) -> str:
                      f"{r['status'].split(':')[0]}{mark}"
                      + (f"  (trained at commit {str(r['from_commit'])[:10]})" if r.get("from_commit") else ""))
     best, complete = result["best_lr"], result.get("complete", True)
-    lines.append("" if best is None else
-                 f"\nbest lr {'' if complete else 'so far '}for {result['optimizer']} on {result['problem']}: {best:g} "
+    if best is not None and not complete:
+        lines.append(f"\nbest lr so far for {result['optimizer']} on {result['problem']}: {best:g}")
+    elif best is not None:
+        lines.append(f"\nbest lr for {result['optimizer']} on {result['problem']}: {best:g} "
                  f"(use it with: physopt compare {result['problem']} --optimizers {result['optimizer']} "
                  f"--hparam {result['optimizer']}.lr={best:g}"
                  + "".join(f" --hparam {result['optimizer']}.{k}={cli_value(v)}"

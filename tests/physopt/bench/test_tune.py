@@ -100,7 +100,9 @@ def test_an_interrupted_tuning_keeps_its_finished_candidates_and_the_same_comman
     assert code == 130 and "run the same command again to resume" in err
     partial = json.loads((tmp_path / "exp_adam.json").read_text())
     assert partial["complete"] is False and [r["lr"] for r in partial["rows"]] == [1e-3]
-    assert "1 of 2 candidates so far" in (tmp_path / "exp_adam.txt").read_text()
+    unfinished = (tmp_path / "exp_adam.txt").read_text()
+    assert "1 of 2 candidates so far" in unfinished and "best lr so far for adam on exp: 0.001" in unfinished
+    assert "physopt compare" not in unfinished              # no rate is suggested before the tuning is finished
     with pytest.raises(ValueError, match="unfinished"):     # its best so far is no tuning result
         settings_from_file(tmp_path / "exp_adam.json")
     code, out, err = cli(*args)
