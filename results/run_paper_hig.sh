@@ -4,6 +4,7 @@
 # 'supplied' engine, for HIG and GN; on oscillators the physics under torch.compile, compiled within the budget),
 # into results/paper-cpu/<problem>/:
 #   oscillators:    adam, adagrad (the best first-order method at 60 s), gn, hig          (~2 hours)
+#                   and adam, hig with cosine-decaying rates (results/paper-cpu/oscillators-cosine, ~1 hour)
 #                   each at its faster torch thread count: Adam's and Adagrad's small steps make ~1.4x more
 #                   steps in 600 s on one thread than on two; HIG's makes as many on one as on two (a few more on
 #                   two), so HIG and GN (the same Jacobian) keep two
@@ -28,7 +29,11 @@ for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
             --hparam hig.compile_physics=true --hparam gn.compile_physics=true --out results/paper-cpu/oscillators
         # the check: the same runs at the other thread count (Adam and Adagrad on two, HIG on one)
         physopt compare oscillators --preset paper --optimizers adam,adagrad,hig --seeds 0,1,2 --device cpu \
-            --hparam hig.threads=1 --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-threads ;;
+            --hparam hig.threads=1 --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-threads
+        # a decaying rate for both (HIG at lr 1 plateaus at 2-3e-5 from ~80 s on in seeds 1 and 2): cosine over 600 s
+        physopt compare oscillators --preset paper --optimizers adam,hig --seeds 0,1,2 --device cpu \
+            --hparam adam.threads=1 --hparam adam.lr_schedule=cosine --hparam hig.lr_schedule=cosine \
+            --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-cosine ;;
     quantum-dipole)
         # (a tuning reuses the candidates its file already holds: 0.01 was added after 0.03 came out best)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.01,0.03,0.1,0.3 --time-budget 600 --device cpu \
