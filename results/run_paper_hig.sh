@@ -33,7 +33,11 @@ for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
         # a decaying rate for both (HIG at lr 1 plateaus at 2-3e-5 from ~80 s on in seeds 1 and 2): cosine over 600 s
         physopt compare oscillators --preset paper --optimizers adam,hig --seeds 0,1,2 --device cpu \
             --hparam adam.threads=1 --hparam adam.lr_schedule=cosine --hparam hig.lr_schedule=cosine \
-            --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-cosine ;;
+            --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-cosine
+        # HIG's rate for 600 s, tuned on seed 3 (outside the compare's seeds; lr 1 is the paper's): next, Adam's the
+        # same way, then the 3-seed compare at both tuned rates (not run yet)
+        physopt tune oscillators --optimizer hig --lrs 1,2,4 --seed 3 --time-budget 600 --device cpu \
+            --hparam hig.compile_physics=true --out results/tune-600s --quiet ;;
     quantum-dipole)
         # (a tuning reuses the candidates its file already holds: 0.01 was added after 0.03 came out best)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.01,0.03,0.1,0.3 --time-budget 600 --device cpu \
