@@ -131,20 +131,22 @@ def test_which_optimizer_ends_lowest_at_the_papers_600_seconds_is_what_the_readm
     oscillators = final_values(summary("paper-cpu/oscillators"), "loss")
     assert {"adam", "adagrad", "gn", "hig"} <= set(oscillators)
     assert [lowest(oscillators, seed) for seed in SEEDS] == ["hig"] * 3
-    dipole = final_values(summary("paper-cpu/quantum-dipole"), "loss")
+    recorded = summary("paper-cpu/quantum-dipole")
+    dipole = final_values(recorded, "loss")
     assert {"adam", "adagrad", "rmsprop", "gn", "hig"} <= set(dipole)
     for first_order in ("adagrad", "rmsprop"):                  # at the rate their 600 s tuning found
         tuning = json.loads((RESULTS / "tune-600s" / f"quantum-dipole_{first_order}.json").read_text())
         assert tuning["complete"] and tuning["time_budget_s"] == 600
-        assert summary("paper-cpu/quantum-dipole")["hyperparameters"][first_order]["lr"] == tuning["best_lr"]
+        assert recorded["hyperparameters"][first_order]["lr"] == tuning["best_lr"]
     assert lowest(dipole) == "hig" and [lowest(dipole, seed) for seed in SEEDS] == ["hig", "gn", "hig"]
 
 
 def test_a_cosine_decaying_rate_leaves_adam_and_hig_higher_on_oscillators_at_600_seconds_in_every_seed():
     """docs/benchmarks.md: annealing both rates to 0 over the 600 s ends both higher than their constant rates, in
     every seed, and HIG is tenfold below Adam in the same seeds either way (seed 0 only)."""
-    cosine, constant = (final_values(summary(f"paper-cpu/{d}"), "loss") for d in ("oscillators-cosine", "oscillators"))
-    assert all(h["lr_schedule"] == "cosine" for h in summary("paper-cpu/oscillators-cosine")["hyperparameters"].values())
+    scheduled = summary("paper-cpu/oscillators-cosine")
+    cosine, constant = final_values(scheduled, "loss"), final_values(summary("paper-cpu/oscillators"), "loss")
+    assert all(h["lr_schedule"] == "cosine" for h in scheduled["hyperparameters"].values())
     for name in ("adam", "hig"):
         assert all(cosine[name][seed] > constant[name][seed] for seed in SEEDS), name
     for loss in (cosine, constant):
