@@ -519,14 +519,18 @@ def cmd_pde_control(args: argparse.Namespace) -> int:
     import torch
 
     from .bench.pde_control import PLANS, run_table
-    from .timing.pde_control import time_inference
+    from .timing.pde_control import check_graph_device, time_inference
     torch.set_num_threads(args.threads)
     plan = names(args.plan, tuple(PLANS), "plan")[0]
     seeds = int_list(args.seeds, "--seeds", minimum=0)
     device = resolve_device(args.timing_device)
-    timer = None if args.no_timing else (lambda *a: time_inference(*a, device=device))
+    if args.cuda_graphs:
+        if args.no_timing:
+            raise ValueError("--cuda-graphs is a way of timing inference: leave out --no-timing")
+        check_graph_device(device)   # before hours of training, not after
+    timer = None if args.no_timing else (lambda *a: time_inference(*a, device=device, graphs=args.cuda_graphs))
     data = run_table(args.out, plan, seeds, command=command_line(args), log=(lambda m: None) if args.quiet else log,
-                     timer=timer, timing_device=str(device))
+                     timer=timer, timing_device=str(device), timing_graphs=args.cuda_graphs)
     from .bench.pde_control import table_markdown
     print(table_markdown(data))
     return 0
@@ -907,6 +911,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "beside other work is not comparable)")
     pc.add_argument("--timing-device", default="cpu", help="device of the inference timing (training and evaluation "
                     "run on the CPU): cpu, cuda, cuda:N or auto")
+    pc.add_argument("--cuda-graphs", action="store_true", help="time each scheme captured once in a CUDA graph and "
+                    "replayed, and shooting with one iteration captured and replayed per iteration (no kernel "
+                    "launch cost on either side; needs a CUDA --timing-device)")
     add_out(pc, "results/pde-control", "stage checkpoints (seed<S>/), table1.json, table1.md and fig4.png")
     add_quiet(pc)
 

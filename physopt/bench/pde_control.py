@@ -65,6 +65,10 @@ PAPER_TABLE1 = {
     "staggered/supervised": (34.3, 1.1, 1.15), "staggered/diff-physics": (15.3, 0.7, 1.15),
     "refined/diff-physics": (14.2, 0.7, 3.05), "shooting/60": (15.3, 1.6, 52.7), "shooting/300": (10.2, 1.9, 264.0)}
 
+#: how the table says its times are CUDA-graph replays (``physopt pde-control --cuda-graphs``)
+GRAPHS_NOTE = (", each scheme captured once in a CUDA graph and replayed, shooting with one iteration captured and "
+               "replayed per iteration")
+
 #: the table's rows: (key, label)
 ROWS = [("cfe-chain/supervised", "CFE chain, supervised"), ("cfe-chain/diff-physics", "CFE chain, diff. physics"),
         ("staggered/supervised", "staggered, supervised"), ("staggered/diff-physics", "staggered, diff. physics"),
@@ -199,7 +203,7 @@ Timer = Callable[[Any, ControlSetup, dict[str, tuple[str, nn.Module]], TablePlan
 
 def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[int] = (0,), *,
               command: str | None = None, log: Callable[[str], None] = print,
-              timer: Timer | None = None, timing_device: str = "cpu") -> dict[str, Any]:
+              timer: Timer | None = None, timing_device: str = "cpu", timing_graphs: bool = False) -> dict[str, Any]:
     """Train (or load) every stage for each seed, evaluate on the held-out tasks, time inference with ``timer``
     (:func:`physopt.timing.pde_control.time_inference`; None: no times) on the last seed's models and write
     OUT/table1.json, OUT/table1.md and OUT/fig4.png. Returns the table's data."""
@@ -225,6 +229,7 @@ def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[in
             "force_integral": {str(s): rows for s, rows in per_seed.items()}, "inference_ms": timings,
             "inference_device": (machine_info(torch.device(timing_device)).get("gpu") or "the CPU")
             if timings else None,
+            "inference_graphs": bool(timings) and timing_graphs,
             "paper": {k: {"force": v[0], "spread": v[1], "ms": v[2]} for k, v in PAPER_TABLE1.items()},
             "training_seconds": {str(s): {k: h["seconds"] for k, h in hs.items()} for s, hs in histories.items()}}
     atomic_write(out / "table1.json", json.dumps(data, indent=1))
@@ -257,8 +262,8 @@ def table_markdown(data: dict[str, Any]) -> str:
     lines = [*markdown_header("PDE control, Burgers: Table 1 re-measured", data),
              f"Force integral sum_t sum_x |F_t(x)| per task, mean over {data['plan']['held_out']} held-out tasks "
              f"(seeds {', '.join(map(str, seeds))}; +- {spread}). Inference: milliseconds per task, "
-             f"{data['plan']['held_out']} tasks in one batch on {data.get('inference_device') or 'the CPU'} "
-             f"(paper: a GTX 1080 Ti).", "",
+             f"{data['plan']['held_out']} tasks in one batch on {data.get('inference_device') or 'the CPU'}"
+             f"{GRAPHS_NOTE if data.get('inference_graphs') else ''} (paper: a GTX 1080 Ti).", "",
              "| scheme, loss | force integral | per seed | inference ms | paper: force | paper: ms |",
              "|---|---|---|---|---|---|"]
     shooting = [(f"shooting/{its}", f"iterative optim., {its} its") for its in data["plan"]["shooting_iterations"]]

@@ -1,40 +1,120 @@
 """Inference time per task of the PDE-control schemes and of single shooting (the paper's Table 1, right column),
-on the shared timing kernel: all held-out tasks in one batch, milliseconds per task."""
+on the shared timing kernel: all held-out tasks in one batch, milliseconds per task.
+
+On a CUDA device, ``graphs=True`` times each call captured once in a CUDA graph and replayed
+(:class:`torch.cuda.CUDAGraph`): a scheme is one graph; shooting captures one iteration (trajectory, backward and a
+``capturable`` Adam step) and replays it per iteration, so both sides lose the per-kernel launch cost alike."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from physopt.bench.pde_control import TablePlan
 from problems.pde_control.schemes import execute
 from problems.pde_control.setup import ControlSetup
-from problems.pde_control.training import shoot
+from problems.pde_control.training import shoot, shooting_loss, shooting_trajectory
 
 from .kernel import time_call
 
-__all__ = ["time_inference"]
+__all__ = ["time_inference", "cuda_graph", "graphed_shooting", "check_graph_device"]
 
 
 def time_inference(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]],
-                   plan: TablePlan, device: str | torch.device = "cpu") -> dict[str, float]:
+                   plan: TablePlan, device: str | torch.device = "cpu", *, graphs: bool = False) -> dict[str, float]:
     """Median milliseconds per task of every model's scheme and of shooting for each iteration count, all held-out
-    tasks in one batch on ``device`` (the models are copied there)."""
+    tasks in one batch on ``device`` (the models are copied there); ``graphs``: replays of CUDA graphs (CUDA
+    only, see the module's docstring)."""
     device = torch.device(device)
+    if graphs:
+        check_graph_device(device)
     initial, target = test.initial.to(device), test.target.to(device)
     tasks = initial.shape[0]
-    calls: dict[str, Any] = {}
+    builders: dict[str, Callable[[], Callable[[], Any]]] = {}
     for key, (scheme, model) in models.items():
         on_device = copy.deepcopy(model).to(device)
-        calls[key] = lambda scheme=scheme, model=on_device: execute(scheme, model, initial, target, setup)
+
+        def build(scheme: str = scheme, model: nn.Module = on_device) -> Callable[[], Any]:
+            run = lambda: execute(scheme, model, initial, target, setup)  # noqa: E731
+            return cuda_graph(run, device) if graphs else run
+        builders[key] = build
     for its in plan.shooting_iterations:
-        calls[f"shooting/{its}"] = lambda its=its: shoot(initial, target, setup, its, plan.shooting_lr)
+        builders[f"shooting/{its}"] = (
+            (lambda its=its: graphed_shooting(initial, target, setup, its, plan.shooting_lr)) if graphs else
+            (lambda its=its: lambda: shoot(initial, target, setup, its, plan.shooting_lr)))
     times = {}
-    for key, fn in calls.items():
+    for key, build in builders.items():
         grad = torch.enable_grad() if key.startswith("shooting") else torch.no_grad()
         with grad:
-            timing = time_call(fn, device, min_runs=3)
+            timing = time_call(build(), device, min_runs=3)
         times[key] = 1e3 * timing.median_s / tasks
     return times
+
+
+def check_graph_device(device: torch.device) -> None:
+    """CUDA graphs exist on CUDA devices only: a clear error for any other."""
+    if device.type != "cuda":
+        raise ValueError(f"CUDA graphs need a CUDA timing device, got '{device}': give --timing-device cuda, or "
+                         f"leave out --cuda-graphs")
+
+
+def cuda_graph(fn: Callable[[], Any], device: torch.device | str, warmup: int = 3) -> Callable[[], Any]:
+    """Capture ``fn()`` (whose inputs stay where they are) in a CUDA graph after ``warmup`` calls on a side stream;
+    returns a call that replays the graph and returns the captured output (overwritten by each replay)."""
+    device = torch.device(device)
+    check_graph_device(device)
+    graph, output = _capture(fn, device, warmup)
+
+    def replay() -> Any:
+        graph.replay()
+        return output
+    return replay
+
+
+def graphed_shooting(initial: Tensor, target: Tensor, setup: ControlSetup, iterations: int,
+                     lr: float = 0.01) -> Callable[[], Tensor]:
+    """:func:`~problems.pde_control.training.shoot` with one iteration (forward, backward, Adam step) captured in a
+    CUDA graph: each call zeroes the forces and Adam's state, replays the iteration ``iterations`` times and returns
+    the trajectory of the final forces (the same numbers as ``shoot`` up to float rounding)."""
+    check_graph_device(initial.device)
+    forces = torch.zeros(initial.shape[0], setup.steps - 1, initial.shape[-1], dtype=initial.dtype,
+                         device=initial.device, requires_grad=True)
+    optimizer = torch.optim.Adam([forces], lr=lr, capturable=True)
+
+    def iteration() -> None:
+        optimizer.zero_grad(set_to_none=True)   # no kernel: under capture, the backward writes the graph's gradient
+        shooting_loss(forces, initial, target, setup).backward()
+        optimizer.step()
+
+    with torch.enable_grad():
+        graph, _ = _capture(iteration, initial.device, warmup=3)
+
+    def run() -> Tensor:
+        with torch.no_grad():
+            forces.zero_()
+            for state in optimizer.state.values():
+                for value in state.values():
+                    value.zero_()          # step, exp_avg, exp_avg_sq: Adam starts afresh
+        for _ in range(iterations):
+            graph.replay()
+        with torch.no_grad():
+            return shooting_trajectory(forces, initial, target, setup)
+    return run
+
+
+def _capture(fn: Callable[[], Any], device: torch.device, warmup: int) -> tuple[Any, Any]:
+    """Warm ``fn`` up on a side stream (as CUDA graph capture requires), then capture it once; returns (graph, the
+    captured call's output)."""
+    current = torch.cuda.current_stream(device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(current)
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    current.wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = fn()
+    return graph, output

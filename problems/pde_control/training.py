@@ -27,7 +27,8 @@ from .networks import ControlForceEstimator, ObservationPredictors
 from .schemes import execute
 from .setup import ControlSetup
 
-__all__ = ["History", "fit", "op_supervised_loss", "cfe_supervised_loss", "diff_physics_loss", "shoot"]
+__all__ = ["History", "fit", "op_supervised_loss", "cfe_supervised_loss", "diff_physics_loss", "shoot",
+           "shooting_loss", "shooting_trajectory"]
 
 
 @dataclasses.dataclass
@@ -98,24 +99,31 @@ def diff_physics_loss(scheme: str, model: nn.Module, scenes: ControlScenes, setu
     return loss
 
 
+def shooting_trajectory(forces: Tensor, initial: Tensor, target: Tensor, setup: ControlSetup) -> Tensor:
+    """The trajectory (B, n + 1, N) that forces F_0 ... F_{n-2} (B, n - 1, N) give: u_0 = initial,
+    u_{t+1} = Solver[u_t] + F_t for t < n - 1, u_n = target (the last force closes the gap)."""
+    states = [initial]
+    for t in range(setup.steps - 1):
+        states.append(setup.step(states[-1]) + forces[:, t])
+    states.append(target)
+    return torch.stack(states, dim=1)
+
+
+def shooting_loss(forces: Tensor, initial: Tensor, target: Tensor, setup: ControlSetup) -> Tensor:
+    """Single shooting's objective: L_F of :func:`shooting_trajectory`, summed over the batch (so that every task
+    gets its own gradient: Adam acts per element)."""
+    return force_loss(control_forces(shooting_trajectory(forces, initial, target, setup), setup)) * initial.shape[0]
+
+
 def shoot(initial: Tensor, target: Tensor, setup: ControlSetup, iterations: int, lr: float = 0.01) -> Tensor:
     """Single shooting for each task of the batch independently: optimise F_0 ... F_{n-2} from zero with Adam on
-    L_F (summed over the batch, so every task gets its own gradient: Adam acts per element); returns the trajectory
-    (B, n + 1, N) of the final forces."""
+    :func:`shooting_loss`; returns the trajectory (B, n + 1, N) of the final forces."""
     forces = torch.zeros(initial.shape[0], setup.steps - 1, initial.shape[-1], dtype=initial.dtype,
                          device=initial.device, requires_grad=True)
     optimizer = torch.optim.Adam([forces], lr=lr)
-
-    def trajectory() -> Tensor:
-        states = [initial]
-        for t in range(setup.steps - 1):
-            states.append(setup.step(states[-1]) + forces[:, t])
-        states.append(target)
-        return torch.stack(states, dim=1)
-
     for _ in range(iterations):
         optimizer.zero_grad(set_to_none=True)
-        (force_loss(control_forces(trajectory(), setup)) * initial.shape[0]).backward()
+        shooting_loss(forces, initial, target, setup).backward()
         optimizer.step()
     with torch.no_grad():
-        return trajectory()
+        return shooting_trajectory(forces, initial, target, setup)

@@ -27,6 +27,16 @@ def test_bad_input_gets_a_clear_error(cli, argv, message):
     assert message in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["pde-control", "--cuda-graphs", "--timing-device", "cpu"], "CUDA graphs need a CUDA timing device, got 'cpu'"),
+    (["pde-control", "--cuda-graphs", "--no-timing"], "leave out --no-timing"),
+])
+def test_pde_control_refuses_cuda_graphs_it_cannot_time_before_training(cli, tmp_path, argv, message):
+    code, _, err = cli(*argv, "--plan", "quick", "--out", str(tmp_path), "--quiet")
+    assert code == 2 and message in err
+    assert not list(tmp_path.iterdir())          # nothing trained
+
+
 def test_compare_announces_its_runs_only_once_every_check_has_passed(cli):
     code, out, err = cli("compare", "exp", "--optimizers", "adam,adam", "--iterations", "1", "--device", "cpu")
     assert code == 2 and "optimizers must be distinct" in err and "physopt compare exp on" not in out + err

@@ -51,6 +51,13 @@ def test_the_table_shows_the_papers_numbers_and_the_json_the_per_task_values(qui
     assert set(PAPER_TABLE1) <= {key for key, _ in ROWS}
 
 
+def test_the_table_says_when_its_times_are_cuda_graph_replays(quick_table):
+    _, data, _ = quick_table
+    assert pde_control.GRAPHS_NOTE not in table_markdown(data) and not data["inference_graphs"]
+    graphed = {**data, "inference_ms": {"cfe-chain/supervised": 0.01}, "inference_graphs": True}
+    assert pde_control.GRAPHS_NOTE in table_markdown(graphed)
+
+
 def test_the_ground_truth_row_is_the_force_of_the_data_generators_runs(quick_table):
     from problems.pde_control import control_forces, force_integral, split_scenes
     _, data, _ = quick_table

@@ -3,9 +3,11 @@ import pytest
 import torch
 
 from physopt.bench.pde_control import PLANS
-from physopt.timing.pde_control import time_inference
+from physopt.timing.pde_control import cuda_graph, graphed_shooting, time_inference
 from problems.pde_control import ControlForceEstimator, ObservationPredictors, split_scenes
+from problems.pde_control.schemes import execute
 from problems.pde_control.setup import ControlSetup
+from problems.pde_control.training import shoot
 
 
 def test_every_scheme_and_shooting_count_gets_a_time_per_task():
@@ -45,3 +47,48 @@ def test_inference_is_timed_on_cuda():
     times = time_inference(test, setup, {"cfe-chain/supervised": ("cfe-chain", ControlForceEstimator(setup))},
                            PLANS["quick"], device="cuda")
     assert all(t > 0 for t in times.values())
+
+
+def test_cuda_graphs_on_a_device_without_them_are_a_clear_error():
+    setup = ControlSetup()
+    _, test = split_scenes(0, 2, setup)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA timing device, got 'cpu'"):
+        time_inference(test, setup, {}, PLANS["quick"], device="cpu", graphs=True)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA timing device"):
+        cuda_graph(lambda: None, "cpu")
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA timing device"):
+        graphed_shooting(test.initial, test.target, setup, 2)
+
+
+@pytest.mark.gpu
+def test_a_scheme_replayed_from_its_cuda_graph_gives_the_eager_trajectory():
+    setup = ControlSetup()
+    _, test = split_scenes(0, 4, setup)
+    initial, target = test.initial.cuda(), test.target.cuda()
+    model = ObservationPredictors(setup).cuda()
+    with torch.no_grad():
+        eager = execute("refined", model, initial, target, setup)
+        replay = cuda_graph(lambda: execute("refined", model, initial, target, setup), "cuda")
+        torch.testing.assert_close(replay(), eager)
+        torch.testing.assert_close(replay(), eager)          # a second replay: the same numbers again
+
+
+@pytest.mark.gpu
+def test_graphed_shooting_restarts_from_zero_and_matches_eager_shooting():
+    setup = ControlSetup()
+    _, test = split_scenes(0, 4, setup)
+    initial, target = test.initial.cuda(), test.target.cuda()
+    eager = shoot(initial, target, setup, 5)
+    run = graphed_shooting(initial, target, setup, 5)
+    first = run().clone()
+    torch.testing.assert_close(first, eager, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(run(), first)                 # forces and Adam's state zeroed per call
+
+
+@pytest.mark.gpu
+def test_inference_is_timed_from_cuda_graphs():
+    setup = ControlSetup()
+    _, test = split_scenes(0, 4, setup)
+    times = time_inference(test, setup, {"staggered/supervised": ("staggered", ObservationPredictors(setup))},
+                           PLANS["quick"], device="cuda", graphs=True)
+    assert set(times) == {"staggered/supervised", "shooting/2", "shooting/4"} and all(t > 0 for t in times.values())
