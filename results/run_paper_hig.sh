@@ -36,11 +36,14 @@ for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
             --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-cosine
         # HIG's and Adam's rates for 600 s, tuned on seed 3 (outside the compare's seeds; lr 1 and 3e-4 are the
         # paper's; a tuning reuses the candidates its file holds, so a wider grid trains only the new ones), then
-        # the 3-seed compare at both tuned rates (not run yet)
-        physopt tune oscillators --optimizer hig --lrs 1,2,4,8 --seed 3 --time-budget 600 --device cpu \
+        # the 3-seed compare at both tuned rates
+        physopt tune oscillators --optimizer hig --lrs 1,2,4,8,16,32 --seed 3 --time-budget 600 --device cpu \
             --hparam hig.compile_physics=true --out results/tune-600s --quiet
         physopt tune oscillators --optimizer adam --lrs 3e-4,1e-3,3e-3 --seed 3 --time-budget 600 --device cpu \
-            --hparam adam.threads=1 --out results/tune-600s --quiet ;;
+            --hparam adam.threads=1 --out results/tune-600s --quiet
+        physopt compare oscillators --preset paper --optimizers adam,hig --seeds 0,1,2 --device cpu \
+            --hparam-file results/tune-600s/oscillators_adam.json --hparam-file results/tune-600s/oscillators_hig.json \
+            --hparam adam.threads=1 --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-tuned ;;
     quantum-dipole)
         # (a tuning reuses the candidates its file already holds: 0.01 was added after 0.03 came out best)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.01,0.03,0.1,0.3 --time-budget 600 --device cpu \
