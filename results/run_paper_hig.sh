@@ -43,7 +43,7 @@ for problem in ${PROBLEMS:-oscillators quantum-dipole poisson-hig}; do
             --hparam adam.threads=1 --out results/tune-600s --quiet
         physopt compare oscillators --preset paper --optimizers adam,hig --seeds 0,1,2 --device cpu \
             --hparam-file results/tune-600s/oscillators_adam.json --hparam-file results/tune-600s/oscillators_hig.json \
-            --hparam adam.threads=1 --hparam hig.compile_physics=true --out results/paper-cpu/oscillators-tuned ;;
+            --out results/paper-cpu/oscillators-tuned ;;   # (the files carry adam.threads=1, hig.compile_physics)
     quantum-dipole)
         # (a tuning reuses the candidates its file already holds: 0.01 was added after 0.03 came out best)
         physopt tune quantum-dipole --optimizer adagrad --lrs 0.01,0.03,0.1,0.3 --time-budget 600 --device cpu \
