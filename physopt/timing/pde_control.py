@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from physopt.bench.pde_control import TablePlan
 from problems.pde_control.schemes import execute
 from problems.pde_control.setup import ControlSetup
-from problems.pde_control.training import shoot, shooting_loss, shooting_trajectory
+from problems.pde_control.training import shoot, shooting_loss, shooting_trajectory, zero_forces
 
 from .kernel import time_call
 
@@ -31,25 +31,21 @@ def time_inference(test: Any, setup: ControlSetup, models: dict[str, tuple[str, 
     if graphs:
         check_graph_device(device)
     initial, target = test.initial.to(device), test.target.to(device)
-    tasks = initial.shape[0]
-    builders: dict[str, Callable[[], Callable[[], Any]]] = {}
-    for key, (scheme, model) in models.items():
-        on_device = copy.deepcopy(model).to(device)
 
-        def build(scheme: str = scheme, model: nn.Module = on_device) -> Callable[[], Any]:
-            run = lambda: execute(scheme, model, initial, target, setup)  # noqa: E731
-            return cuda_graph(run, device) if graphs else run
-        builders[key] = build
-    for its in plan.shooting_iterations:
-        builders[f"shooting/{its}"] = (
-            (lambda its=its: graphed_shooting(initial, target, setup, its, plan.shooting_lr)) if graphs else
-            (lambda its=its: lambda: shoot(initial, target, setup, its, plan.shooting_lr)))
+    def ms_per_task(fn: Callable[[], Any]) -> float:
+        return 1e3 * time_call(fn, device, min_runs=3).median_s / initial.shape[0]
+
     times = {}
-    for key, build in builders.items():
-        grad = torch.enable_grad() if key.startswith("shooting") else torch.no_grad()
-        with grad:
-            timing = time_call(build(), device, min_runs=3)
-        times[key] = 1e3 * timing.median_s / tasks
+    with torch.no_grad():
+        for key, (scheme, model) in models.items():
+            on_device = copy.deepcopy(model).to(device)
+            run = lambda scheme=scheme, model=on_device: execute(scheme, model, initial, target, setup)  # noqa: E731
+            times[key] = ms_per_task(cuda_graph(run, device) if graphs else run)
+    with torch.enable_grad():
+        for its in plan.shooting_iterations:
+            times[f"shooting/{its}"] = ms_per_task(
+                graphed_shooting(initial, target, setup, its, plan.shooting_lr) if graphs else
+                lambda its=its: shoot(initial, target, setup, its, plan.shooting_lr))
     return times
 
 
@@ -79,8 +75,7 @@ def graphed_shooting(initial: Tensor, target: Tensor, setup: ControlSetup, itera
     CUDA graph: each call zeroes the forces and Adam's state, replays the iteration ``iterations`` times and returns
     the trajectory of the final forces (the same numbers as ``shoot`` up to float rounding)."""
     check_graph_device(initial.device)
-    forces = torch.zeros(initial.shape[0], setup.steps - 1, initial.shape[-1], dtype=initial.dtype,
-                         device=initial.device, requires_grad=True)
+    forces = zero_forces(initial, setup)
     optimizer = torch.optim.Adam([forces], lr=lr, capturable=True)
 
     def iteration() -> None:

@@ -28,7 +28,7 @@ from .schemes import execute
 from .setup import ControlSetup
 
 __all__ = ["History", "fit", "op_supervised_loss", "cfe_supervised_loss", "diff_physics_loss", "shoot",
-           "shooting_loss", "shooting_trajectory"]
+           "shooting_loss", "shooting_trajectory", "zero_forces"]
 
 
 @dataclasses.dataclass
@@ -99,6 +99,12 @@ def diff_physics_loss(scheme: str, model: nn.Module, scenes: ControlScenes, setu
     return loss
 
 
+def zero_forces(initial: Tensor, setup: ControlSetup) -> Tensor:
+    """Shooting's starting point, no force: F_0 ... F_{n-2} = 0 (B, n - 1, N), a leaf that requires grad."""
+    return torch.zeros(initial.shape[0], setup.steps - 1, initial.shape[-1], dtype=initial.dtype,
+                       device=initial.device, requires_grad=True)
+
+
 def shooting_trajectory(forces: Tensor, initial: Tensor, target: Tensor, setup: ControlSetup) -> Tensor:
     """The trajectory (B, n + 1, N) that forces F_0 ... F_{n-2} (B, n - 1, N) give: u_0 = initial,
     u_{t+1} = Solver[u_t] + F_t for t < n - 1, u_n = target (the last force closes the gap)."""
@@ -118,8 +124,7 @@ def shooting_loss(forces: Tensor, initial: Tensor, target: Tensor, setup: Contro
 def shoot(initial: Tensor, target: Tensor, setup: ControlSetup, iterations: int, lr: float = 0.01) -> Tensor:
     """Single shooting for each task of the batch independently: optimise F_0 ... F_{n-2} from zero with Adam on
     :func:`shooting_loss`; returns the trajectory (B, n + 1, N) of the final forces."""
-    forces = torch.zeros(initial.shape[0], setup.steps - 1, initial.shape[-1], dtype=initial.dtype,
-                         device=initial.device, requires_grad=True)
+    forces = zero_forces(initial, setup)
     optimizer = torch.optim.Adam([forces], lr=lr)
     for _ in range(iterations):
         optimizer.zero_grad(set_to_none=True)
