@@ -182,8 +182,11 @@ def test_paper_settings():
     assert (c.n_masses, c.alpha, c.coupling, c.dt, c.steps) == (2, 1.0, (0.0, 3.0), 0.125, 96)
     settings, config = OscillatorsProblem.benchmark, OscillatorsProblem.Config()
     assert set(settings.per_optimizer) == set(settings.optimizers)
-    assert settings.hyperparameters("hig", config) == {"lr": 1.0, "truncation": 1e-6, "batch_size": 128}
-    assert settings.hyperparameters("adam", config) == {"lr": 3e-4, "batch_size": 512}
+    # the paper's batch sizes and truncation; Adam's and HIG's rates are tuned for 600 s (the paper's 3e-4 and 1 are
+    # for 3600 s; tests/results checks them against the tuning files)
+    assert settings.hyperparameters("hig", config) == {"lr": 8.0, "truncation": 1e-6, "batch_size": 128}
+    assert settings.hyperparameters("adam", config) == {"lr": 1e-3, "batch_size": 512}
+    assert "600 s" in settings.per_optimizer["hig"].source and "600 s" in settings.per_optimizer["adam"].source
     assert not OscillatorsProblem.defines_inverse()
 
 

@@ -1,5 +1,6 @@
 """Progress of long commands: plain lines for logs, a tqdm bar on a terminal, silence when asked."""
 import sys
+import time
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_a_worker_names_its_problem_says_when_a_run_starts_and_reports_at_most_e
     progress.start("adam      seed 1", 100, None)
     for it in range(1, 5):
         progress.update(it, 0.1 * it, "loss 1")
-    progress.last = 0.0                                                            # an hour later
+    progress.last = time.monotonic() - 3600     # an hour later (not 0.0: monotonic() counts from boot, which may
+                                                # be less than an hour ago)
     progress.update(5, 0.5, "loss 0.5")
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["  heat: adam seed 1 started", "  heat: adam seed 1  it 5/100  0.5s  loss 0.5"]

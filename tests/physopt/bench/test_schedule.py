@@ -33,7 +33,7 @@ def test_each_phase_takes_its_own_settings_and_batch_size_unless_one_is_given():
     hp = resolve_hyperparameters(method, problem)
     assert [(p["optimizer"], p["from"], p["batch_size"]) for p in hp["phases"]] == [("adam", None, 512),
                                                                                    ("hig", "30s", 128)]
-    assert hp["phases"][0]["lr"] == 3e-4 and hp["phases"][1]["truncation"] == 1e-6 and hp["batch_size"] == 512
+    assert hp["phases"][0]["lr"] == 1e-3 and hp["phases"][1]["truncation"] == 1e-6 and hp["batch_size"] == 512
     forced = resolve_hyperparameters(method, problem, batch_size=16)
     assert [p["batch_size"] for p in forced["phases"]] == [16, 16]
     assert resolve_hyperparameters(method, problem, hp) == hp            # a run file's settings resolve to themselves
