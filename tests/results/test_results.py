@@ -176,7 +176,8 @@ def test_on_oscillators_hig_at_its_600_second_rate_diverges_and_one_step_lower_e
 def test_the_oscillators_default_rates_are_the_600_second_tunings_adams_best_and_hig_one_step_below_its_best():
     """docs/deviations.md: oscillators' Adam and HIG rates come from the 600 s tuning on seed 3 (Adam its best; HIG
     one grid step below its best, which diverges in every compare seed), not from the paper's 3600 s runs."""
-    settings, config = get_problem("oscillators").benchmark, get_problem("oscillators").config
+    problem = get_problem("oscillators")
+    settings, config = problem.benchmark, problem.config
     tunings = {name: json.loads((RESULTS / "tune-600s" / f"oscillators_{name}.json").read_text())
                for name in ("adam", "hig")}
     assert settings.hyperparameters("adam", config)["lr"] == tunings["adam"]["best_lr"]
