@@ -519,7 +519,7 @@ def cmd_pde_control(args: argparse.Namespace) -> int:
     import torch
 
     from .bench.pde_control import PLANS, run_table
-    from .timing.pde_control import check_graph_device, time_inference
+    from .timing.pde_control import check_graph_device, count_inference_ops, time_inference
     torch.set_num_threads(args.threads)
     plan = names(args.plan, tuple(PLANS), "plan")[0]
     seeds = int_list(args.seeds, "--seeds", minimum=0)
@@ -530,7 +530,8 @@ def cmd_pde_control(args: argparse.Namespace) -> int:
         check_graph_device(device)   # before hours of training, not after
     timer = None if args.no_timing else (lambda *a: time_inference(*a, device=device, graphs=args.cuda_graphs))
     data = run_table(args.out, plan, seeds, command=command_line(args), log=(lambda m: None) if args.quiet else log,
-                     timer=timer, timing_device=str(device), timing_graphs=args.cuda_graphs)
+                     timer=timer, timing_device=str(device), timing_graphs=args.cuda_graphs,
+                     counter=count_inference_ops)
     from .bench.pde_control import table_markdown
     print(table_markdown(data))
     return 0

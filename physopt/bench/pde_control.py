@@ -69,6 +69,11 @@ PAPER_TABLE1 = {
 GRAPHS_NOTE = (", each scheme captured once in a CUDA graph and replayed, shooting with one iteration captured and "
                "replayed per iteration")
 
+#: what the ops column counts (:func:`physopt.timing.kernel.count_ops`)
+OPS_NOTE = ("Ops: the ATen operations that compute something (views left out) in one call for the whole batch, "
+            "counted on the CPU; on a GPU each is about one kernel launch, so where launches dominate, inference "
+            "time follows this count on any device.")
+
 #: the table's rows: (key, label)
 ROWS = [("cfe-chain/supervised", "CFE chain, supervised"), ("cfe-chain/diff-physics", "CFE chain, diff. physics"),
         ("staggered/supervised", "staggered, supervised"), ("staggered/diff-physics", "staggered, diff. physics"),
@@ -197,15 +202,18 @@ def _mean_sem(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-#: timer(held-out tasks, setup, {row: (scheme, model)}, plan) -> {row: milliseconds per task}
+#: timer(held-out tasks, setup, {row: (scheme, model)}, plan) -> {row: milliseconds per task}; a counter has the
+#: same form and gives {row: computing operations for the whole batch}
 Timer = Callable[[Any, ControlSetup, dict[str, tuple[str, nn.Module]], TablePlan], dict[str, float]]
 
 
 def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[int] = (0,), *,
               command: str | None = None, log: Callable[[str], None] = print,
-              timer: Timer | None = None, timing_device: str = "cpu", timing_graphs: bool = False) -> dict[str, Any]:
+              timer: Timer | None = None, timing_device: str = "cpu", timing_graphs: bool = False,
+              counter: Timer | None = None) -> dict[str, Any]:
     """Train (or load) every stage for each seed, evaluate on the held-out tasks, time inference with ``timer``
-    (:func:`physopt.timing.pde_control.time_inference`; None: no times) on the last seed's models and write
+    (:func:`physopt.timing.pde_control.time_inference`; None: no times) and count its operations with ``counter``
+    (:func:`physopt.timing.pde_control.count_inference_ops`; None: no counts) on the last seed's models and write
     OUT/table1.json, OUT/table1.md and OUT/fig4.png. Returns the table's data."""
     plan_obj = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
@@ -224,12 +232,13 @@ def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[in
         histories[seed] = stages.histories
         last = (stages, models)
     timings = timer(last[0].test, last[0].setup, last[1], plan_obj) if timer and last else {}
+    counts = counter(last[0].test, last[0].setup, last[1], plan_obj) if counter and last else {}
     data = {"command": command, "plan": dataclasses.asdict(plan_obj), "seeds": list(seeds),
             "machine": machine_info(torch.device("cpu")), "provenance": provenance(),
             "force_integral": {str(s): rows for s, rows in per_seed.items()}, "inference_ms": timings,
             "inference_device": (machine_info(torch.device(timing_device)).get("gpu") or "the CPU")
             if timings else None,
-            "inference_graphs": bool(timings) and timing_graphs,
+            "inference_graphs": bool(timings) and timing_graphs, "inference_ops": counts,
             "paper": {k: {"force": v[0], "spread": v[1], "ms": v[2]} for k, v in PAPER_TABLE1.items()},
             "training_seconds": {str(s): {k: h["seconds"] for k, h in hs.items()} for s, hs in histories.items()}}
     atomic_write(out / "table1.json", json.dumps(data, indent=1))
@@ -257,15 +266,18 @@ def _row_stats(data: dict[str, Any], key: str) -> tuple[float, float, list[float
 def table_markdown(data: dict[str, Any]) -> str:
     """Table 1 beside the paper's numbers, with the command and machine."""
     seeds = data["seeds"]
+    counts = data.get("inference_ops") or {}
     spread = ("standard error over the held-out tasks" if len(seeds) == 1 else
               f"standard deviation of the {len(seeds)} seed means")
     lines = [*markdown_header("PDE control, Burgers: Table 1 re-measured", data),
              f"Force integral sum_t sum_x |F_t(x)| per task, mean over {data['plan']['held_out']} held-out tasks "
              f"(seeds {', '.join(map(str, seeds))}; +- {spread}). Inference: milliseconds per task, "
              f"{data['plan']['held_out']} tasks in one batch on {data.get('inference_device') or 'the CPU'}"
-             f"{GRAPHS_NOTE if data.get('inference_graphs') else ''} (paper: a GTX 1080 Ti).", "",
-             "| scheme, loss | force integral | per seed | inference ms | paper: force | paper: ms |",
-             "|---|---|---|---|---|---|"]
+             f"{GRAPHS_NOTE if data.get('inference_graphs') else ''} (paper: a GTX 1080 Ti).",
+             *(["", OPS_NOTE] if counts else []), "",
+             f"| scheme, loss | force integral | per seed | inference ms |{' ops |' if counts else ''} "
+             f"paper: force | paper: ms |",
+             "|---|---|---|---|" + ("---|" if counts else "") + "---|---|"]
     shooting = [(f"shooting/{its}", f"iterative optim., {its} its") for its in data["plan"]["shooting_iterations"]]
     networks = [row for row in ROWS if not row[0].startswith(("shooting", "ground-truth"))]
     for key, label in networks + shooting + [row for row in ROWS if row[0].startswith("ground-truth")]:
@@ -276,8 +288,9 @@ def table_markdown(data: dict[str, Any]) -> str:
         paper = data["paper"].get(key)
         ms = data["inference_ms"].get(key)
         paper_force = "-" if paper is None else f"{paper['force']} +- {paper['spread']}"
-        lines.append(f"| {label} | {mean:.1f} +- {sd:.1f} | {' / '.join(f'{m:.1f}' for m in means)} | "
-                     f"{'-' if ms is None else f'{ms:.3g}'} | {paper_force} | "
+        cell = label.replace("|", r"\|")                    # a | inside a markdown cell would split it
+        lines.append(f"| {cell} | {mean:.1f} +- {sd:.1f} | {' / '.join(f'{m:.1f}' for m in means)} | "
+                     f"{'-' if ms is None else f'{ms:.3g}'} |{_ops_cell(counts, key)} {paper_force} | "
                      f"{'-' if paper is None else paper['ms']} |")
     p = data["plan"]
     lines += ["", f"Training (per seed): OP_n and CFE supervised {p['supervised_iterations']} iterations each (batch "
@@ -287,6 +300,13 @@ def table_markdown(data: dict[str, Any]) -> str:
               f"hierarchical schemes); shooting Adam lr {p['shooting_lr']:g}. The paper trains about 100k "
               f"iterations.", ""]
     return "\n".join(lines)
+
+
+def _ops_cell(counts: dict[str, int], key: str) -> str:
+    """The ops column's cell (nothing where the table has no ops column)."""
+    if not counts:
+        return ""
+    return f" {counts[key]:,} |" if key in counts else " - |"
 
 
 def plot_trajectories(stages: Stages, models: dict[str, tuple[str, nn.Module]], path: Path, task: int = 0) -> None:

@@ -7,6 +7,10 @@ each block) until there are ``min_runs`` readings; a call slower than ``min_time
 exactly ``min_runs`` times. Every table reports the median and the
 interquartile range (IQR) of those calls.
 
+Operation count: :func:`count_ops` counts the ATen operations a call dispatches that compute something (views and
+metadata-only reshapes left out). On a GPU each is about one kernel launch, so where launches dominate (small
+tensors, many steps) a call's time scales with this count, whatever the device.
+
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the call; on the CPU the growth of
 the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` before the call). A CPU
 process that has already allocated and freed memory reuses that heap and under-reports, so benchmarks that compare
@@ -25,6 +29,7 @@ from typing import Any, Callable
 
 import torch
 from torch.utils import benchmark
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.benchmark.utils.common import TaskSpec
 
 
@@ -62,6 +67,35 @@ def measure_peak(fn: Callable[[], Any], device: torch.device) -> tuple[Any, int 
     out = fn()
     peak = _proc_status("VmHWM")
     return out, None if (base is None or peak is None) else max(0, peak - base)
+
+
+#: ATen operations that only relabel memory (no kernel), besides those whose schema marks them as views
+_METADATA_OPS = frozenset({"aten::_unsafe_view", "aten::_reshape_alias", "aten::lift_fresh"})
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the computing ATen operations dispatched below autograd (forward, backward and optimizer alike)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view and func.namespace == "aten" and func._schema.name not in _METADATA_OPS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``fn()`` once: (its result, the number of ATen operations it dispatched that compute something).
+
+    Views (``view``, ``slice``, ``transpose``, ...) and metadata-only reshapes are left out; every other operation
+    of the ``aten`` namespace counts once, including those of a backward pass and an optimizer step inside ``fn``.
+    The count is a property of the code, not of the machine: on a GPU it is about the number of kernel launches."""
+    counter = _OpCounter()
+    with counter:
+        out = fn()
+    return out, counter.count
 
 
 @dataclasses.dataclass

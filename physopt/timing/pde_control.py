@@ -7,7 +7,7 @@ On a CUDA device, ``graphs=True`` times each call captured once in a CUDA graph 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -17,36 +17,58 @@ from problems.pde_control.schemes import execute
 from problems.pde_control.setup import ControlSetup
 from problems.pde_control.training import shoot, shooting_loss, shooting_trajectory, zero_forces
 
-from .kernel import time_call
+from .kernel import count_ops, time_call
 
-__all__ = ["time_inference", "cuda_graph", "graphed_shooting", "check_graph_device"]
+__all__ = ["inference_calls", "time_inference", "count_inference_ops", "cuda_graph", "graphed_shooting", "check_graph_device"]
 
 
-def time_inference(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]],
-                   plan: TablePlan, device: str | torch.device = "cpu", *, graphs: bool = False) -> dict[str, float]:
-    """Median milliseconds per task of every model's scheme and of shooting for each iteration count, all held-out
-    tasks in one batch on ``device`` (the models are copied there); ``graphs``: replays of CUDA graphs (CUDA
-    only, see the module's docstring)."""
+def inference_calls(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]], plan: TablePlan,
+                    device: str | torch.device = "cpu", *, graphs: bool = False
+                    ) -> Iterator[tuple[str, Callable[[], Any], bool]]:
+    """(row, call, needs autograd) for every model's scheme and for shooting with each iteration count, all
+    held-out tasks in one batch on ``device`` (the models are copied there); ``graphs``: calls that replay CUDA graphs
+    (CUDA only, see the module's docstring). The one list both :func:`time_inference` and
+    :func:`count_inference_ops` go through."""
     device = torch.device(device)
     if graphs:
         check_graph_device(device)
     initial, target = test.initial.to(device), test.target.to(device)
+    for key, (scheme, model) in models.items():
+        on_device = copy.deepcopy(model).to(device)
+        run = lambda scheme=scheme, model=on_device: execute(scheme, model, initial, target, setup)  # noqa: E731
+        if graphs:
+            with torch.no_grad():
+                run = cuda_graph(run, device)
+        yield key, run, False
+    for its in plan.shooting_iterations:
+        if graphs:
+            yield f"shooting/{its}", graphed_shooting(initial, target, setup, its, plan.shooting_lr), True
+        else:
+            yield f"shooting/{its}", lambda its=its: shoot(initial, target, setup, its, plan.shooting_lr), True
 
-    def ms_per_task(fn: Callable[[], Any]) -> float:
-        return 1e3 * time_call(fn, device, min_runs=3).median_s / initial.shape[0]
 
+def time_inference(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]],
+                   plan: TablePlan, device: str | torch.device = "cpu", *, graphs: bool = False) -> dict[str, float]:
+    """Median milliseconds per task of every call of :func:`inference_calls` (schemes without autograd, shooting
+    with it)."""
+    tasks = test.initial.shape[0]
     times = {}
-    with torch.no_grad():
-        for key, (scheme, model) in models.items():
-            on_device = copy.deepcopy(model).to(device)
-            run = lambda scheme=scheme, model=on_device: execute(scheme, model, initial, target, setup)  # noqa: E731
-            times[key] = ms_per_task(cuda_graph(run, device) if graphs else run)
-    with torch.enable_grad():
-        for its in plan.shooting_iterations:
-            times[f"shooting/{its}"] = ms_per_task(
-                graphed_shooting(initial, target, setup, its, plan.shooting_lr) if graphs else
-                lambda its=its: shoot(initial, target, setup, its, plan.shooting_lr))
+    for key, call, grad in inference_calls(test, setup, models, plan, device, graphs=graphs):
+        with torch.set_grad_enabled(grad):
+            times[key] = 1e3 * time_call(call, device, min_runs=3).median_s / tasks
     return times
+
+
+def count_inference_ops(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]],
+                        plan: TablePlan) -> dict[str, int]:
+    """The computing ATen operations (:func:`~physopt.timing.kernel.count_ops`) that one call of
+    :func:`inference_calls` dispatches for the whole batch of held-out tasks, run on the CPU: about the kernel
+    launches of the same call on a GPU, where such small calls are launch-bound."""
+    counts = {}
+    for key, call, grad in inference_calls(test, setup, models, plan, "cpu"):
+        with torch.set_grad_enabled(grad):
+            counts[key] = count_ops(call)[1]
+    return counts
 
 
 def check_graph_device(device: torch.device) -> None:

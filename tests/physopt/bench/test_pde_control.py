@@ -84,3 +84,15 @@ def test_a_later_stage_trained_from_other_weights_is_refused(quick_table, tmp_pa
     monkeypatch.setattr(pde_control, "derived_seed", lambda seed, name: original(seed, name) + 1)
     with pytest.raises(ValueError, match="op4-supervised.pt was trained from other starting weights"):
         run_table(copy, "quick", seeds=(0,), log=lambda m: None)
+
+
+def test_the_table_has_an_ops_column_where_the_run_counted_operations(quick_table):
+    _, data, _ = quick_table
+    assert "| ops |" not in table_markdown(data) and pde_control.OPS_NOTE not in table_markdown(data)
+    counted = {**data, "inference_ops": {"cfe-chain/supervised": 12345}}
+    text = table_markdown(counted)
+    assert pde_control.OPS_NOTE in text and "| inference ms | ops | paper: force |" in text
+    assert "| CFE chain, supervised |" in text and "| 12,345 |" in text
+    rows = [line.replace("\\|", "") for line in text.splitlines() if line.startswith("|")]
+    assert len({row.count("|") for row in rows}) == 1 and rows[0].count("|") == 8      # every row has 7 cells
+    assert "32 sum_x \\|f\\| (the authors' count)" in text        # a | inside a label is escaped

@@ -1,10 +1,11 @@
-"""The timing kernel: torch.utils.benchmark readings with median and IQR, peak memory, fresh-process protocol."""
+"""The timing kernel: torch.utils.benchmark readings with median and IQR, peak memory, fresh-process protocol, and
+counts of the operations a call dispatches."""
 import time
 
 import pytest
 import torch
 
-from physopt.timing.kernel import Timing, measure_peak, run_isolated, sync, time_call
+from physopt.timing.kernel import Timing, count_ops, measure_peak, run_isolated, sync, time_call
 
 
 def test_a_sleep_is_timed_at_its_length_with_at_least_min_runs_readings():
@@ -47,3 +48,25 @@ def test_a_function_runs_in_a_fresh_process_and_its_failure_is_reported():
 def test_sync_accepts_names_and_devices():
     sync("cpu")
     sync(torch.device("cpu"))
+
+
+def test_count_ops_counts_computing_operations_and_leaves_out_views():
+    a, b, c = torch.randn(4, 5), torch.randn(5, 3), torch.randn(3)
+    out, ops = count_ops(lambda: a @ b + c)
+    torch.testing.assert_close(out, a @ b + c)
+    assert ops == 2                                                    # mm, add
+    assert count_ops(lambda: a.view(-1).reshape(5, 4).t()[1:, ::2])[1] == 0
+    assert count_ops(lambda: a[:, torch.tensor([0, 2])])[1] == 1       # a gather computes
+
+
+def test_count_ops_counts_the_backward_pass_and_an_optimizer_step():
+    x = torch.zeros(3, requires_grad=True)
+    forward = count_ops(lambda: (x * 2).sum())[1]
+    opt = torch.optim.SGD([x], lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        (x * 2).sum().backward()
+        opt.step()
+    assert count_ops(step)[1] > forward + 1
+    assert count_ops(lambda: [step() for _ in range(3)])[1] == 3 * count_ops(step)[1]

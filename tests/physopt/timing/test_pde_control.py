@@ -1,9 +1,13 @@
-"""Inference timing of the PDE-control table: one time per row, per task, from the shared timing kernel."""
+"""Inference timing of the PDE-control table: one time per row, per task, from the shared timing kernel; and the
+operations each row's call dispatches."""
+import dataclasses
+
 import pytest
 import torch
 
 from physopt.bench.pde_control import PLANS
-from physopt.timing.pde_control import cuda_graph, graphed_shooting, time_inference
+from physopt.timing.kernel import count_ops
+from physopt.timing.pde_control import count_inference_ops, cuda_graph, graphed_shooting, time_inference
 from problems.pde_control import ControlForceEstimator, ObservationPredictors, split_scenes
 from problems.pde_control.schemes import execute
 from problems.pde_control.setup import ControlSetup
@@ -34,6 +38,23 @@ def test_the_models_are_timed_on_the_requested_device_without_moving_the_origina
     times = time_inference(test, setup, {"cfe-chain/supervised": ("cfe-chain", cfe)}, PLANS["quick"], device="cpu")
     assert seen and all(d == torch.device("cpu") for d in seen) and set(times) >= {"cfe-chain/supervised"}
     assert next(cfe.parameters()).device == torch.device("cpu")
+
+
+def test_every_row_gets_the_operation_count_of_its_call_for_the_whole_batch():
+    setup = ControlSetup()
+    _, test = split_scenes(0, 4, setup)
+    model = ObservationPredictors(setup)
+    plan = dataclasses.replace(PLANS["quick"], shooting_iterations=(1, 2, 3))
+    counts = count_inference_ops(test, setup, {"staggered/supervised": ("staggered", model),
+                                               "refined/diff-physics": ("refined", model)}, plan)
+    assert set(counts) == {"staggered/supervised", "refined/diff-physics", "shooting/1", "shooting/2", "shooting/3"}
+    with torch.no_grad():
+        staggered = count_ops(lambda: execute("staggered", model, test.initial, test.target, setup))[1]
+    assert counts["staggered/supervised"] == staggered
+    assert counts["refined/diff-physics"] > 2 * staggered               # 83 OP evaluations against 31
+    per_iteration = counts["shooting/2"] - counts["shooting/1"]
+    assert per_iteration > 0 and counts["shooting/3"] - counts["shooting/2"] == per_iteration
+    assert torch.is_grad_enabled()
 
 
 class _Timing:
