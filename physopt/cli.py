@@ -531,7 +531,7 @@ def cmd_pde_control(args: argparse.Namespace) -> int:
     timer = None if args.no_timing else (lambda *a: time_inference(*a, device=device, graphs=args.cuda_graphs))
     data = run_table(args.out, plan, seeds, command=command_line(args), log=(lambda m: None) if args.quiet else log,
                      timer=timer, timing_device=str(device), timing_graphs=args.cuda_graphs,
-                     counter=count_inference_ops)
+                     counter=None if args.no_op_count else count_inference_ops)
     from .bench.pde_control import table_markdown
     print(table_markdown(data))
     return 0
@@ -910,6 +910,8 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--threads", type=count(1), default=1, help="torch CPU threads")
     pc.add_argument("--no-timing", action="store_true", help="skip the inference timing (time it alone: timing "
                     "beside other work is not comparable)")
+    pc.add_argument("--no-op-count", action="store_true", help="skip counting the operations of each inference "
+                    "call (they do not depend on the device; counting 300 shooting iterations takes about 30 s)")
     pc.add_argument("--timing-device", default="cpu", help="device of the inference timing (training and evaluation "
                     "run on the CPU): cpu, cuda, cuda:N or auto")
     pc.add_argument("--cuda-graphs", action="store_true", help="time each scheme captured once in a CUDA graph and "

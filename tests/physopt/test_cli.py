@@ -37,6 +37,20 @@ def test_pde_control_refuses_cuda_graphs_it_cannot_time_before_training(cli, tmp
     assert not list(tmp_path.iterdir())          # nothing trained
 
 
+def test_pde_control_counts_each_inference_calls_operations_unless_told_not_to(cli, tmp_path):
+    import json
+    code, out, _ = cli("pde-control", "--plan", "quick", "--no-timing", "--no-op-count", "--out", str(tmp_path),
+                       "--quiet")
+    assert code == 0 and "| ops |" not in out
+    assert json.loads((tmp_path / "table1.json").read_text())["inference_ops"] == {}
+    code, out, _ = cli("pde-control", "--plan", "quick", "--no-timing", "--out", str(tmp_path), "--quiet")
+    counts = json.loads((tmp_path / "table1.json").read_text())["inference_ops"]
+    assert code == 0 and "| ops |" in out
+    assert set(counts) == {"cfe-chain/supervised", "cfe-chain/diff-physics", "staggered/supervised",
+                           "staggered/diff-physics", "refined/diff-physics", "shooting/2", "shooting/4"}
+    assert all(isinstance(n, int) and n > 0 for n in counts.values())
+
+
 def test_compare_announces_its_runs_only_once_every_check_has_passed(cli):
     code, out, err = cli("compare", "exp", "--optimizers", "adam,adam", "--iterations", "1", "--device", "cpu")
     assert code == 2 and "optimizers must be distinct" in err and "physopt compare exp on" not in out + err
