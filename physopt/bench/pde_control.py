@@ -202,15 +202,16 @@ def _mean_sem(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-#: timer(held-out tasks, setup, {row: (scheme, model)}, plan) -> {row: milliseconds per task}; a counter has the
-#: same form and gives {row: computing operations for the whole batch}
+#: timer(held-out tasks, setup, {row: (scheme, model)}, plan) -> {row: milliseconds per task}
 Timer = Callable[[Any, ControlSetup, dict[str, tuple[str, nn.Module]], TablePlan], dict[str, float]]
+#: counter(the same arguments) -> {row: computing operations of one call for the whole batch}
+OpCounter = Callable[[Any, ControlSetup, dict[str, tuple[str, nn.Module]], TablePlan], dict[str, int]]
 
 
 def run_table(out: str | Path, plan: str | TablePlan = "cpu", seeds: Sequence[int] = (0,), *,
               command: str | None = None, log: Callable[[str], None] = print,
               timer: Timer | None = None, timing_device: str = "cpu", timing_graphs: bool = False,
-              counter: Timer | None = None) -> dict[str, Any]:
+              counter: OpCounter | None = None) -> dict[str, Any]:
     """Train (or load) every stage for each seed, evaluate on the held-out tasks, time inference with ``timer``
     (:func:`physopt.timing.pde_control.time_inference`; None: no times) and count its operations with ``counter``
     (:func:`physopt.timing.pde_control.count_inference_ops`; None: no counts) on the last seed's models and write

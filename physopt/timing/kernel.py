@@ -69,8 +69,8 @@ def measure_peak(fn: Callable[[], Any], device: torch.device) -> tuple[Any, int 
     return out, None if (base is None or peak is None) else max(0, peak - base)
 
 
-#: ATen operations that only relabel memory (no kernel), besides those whose schema marks them as views
-_METADATA_OPS = frozenset({"aten::_unsafe_view", "aten::_reshape_alias", "aten::lift_fresh"})
+#: ATen operations that only relabel memory (no kernel) although their schema does not mark them as views
+_METADATA_OPS = frozenset({"aten::_unsafe_view"})
 
 
 class _OpCounter(TorchDispatchMode):
@@ -81,7 +81,7 @@ class _OpCounter(TorchDispatchMode):
         self.count = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not func.is_view and func.namespace == "aten" and func._schema.name not in _METADATA_OPS:
+        if not func.is_view and func.namespace == "aten" and func.name() not in _METADATA_OPS:
             self.count += 1
         return func(*args, **(kwargs or {}))
 
@@ -89,9 +89,12 @@ class _OpCounter(TorchDispatchMode):
 def count_ops(fn: Callable[[], Any]) -> tuple[Any, int]:
     """Run ``fn()`` once: (its result, the number of ATen operations it dispatched that compute something).
 
-    Views (``view``, ``slice``, ``transpose``, ...) and metadata-only reshapes are left out; every other operation
-    of the ``aten`` namespace counts once, including those of a backward pass and an optimizer step inside ``fn``.
-    The count is a property of the code, not of the machine: on a GPU it is about the number of kernel launches."""
+    Views (``view``, ``slice``, ``transpose``, ...) and metadata-only reshapes (``_unsafe_view``) are left out; every
+    other operation of the ``aten`` namespace counts once, including those of a backward pass and an optimizer step
+    inside ``fn`` (ops in threads that ``fn`` starts are not seen). On a GPU the count is about the number of kernel
+    launches: a few counted operations launch none (wrapping a Python number in a tensor, reading one back), and
+    some code paths differ by device (Adam's multi-tensor step on CUDA), so it is nearly, not exactly, the same on
+    every machine."""
     counter = _OpCounter()
     with counter:
         out = fn()

@@ -19,7 +19,8 @@ from problems.pde_control.training import shoot, shooting_loss, shooting_traject
 
 from .kernel import count_ops, time_call
 
-__all__ = ["inference_calls", "time_inference", "count_inference_ops", "cuda_graph", "graphed_shooting", "check_graph_device"]
+__all__ = ["inference_calls", "time_inference", "count_inference_ops", "cuda_graph", "graphed_shooting",
+           "check_graph_device"]
 
 
 def inference_calls(test: Any, setup: ControlSetup, models: dict[str, tuple[str, nn.Module]], plan: TablePlan,

@@ -57,6 +57,7 @@ def test_count_ops_counts_computing_operations_and_leaves_out_views():
     assert ops == 2                                                    # mm, add
     assert count_ops(lambda: a.view(-1).reshape(5, 4).t()[1:, ::2])[1] == 0
     assert count_ops(lambda: a[:, torch.tensor([0, 2])])[1] == 1       # a gather computes
+    assert count_ops(lambda: a.t().reshape(-1))[1] == 1                # the copy counts, relabelling it does not
 
 
 def test_count_ops_counts_the_backward_pass_and_an_optimizer_step():

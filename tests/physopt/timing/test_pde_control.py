@@ -60,6 +60,18 @@ def test_every_row_gets_the_operation_count_of_its_call_for_the_whole_batch():
     assert torch.is_grad_enabled()
 
 
+def test_schemes_are_timed_without_autograd_and_shooting_with_it(monkeypatch):
+    from physopt.timing import pde_control as timing
+    grad = []
+    monkeypatch.setattr(timing, "time_call", lambda fn, device, min_runs: (grad.append(torch.is_grad_enabled()),
+                                                                          _Timing())[1])
+    setup = ControlSetup()
+    _, test = split_scenes(0, 2, setup)
+    time_inference(test, setup, {"staggered/supervised": ("staggered", ObservationPredictors(setup))},
+                   PLANS["quick"])
+    assert grad == [False, True, True]                  # the scheme, then shooting for 2 and 4 iterations
+
+
 class _Timing:
     median_s = 1e-3
 
