@@ -13,7 +13,7 @@ from problems.solvers.grids import (dst1, laplace_dirichlet, periodic_laplace_ei
 
 def dense_dirichlet_laplacian(h: int, w: int, dx: float = 1.0) -> np.ndarray:
     def lap1(n):
-        return sp.diags([1, -2, 1], [-1, 0, 1], shape=(n, n))
+        return sp.diags([1, -2, 1], [-1, 0, 1], shape=(n, n), dtype=float)
     return ((sp.kron(lap1(h), sp.eye(w)) + sp.kron(sp.eye(h), lap1(w))) / dx**2).toarray()
 
 
